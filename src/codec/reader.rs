@@ -1,0 +1,189 @@
+//! Reading and decoding: a byte stream in, batches of frames out, with the read buffer
+//! bounded by the session's max frame length.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::BytesMut;
+use futures::Stream;
+use tokio::io::AsyncRead;
+use tokio_util::codec::Decoder;
+
+use crate::error::BoxError;
+use crate::session::SessionShared;
+use crate::Error;
+
+/// Bytes asked of the socket per read when the buffer has no room left. Larger reads
+/// only help bulk transfers, and every idle session holds this much.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Decodes every complete frame in `buf` into `batch`. Fails with
+/// [`Error::FrameTooLong`] when what stays undecoded is longer than `bound`.
+pub(crate) fn decode_available<D>(
+    decoder: &mut D,
+    buf: &mut BytesMut,
+    bound: usize,
+    batch: &mut Vec<D::Item>,
+) -> Result<(), Error>
+where
+    D: Decoder<Error: Into<BoxError>>,
+{
+    while let Some(frame) = decoder.decode(buf).map_err(Error::from_decode)? {
+        batch.push(frame);
+    }
+    if buf.len() > bound {
+        return Err(Error::FrameTooLong {
+            session: None,
+            len: buf.len(),
+            max: bound,
+        });
+    }
+    Ok(())
+}
+
+/// A stream of frame batches read from `io`: each item holds every frame that one read
+/// completed, so the hop to the logic actor costs once per read, not once per frame.
+///
+/// Ends after the peer's EOF (once the decoder's `decode_eof` is done) or after the first
+/// error, which is yielded as the last item.
+pub(crate) struct FrameReader<D: Decoder, R> {
+    io: R,
+    decoder: D,
+    buf: BytesMut,
+    bound: usize,
+    shared: Arc<SessionShared>,
+    /// An error found while a batch was still owed; yielded after it.
+    failed: Option<Error>,
+    done: bool,
+}
+
+impl<D: Decoder, R> FrameReader<D, R> {
+    pub(crate) fn new(io: R, decoder: D, shared: Arc<SessionShared>) -> Self {
+        FrameReader {
+            io,
+            decoder,
+            buf: BytesMut::new(),
+            bound: shared.config.read_buffer_bound(),
+            shared,
+            failed: None,
+            done: false,
+        }
+    }
+}
+
+impl<D, R> FrameReader<D, R>
+where
+    D: Decoder<Error: Into<BoxError>>,
+{
+    /// Turns what was decoded and what failed into the next item.
+    fn emit(
+        &mut self,
+        batch: Vec<D::Item>,
+        result: Result<(), Error>,
+    ) -> Option<Poll<Option<Result<Vec<D::Item>, Error>>>> {
+        if let Err(err) = result {
+            self.done = true;
+            if batch.is_empty() {
+                return Some(Poll::Ready(Some(Err(err))));
+            }
+            self.failed = Some(err);
+        }
+        if batch.is_empty() {
+            return None;
+        }
+        self.shared.stats.add_frames_read(batch.len());
+        Some(Poll::Ready(Some(Ok(batch))))
+    }
+
+    fn decode_eof(&mut self) -> Result<Vec<D::Item>, Error> {
+        let mut batch = Vec::new();
+        while let Some(frame) = self
+            .decoder
+            .decode_eof(&mut self.buf)
+            .map_err(Error::from_decode)?
+        {
+            batch.push(frame);
+        }
+        Ok(batch)
+    }
+}
+
+impl<D, R> Stream for FrameReader<D, R>
+where
+    D: Decoder<Error: Into<BoxError>> + Unpin,
+    R: AsyncRead + Unpin,
+{
+    type Item = Result<Vec<D::Item>, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(err) = this.failed.take() {
+            return Poll::Ready(Some(Err(err)));
+        }
+        if this.done {
+            return Poll::Ready(None);
+        }
+        loop {
+            if this.buf.capacity() == this.buf.len() {
+                this.buf.reserve(READ_CHUNK);
+            }
+            let n = match ready!(tokio_util::io::poll_read_buf(
+                Pin::new(&mut this.io),
+                cx,
+                &mut this.buf
+            )) {
+                Ok(n) => n,
+                Err(err) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(Error::from(err))));
+                }
+            };
+            if n == 0 {
+                this.done = true;
+                let result = this.decode_eof();
+                let (batch, result) = match result {
+                    Ok(batch) => (batch, Ok(())),
+                    Err(err) => (Vec::new(), Err(err)),
+                };
+                return match this.emit(batch, result) {
+                    Some(poll) => poll,
+                    None => Poll::Ready(None),
+                };
+            }
+            this.shared.note_read(n);
+            let mut batch = Vec::new();
+            let result = decode_available(&mut this.decoder, &mut this.buf, this.bound, &mut batch);
+            if let Some(poll) = this.emit(batch, result) {
+                return poll;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::LengthDelimited;
+    use tokio_util::codec::LinesCodec;
+
+    #[test]
+    fn bound_applies_to_codecs_without_length_checks() {
+        let mut lines = LinesCodec::new();
+        let mut buf = BytesMut::from(&b"one\ntwo\nthree-without-end"[..]);
+        let mut batch = Vec::new();
+        let err = decode_available(&mut lines, &mut buf, 8, &mut batch).unwrap_err();
+        assert_eq!(batch, vec!["one".to_string(), "two".to_string()]);
+        assert!(matches!(err, Error::FrameTooLong { len: 17, max: 8, .. }));
+    }
+
+    #[test]
+    fn complete_frames_pass_under_the_bound() {
+        let mut codec = LengthDelimited::with_max_frame_length(4);
+        let mut buf = BytesMut::from(&b"\0\0\0\x01a\0\0\0\x02bc\0\0"[..]);
+        let mut batch = Vec::new();
+        decode_available(&mut codec, &mut buf, 4 + 64, &mut batch).unwrap();
+        assert_eq!(batch.len(), 2);
+        assert_eq!(buf.len(), 2);
+    }
+}

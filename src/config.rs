@@ -1,0 +1,121 @@
+//! Per-session limits and timers, with getty's defaults where getty has one.
+
+use std::time::Duration;
+
+/// getty's default max message length: 4 KiB.
+pub const DEFAULT_MAX_FRAME_LENGTH: usize = 4 * 1024;
+/// getty's default cron period: 60 s.
+pub const DEFAULT_CRON_PERIOD: Duration = Duration::from_secs(60);
+/// getty's default wait time for a graceful close: 3 s.
+pub const DEFAULT_WAIT_TIME: Duration = Duration::from_secs(3);
+/// Default write timeout: 5 s without write progress while bytes are queued.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default read queue: 16 batches of decoded frames between reader and logic actor.
+pub const DEFAULT_READ_QUEUE: usize = 16;
+/// Default write high-water mark: 1 MiB of encoded, unwritten bytes.
+pub const DEFAULT_WRITE_HIGH_WATER: usize = 1024 * 1024;
+/// Default write low-water mark: 256 KiB.
+pub const DEFAULT_WRITE_LOW_WATER: usize = 256 * 1024;
+/// Bytes allowed on top of `max_frame_length` for a codec's own header when the reader
+/// bounds an undecoded frame (codecs that check lengths themselves stop earlier).
+pub const FRAME_HEADER_ALLOWANCE: usize = 64;
+
+/// Limits and timers of one session.
+///
+/// Endpoints take a default for all their sessions, and the `new_session` hook can change
+/// it per session. Every field documents its default, which [`SessionConfig::default`]
+/// gives.
+///
+/// ```
+/// use std::time::Duration;
+/// let mut config = getty::SessionConfig::default();
+/// config.max_frame_length = 64 * 1024;
+/// config.read_timeout = Some(Duration::from_secs(30));
+/// assert_eq!(config.wait_time, getty::config::DEFAULT_WAIT_TIME);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionConfig {
+    /// Longest frame the session reads, in payload bytes. Default 4 KiB (getty's).
+    ///
+    /// Built-in codecs check it against the frame header. For any codec, the reader also
+    /// ends the session with [`Error::FrameTooLong`](crate::Error::FrameTooLong) once an
+    /// undecoded frame holds more than `max_frame_length` +
+    /// [`FRAME_HEADER_ALLOWANCE`] bytes, so the read buffer never grows past that.
+    pub max_frame_length: usize,
+    /// Close the session with [`Error::ReadTimeout`](crate::Error::ReadTimeout) when
+    /// nothing has been read for this long. Default `None` (no limit): getty's read
+    /// timeout only woke its read loop; here it is a real idle limit, so it is opt-in.
+    pub read_timeout: Option<Duration>,
+    /// Close the session with [`Error::WriteTimeout`](crate::Error::WriteTimeout) when
+    /// bytes are queued and none could be written for this long (the peer does not read).
+    /// Default 5 s. `None` disables it (the high-water mark still bounds memory).
+    pub write_timeout: Option<Duration>,
+    /// Period of [`on_cron`](crate::EventListener::on_cron). Default 60 s (getty's).
+    pub cron_period: Duration,
+    /// How long a graceful close waits for queued bytes to be written before it shuts the
+    /// socket anyway. Default 3 s (getty's).
+    pub wait_time: Duration,
+    /// Read queue: how many batches of decoded frames may wait for the logic actor (its
+    /// mailbox capacity). When it is full the reader stops reading, so a slow listener
+    /// slows the peer through TCP flow control. Default 16; at least 1.
+    pub read_queue: usize,
+    /// Write queue high-water mark in bytes: a write that finds at least this many bytes
+    /// queued fails with [`Error::QueueFull`](crate::Error::QueueFull) and queues nothing.
+    /// Default 1 MiB.
+    pub write_high_water: usize,
+    /// Write queue low-water mark in bytes: once the queue falls to this, the session is
+    /// writable again (see [`Session::is_writable`](crate::Session::is_writable)).
+    /// Default 256 KiB; at most `write_high_water`.
+    pub write_low_water: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            max_frame_length: DEFAULT_MAX_FRAME_LENGTH,
+            read_timeout: None,
+            write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
+            cron_period: DEFAULT_CRON_PERIOD,
+            wait_time: DEFAULT_WAIT_TIME,
+            read_queue: DEFAULT_READ_QUEUE,
+            write_high_water: DEFAULT_WRITE_HIGH_WATER,
+            write_low_water: DEFAULT_WRITE_LOW_WATER,
+        }
+    }
+}
+
+impl SessionConfig {
+    /// The config with every field brought into its valid range: queues of at least 1,
+    /// a low-water mark no higher than the high-water mark, a cron period of at least 1 ms.
+    pub(crate) fn normalized(mut self) -> Self {
+        self.read_queue = self.read_queue.max(1);
+        self.write_high_water = self.write_high_water.max(1);
+        self.write_low_water = self.write_low_water.min(self.write_high_water);
+        self.cron_period = self.cron_period.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Most bytes the reader may hold for one undecoded frame.
+    pub(crate) fn read_buffer_bound(&self) -> usize {
+        self.max_frame_length.saturating_add(FRAME_HEADER_ALLOWANCE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalized_fixes_ranges() {
+        let mut c = SessionConfig::default();
+        c.read_queue = 0;
+        c.write_high_water = 10;
+        c.write_low_water = 100;
+        c.cron_period = Duration::ZERO;
+        let c = c.normalized();
+        assert_eq!(c.read_queue, 1);
+        assert_eq!(c.write_low_water, 10);
+        assert_eq!(c.cron_period, Duration::from_millis(1));
+    }
+}

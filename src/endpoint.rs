@@ -1,0 +1,201 @@
+//! What every endpoint (server or client, any transport) shares: session counting, the
+//! `new_session` hook, and the slot that ties a session to its endpoint.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use actix::{Addr, Recipient};
+
+use crate::error::{Error, Result, SessionId};
+use crate::listener::EventListener;
+use crate::session::{start_session, Control, SessionSetup, SessionShared};
+use crate::supervisor::{Gone, Register, Supervisor};
+use crate::transport::Transport;
+use crate::SessionConfig;
+
+/// The `new_session` hook of an endpoint: called on the session's own arbiter for every
+/// new connection, it names the session, adjusts its [`SessionConfig`] through the
+/// [`SessionSetup`], and returns the listener and codec that serve it, or an error to
+/// refuse the connection (which is then closed, and counted as refused).
+///
+/// Implemented by every matching closure.
+pub trait NewSession<L: EventListener>:
+    Fn(&mut SessionSetup) -> Result<(L, L::Codec)> + Send + Sync + 'static
+{
+}
+
+impl<L, F> NewSession<L> for F
+where
+    L: EventListener,
+    F: Fn(&mut SessionSetup) -> Result<(L, L::Codec)> + Send + Sync + 'static,
+{
+}
+
+/// Counters of one endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EndpointStats {
+    /// Connections accepted (or dialed) and not yet fully closed, refused ones included
+    /// until they are gone.
+    pub live_sessions: usize,
+    /// Sessions whose `on_open` succeeded.
+    pub opened: u64,
+    /// Connections refused: by the max-connections limit, the `new_session` hook or
+    /// `on_open`.
+    pub refused: u64,
+    /// Opened sessions that have closed since.
+    pub closed: u64,
+}
+
+/// Shared counters of one endpoint.
+#[derive(Debug, Default)]
+pub(crate) struct EndpointShared {
+    live: AtomicUsize,
+    opened: AtomicU64,
+    refused: AtomicU64,
+    closed: AtomicU64,
+}
+
+impl EndpointShared {
+    pub(crate) fn live(&self) -> usize {
+        self.live.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn count_refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stats(&self) -> EndpointStats {
+        EndpointStats {
+            live_sessions: self.live(),
+            opened: self.opened.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+            closed: self.closed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn next_session_id() -> SessionId {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    SessionId(NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// How a session slot ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Refused,
+    Closed,
+}
+
+/// A session's place in its endpoint, from accept (or dial) to gone. It counts toward
+/// the endpoint's live sessions from the moment it exists, and is released exactly once:
+/// explicitly, or on drop if its session vanished some other way (its arbiter stopped),
+/// so the live count cannot leak and a stop cannot wait forever on a lost session.
+pub(crate) struct SessionSlot {
+    endpoint: Arc<EndpointShared>,
+    supervisor: Addr<Supervisor>,
+    id: SessionId,
+    opened: bool,
+    released: bool,
+}
+
+impl SessionSlot {
+    pub(crate) fn new(endpoint: Arc<EndpointShared>, supervisor: Addr<Supervisor>) -> Self {
+        endpoint.live.fetch_add(1, Ordering::AcqRel);
+        SessionSlot {
+            endpoint,
+            supervisor,
+            id: next_session_id(),
+            opened: false,
+            released: false,
+        }
+    }
+
+    pub(crate) fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// The session opened: count it and let the supervisor watch it.
+    pub(crate) fn opened(&mut self, shared: Arc<SessionShared>, control: Recipient<Control>) {
+        self.opened = true;
+        self.endpoint.opened.fetch_add(1, Ordering::Relaxed);
+        self.supervisor.do_send(Register { shared, control });
+    }
+
+    pub(crate) fn release(&mut self, outcome: Outcome) {
+        if std::mem::replace(&mut self.released, true) {
+            return;
+        }
+        match outcome {
+            Outcome::Refused => self.endpoint.count_refused(),
+            Outcome::Closed => {
+                self.endpoint.closed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.endpoint.live.fetch_sub(1, Ordering::AcqRel);
+        // One message per session: bounded, so the capacity check may be skipped.
+        self.supervisor.do_send(Gone(self.id));
+    }
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        self.release(if self.opened { Outcome::Closed } else { Outcome::Refused });
+    }
+}
+
+/// Runs the `new_session` hook for a fresh connection and starts its session on the
+/// current arbiter, or refuses it. A panicking hook refuses the connection too.
+pub(crate) fn open_session<L, T>(
+    io: T,
+    kind: &str,
+    config: SessionConfig,
+    new_session: &dyn Fn(&mut SessionSetup) -> Result<(L, L::Codec)>,
+    mut slot: SessionSlot,
+) where
+    L: EventListener,
+    T: Transport,
+{
+    let addrs = io.local_addr().and_then(|local| Ok((local, io.peer_addr()?)));
+    let (local, peer) = match addrs {
+        Ok(addrs) => addrs,
+        Err(err) => {
+            // The peer left before we looked; nothing was opened.
+            tracing::debug!(%err, "connection gone before its session started");
+            slot.release(Outcome::Refused);
+            return;
+        }
+    };
+    let mut setup = SessionSetup::new(slot.id(), kind, local, peer, config);
+    match catch_unwind(AssertUnwindSafe(|| new_session(&mut setup))) {
+        Ok(Ok((listener, codec))) => start_session(io, setup, listener, codec, slot),
+        Ok(Err(err)) => {
+            tracing::debug!(%peer, %err, "new_session refused the connection");
+            slot.release(Outcome::Refused);
+        }
+        Err(_) => {
+            tracing::error!(%peer, "new_session panicked; connection refused");
+            slot.release(Outcome::Refused);
+        }
+    }
+}
+
+/// The reason a panic carried, for [`Error::ListenerPanic`].
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> Arc<str> {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        Arc::from(*s)
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        Arc::from(s.as_str())
+    } else {
+        Arc::from("non-string panic payload")
+    }
+}
+
+/// Makes the error for a listener panic on session `id`.
+pub(crate) fn panic_error(payload: &(dyn std::any::Any + Send), id: SessionId) -> Error {
+    Error::ListenerPanic {
+        session: Some(id),
+        message: panic_message(payload),
+    }
+}

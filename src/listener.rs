@@ -1,0 +1,77 @@
+//! The user's handler: one uniform set of callbacks for every transport.
+
+use tokio_util::codec::Decoder;
+
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+use crate::session::{Session, SessionContext};
+
+/// A decoded frame of listener `L`.
+pub type Frame<L> = <<L as EventListener>::Codec as Decoder>::Item;
+
+/// Handles the events of one session: getty's `EventListener`.
+///
+/// Each session has its own listener value, made by the endpoint's `new_session` hook, so
+/// per-connection state lives in `self`. All callbacks of one session run on its logic
+/// actor, one at a time, in order; they must return quickly (hand long work to another
+/// actor or thread and write the reply through a [`Session`] handle).
+///
+/// Guarantees:
+/// - `on_open` runs first. If it returns an error the session is refused: the socket is
+///   closed and no other callback runs.
+/// - `on_close` runs exactly once for every session whose `on_open` succeeded, whatever
+///   ended it (peer EOF, reset, decode error, frame too long, timeout, `close()`,
+///   endpoint stop), after the socket is shut.
+/// - `on_error` runs just before that when an error ended the session, once.
+/// - A callback that panics ends its session with
+///   [`Error::ListenerPanic`](crate::Error::ListenerPanic) (`on_error`, then `on_close`);
+///   the arbiter and the other sessions go on.
+///
+/// ```
+/// use bytes::{Bytes, BytesMut};
+/// use getty::{EventListener, LengthDelimited, SessionContext};
+///
+/// struct Echo;
+///
+/// impl EventListener for Echo {
+///     type Codec = LengthDelimited;
+///     type Out = Bytes;
+///
+///     fn on_message(&mut self, session: &mut SessionContext<'_, Self>, frame: BytesMut) {
+///         if session.write(frame.freeze()).is_err() {
+///             session.close(); // queue full or closing: this peer is too slow
+///         }
+///     }
+/// }
+/// ```
+pub trait EventListener: Sized + Unpin + 'static {
+    /// The codec: decodes incoming bytes to [`Frame<Self>`] and encodes [`Self::Out`].
+    type Codec: Codec<Self::Out>;
+    /// The type of frames written to the session.
+    type Out: Send + 'static;
+
+    /// The session is about to start. Return an error to refuse it.
+    fn on_open(&mut self, session: &mut SessionContext<'_, Self>) -> Result<()> {
+        let _ = session;
+        Ok(())
+    }
+
+    /// One decoded frame arrived.
+    fn on_message(&mut self, session: &mut SessionContext<'_, Self>, frame: Frame<Self>);
+
+    /// The session's cron period elapsed: send heartbeats, check
+    /// [`last_active`](Session::last_active).
+    fn on_cron(&mut self, session: &mut SessionContext<'_, Self>) {
+        let _ = session;
+    }
+
+    /// An error is ending the session; `on_close` follows. Writes fail from here on.
+    fn on_error(&mut self, session: &Session<Self::Out>, error: &Error) {
+        let _ = (session, error);
+    }
+
+    /// The session is closed: the socket is shut and queued writes were flushed or failed.
+    fn on_close(&mut self, session: &Session<Self::Out>) {
+        let _ = session;
+    }
+}

@@ -1,0 +1,386 @@
+//! The logic actor: runs the listener's callbacks, owns the write queue and the write
+//! half, and carries out the one close path of a session.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+
+use actix::fut::ActorFuture;
+use actix::prelude::*;
+use tokio::io::AsyncWrite;
+
+use super::context::SessionContext;
+use super::messages::{Command, Control, Inbound, Payload, StopReading};
+use super::out_buffer::OutBuffer;
+use super::reader::ReaderActor;
+use super::{Phase, Session, SessionSetup, SessionShared};
+use crate::clock;
+use crate::codec::FrameReader;
+use crate::endpoint::{panic_error, Outcome, SessionSlot};
+use crate::error::Error;
+use crate::listener::{EventListener, Frame};
+use crate::transport::Transport;
+
+/// Starts a session's logic and reader actors on the current arbiter.
+pub(crate) fn start_session<L, T>(io: T, setup: SessionSetup, listener: L, codec: L::Codec, slot: SessionSlot)
+where
+    L: EventListener,
+    T: Transport,
+{
+    let shared = SessionShared::new(setup);
+    let (read_half, write_half) = io.into_split();
+    LogicActor::create(move |ctx| {
+        ctx.set_mailbox_capacity(shared.config.read_queue);
+        let session = Session::new(shared.clone(), ctx.address().recipient());
+        // The reader may read before `on_open` runs; actix delivers nothing to the logic
+        // actor before `started`, so frames still wait for `on_open`.
+        let frames = FrameReader::new(read_half, codec.clone(), shared.clone());
+        let reader = ReaderActor::start(frames, ctx.address().recipient());
+        let span = tracing::debug_span!("session", id = shared.id.get(), name = %shared.name, peer = %shared.peer_addr);
+        LogicActor {
+            out: OutBuffer::new(codec, shared.id, shared.config.write_high_water, shared.config.write_low_water),
+            listener,
+            session,
+            io: Some(write_half),
+            reader: Some(reader.recipient()),
+            phase: Phase::Opening,
+            close_requested: false,
+            cause: None,
+            needs_flush: false,
+            stalled_ms: 0,
+            slot,
+            span,
+        }
+    });
+}
+
+pub(crate) struct LogicActor<L: EventListener, W> {
+    listener: L,
+    session: Session<L::Out>,
+    out: OutBuffer<L::Codec>,
+    /// The write half; dropped once the session is closed.
+    io: Option<W>,
+    reader: Option<Recipient<StopReading>>,
+    phase: Phase,
+    /// A callback asked to close.
+    close_requested: bool,
+    /// The error that is ending the session, if one is.
+    cause: Option<Error>,
+    /// Bytes were written since the last `poll_flush` (TLS buffers them).
+    needs_flush: bool,
+    /// Since when queued bytes made no progress (0: they do, or none are queued).
+    stalled_ms: u64,
+    slot: SessionSlot,
+    span: tracing::Span,
+}
+
+impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
+    fn shared(&self) -> &Arc<SessionShared> {
+        self.session.shared()
+    }
+
+    /// Runs one listener callback with a context onto this session. A panic in it becomes
+    /// [`Error::ListenerPanic`].
+    fn callback<R>(&mut self, f: impl FnOnce(&mut L, &mut SessionContext<'_, L>) -> R) -> Result<R, Error> {
+        let _entered = self.span.enter();
+        let mut cx = SessionContext {
+            session: &self.session,
+            out: &mut self.out,
+            close_requested: &mut self.close_requested,
+        };
+        let listener = &mut self.listener;
+        catch_unwind(AssertUnwindSafe(|| f(listener, &mut cx))).map_err(|p| panic_error(&*p, self.session.id()))
+    }
+
+    /// After a callback: close if it panicked or asked to.
+    fn after_callback(&mut self, result: Result<(), Error>, ctx: &mut Context<Self>) {
+        match result {
+            Err(err) => self.begin_close(Some(err), ctx),
+            Ok(()) if self.close_requested => self.begin_close(None, ctx),
+            Ok(()) => {}
+        }
+    }
+
+    fn deliver(&mut self, batch: Vec<Frame<L>>, ctx: &mut Context<Self>) {
+        if self.phase != Phase::Open {
+            return; // the session is closing: frames read after that are not delivered
+        }
+        let result = self.callback(|listener, cx| {
+            for frame in batch {
+                listener.on_message(cx, frame);
+                if *cx.close_requested {
+                    break;
+                }
+            }
+        });
+        self.after_callback(result, ctx);
+    }
+
+    fn write(&mut self, payload: Payload<L::Out>) -> Result<(), Error> {
+        if self.phase != Phase::Open {
+            return Err(Error::closed(self.session.id()));
+        }
+        let frames = match payload {
+            Payload::One(frame) => self.out.encode(frame).map(|()| 1)?,
+            Payload::Many(frames) => self.out.encode_all(frames)?,
+            Payload::Raw(bytes) => self.out.push_raw(&bytes).map(|()| 1)?,
+        };
+        self.shared().stats.add_frames_written(frames);
+        Ok(())
+    }
+
+    /// The one close path. Stops reading, reports `cause` through `on_error`, then lets
+    /// the write queue drain for at most the wait time before [`finish`](Self::finish).
+    fn begin_close(&mut self, cause: Option<Error>, ctx: &mut Context<Self>) {
+        if self.phase != Phase::Open {
+            return;
+        }
+        self.phase = Phase::Closing;
+        self.shared().set_phase(Phase::Closing);
+        self.out.stop_accepting();
+        if let Some(reader) = self.reader.take() {
+            reader.do_send(StopReading);
+        }
+        if let Some(err) = &cause {
+            let _entered = self.span.enter();
+            tracing::debug!(%err, "session ending on error");
+            let (listener, session) = (&mut self.listener, &self.session);
+            if catch_unwind(AssertUnwindSafe(|| listener.on_error(session, err))).is_err() {
+                tracing::error!("on_error panicked");
+            }
+        }
+        self.cause = cause;
+        ctx.run_later(self.shared().config.wait_time, |act, ctx| {
+            if act.phase == Phase::Closing {
+                tracing::debug!(parent: &act.span, queued = act.out.len(), "wait time over; closing with bytes unsent");
+                act.finish(ctx);
+            }
+        });
+    }
+
+    /// Ends the session: fails what is still queued, shuts the socket, runs `on_close`
+    /// (if `on_open` ran), and releases the endpoint slot.
+    fn finish(&mut self, ctx: &mut Context<Self>) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        let opened = self.phase != Phase::Opening;
+        self.phase = Phase::Closed;
+        let id = self.session.id();
+        let err = self.cause.clone().unwrap_or_else(|| Error::closed(id));
+        self.out.fail(&err);
+        self.io = None;
+        if let Some(reader) = self.reader.take() {
+            reader.do_send(StopReading);
+        }
+        if opened {
+            let (listener, session) = (&mut self.listener, &self.session);
+            let _entered = self.span.enter();
+            if catch_unwind(AssertUnwindSafe(|| listener.on_close(session))).is_err() {
+                tracing::error!("on_close panicked");
+            }
+            tracing::debug!("session closed");
+        }
+        self.shared().note_queue(0, false, 0);
+        self.shared().set_phase(Phase::Closed);
+        self.slot.release(if opened { Outcome::Closed } else { Outcome::Refused });
+        ctx.stop();
+    }
+
+    /// A write to the socket failed: nothing more can leave, so close at once.
+    fn write_failed(&mut self, err: Error, ctx: &mut Context<Self>) {
+        let err = err.with_session(self.session.id());
+        if self.phase == Phase::Open {
+            self.begin_close(Some(err), ctx);
+        } else if self.cause.is_none() {
+            self.cause = Some(err);
+        }
+        self.finish(ctx);
+    }
+
+    /// Moves queued bytes to the socket; shuts it once a close has drained the queue.
+    /// Polled after every batch of messages, so the writes of one batch share syscalls.
+    fn poll_io(&mut self, ctx: &mut Context<Self>, task: &mut std::task::Context<'_>) -> Poll<()> {
+        let Some(io) = self.io.as_mut() else {
+            return Poll::Ready(());
+        };
+        let mut progressed = false;
+        let mut blocked = false;
+        while !self.out.is_empty() {
+            match Pin::new(&mut *io).poll_write(task, self.out.chunk()) {
+                Poll::Ready(Ok(0)) => {
+                    self.write_failed(std::io::Error::from(std::io::ErrorKind::WriteZero).into(), ctx);
+                    return Poll::Ready(());
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.out.consume(n);
+                    self.session.shared().stats.add_bytes_written(n);
+                    progressed = true;
+                    self.needs_flush = true;
+                }
+                Poll::Ready(Err(err)) => {
+                    self.write_failed(err.into(), ctx);
+                    return Poll::Ready(());
+                }
+                Poll::Pending => {
+                    blocked = true;
+                    break;
+                }
+            }
+        }
+        if !blocked && self.needs_flush {
+            match Pin::new(&mut *io).poll_flush(task) {
+                Poll::Ready(Ok(())) => self.needs_flush = false,
+                Poll::Ready(Err(err)) => {
+                    self.write_failed(err.into(), ctx);
+                    return Poll::Ready(());
+                }
+                Poll::Pending => blocked = true,
+            }
+        }
+        self.stalled_ms = match (blocked, progressed) {
+            (false, _) => 0,
+            (true, true) => clock::now_ms(),
+            (true, false) if self.stalled_ms == 0 => clock::now_ms(),
+            (true, false) => self.stalled_ms,
+        };
+        self.session.shared().note_queue(self.out.len(), self.out.is_writable(), self.stalled_ms);
+        if blocked || self.phase != Phase::Closing {
+            return Poll::Pending;
+        }
+        match Pin::new(&mut *io).poll_shutdown(task) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(result) => {
+                if let Err(err) = result {
+                    // Peer already gone; everything queued was written, so nothing is lost.
+                    tracing::debug!(parent: &self.span, %err, "socket shutdown failed");
+                }
+                self.finish(ctx);
+                Poll::Ready(())
+            }
+        }
+    }
+}
+
+/// Drives [`LogicActor::poll_io`] as an item of the actor's context.
+struct Flusher;
+
+impl<L: EventListener, W: AsyncWrite + Unpin + 'static> ActorFuture<LogicActor<L, W>> for Flusher {
+    type Output = ();
+
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut LogicActor<L, W>,
+        ctx: &mut Context<LogicActor<L, W>>,
+        task: &mut std::task::Context<'_>,
+    ) -> Poll<()> {
+        act.poll_io(ctx, task)
+    }
+}
+
+impl<L: EventListener, W: AsyncWrite + Unpin + 'static> Actor for LogicActor<L, W> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        match self.callback(|listener, cx| listener.on_open(cx)) {
+            Ok(Ok(())) if self.close_requested => {
+                self.open(ctx);
+                self.begin_close(None, ctx);
+            }
+            Ok(Ok(())) => self.open(ctx),
+            Ok(Err(err)) => {
+                tracing::debug!(parent: &self.span, %err, "on_open refused the session");
+                self.finish(ctx);
+            }
+            Err(err) => {
+                tracing::error!(parent: &self.span, %err, "on_open panicked; session refused");
+                self.finish(ctx);
+            }
+        }
+    }
+
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
+        // Only reached through `finish`, which already ran; kept as a safety net.
+        self.finish(ctx);
+    }
+}
+
+impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
+    fn open(&mut self, ctx: &mut Context<Self>) {
+        self.phase = Phase::Open;
+        self.shared().set_phase(Phase::Open);
+        self.slot.opened(self.shared().clone(), ctx.address().recipient());
+        ctx.spawn(Flusher);
+        tracing::debug!(parent: &self.span, "session open");
+    }
+}
+
+impl<L: EventListener, W> Drop for LogicActor<L, W> {
+    fn drop(&mut self) {
+        // Dropped without `finish` (its arbiter stopped): make handles see it closed.
+        // The slot releases itself.
+        let shared = self.session.shared();
+        if shared.phase() != Phase::Closed {
+            self.out.fail(&Error::closed(shared.id));
+            shared.set_phase(Phase::Closed);
+        }
+    }
+}
+
+impl<L: EventListener, W: AsyncWrite + Unpin + 'static> Handler<Inbound<Frame<L>>> for LogicActor<L, W> {
+    type Result = ();
+
+    fn handle(&mut self, msg: Inbound<Frame<L>>, ctx: &mut Context<Self>) {
+        match msg {
+            Inbound::Frames(batch) => self.deliver(batch, ctx),
+            Inbound::Eof => self.begin_close(None, ctx),
+            Inbound::Failed(err) => {
+                let err = err.with_session(self.session.id());
+                self.begin_close(Some(err), ctx);
+            }
+        }
+    }
+}
+
+impl<L: EventListener, W: AsyncWrite + Unpin + 'static> Handler<Command<L::Out>> for LogicActor<L, W> {
+    type Result = ();
+
+    fn handle(&mut self, msg: Command<L::Out>, ctx: &mut Context<Self>) {
+        match msg {
+            Command::Write { payload, ack } => match self.write(payload) {
+                Ok(()) => self.out.ack_when_written(ack),
+                Err(err) => {
+                    let _ = ack.send(Err(err));
+                }
+            },
+            Command::Close => self.begin_close(None, ctx),
+        }
+    }
+}
+
+impl<L: EventListener, W: AsyncWrite + Unpin + 'static> Handler<Control> for LogicActor<L, W> {
+    type Result = ();
+
+    fn handle(&mut self, msg: Control, ctx: &mut Context<Self>) {
+        let id = Some(self.session.id());
+        let config = &self.shared().config;
+        match msg {
+            Control::Cron if self.phase == Phase::Open => {
+                let result = self.callback(|listener, cx| listener.on_cron(cx));
+                self.after_callback(result, ctx);
+            }
+            Control::Cron => {}
+            Control::ReadTimeout => {
+                let after = config.read_timeout.unwrap_or_default();
+                self.begin_close(Some(Error::ReadTimeout { session: id, after }), ctx);
+            }
+            Control::WriteTimeout => {
+                let after = config.write_timeout.unwrap_or_default();
+                // The peer takes nothing: waiting out the wait time would not help.
+                self.write_failed(Error::WriteTimeout { session: id, after }, ctx);
+            }
+            Control::Shutdown => self.begin_close(None, ctx),
+        }
+    }
+}

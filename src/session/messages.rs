@@ -1,0 +1,67 @@
+//! Messages between a session's actors, its handles and the endpoint supervisor.
+
+use actix::Message;
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use crate::error::{Error, Result};
+
+/// What a write carries.
+pub(crate) enum Payload<Out> {
+    One(Out),
+    Many(Vec<Out>),
+    Raw(Bytes),
+}
+
+/// From [`Session`](super::Session) handles to the logic actor.
+pub(crate) enum Command<Out> {
+    /// Queue a payload; `ack` resolves once its bytes reached the OS, or with the error.
+    Write {
+        payload: Payload<Out>,
+        ack: oneshot::Sender<Result<()>>,
+    },
+    /// Close gracefully.
+    Close,
+}
+
+impl<Out> Message for Command<Out> {
+    type Result = ();
+}
+
+/// From the reader actor to the logic actor, in read order.
+pub(crate) enum Inbound<Item> {
+    /// Every frame one read completed.
+    Frames(Vec<Item>),
+    /// The peer finished sending (EOF).
+    Eof,
+    /// Reading failed; the session ends with this error.
+    Failed(Error),
+}
+
+impl<Item> Message for Inbound<Item> {
+    type Result = ();
+}
+
+/// From the endpoint supervisor to a session's logic actor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Control {
+    /// Run `on_cron`.
+    Cron,
+    /// Nothing was read for the read timeout.
+    ReadTimeout,
+    /// Queued bytes made no progress for the write timeout.
+    WriteTimeout,
+    /// The endpoint is stopping: close gracefully.
+    Shutdown,
+}
+
+impl Message for Control {
+    type Result = ();
+}
+
+/// From the logic actor to its reader actor.
+pub(crate) struct StopReading;
+
+impl Message for StopReading {
+    type Result = ();
+}

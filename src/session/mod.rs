@@ -1,0 +1,341 @@
+//! Sessions: the [`Session`] handle, and the reader and logic actors behind it.
+//!
+//! One session is one connection. Its **reader actor** owns the read half and the
+//! decoder and forwards decoded frames in batches; its **logic actor** owns the
+//! [`EventListener`](crate::EventListener), the encoder and the write half. Both run on
+//! the same arbiter, so a frame never crosses a thread. Any number of [`Session`]
+//! handles, on any thread, talk to the logic actor by message.
+
+mod attributes;
+mod context;
+mod logic;
+mod messages;
+mod out_buffer;
+mod reader;
+mod setup;
+mod stats;
+
+pub use context::SessionContext;
+pub use setup::SessionSetup;
+pub use stats::SessionStats;
+
+pub(crate) use logic::start_session;
+pub(crate) use messages::Control;
+
+use std::any::Any;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Recipient;
+use bytes::Bytes;
+use tokio::sync::{oneshot, Notify};
+use tokio::time::Instant;
+
+use crate::clock;
+use crate::config::SessionConfig;
+use crate::error::{Error, Result, SessionId};
+use attributes::Attributes;
+use messages::{Command, Payload};
+use stats::Counters;
+
+/// Life phases of a session, kept in an atomic so handles on any thread can see them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Phase {
+    /// `on_open` has not finished yet.
+    Opening = 0,
+    /// Reading and writing.
+    Open = 1,
+    /// Closing: no new writes, queued bytes are being flushed.
+    Closing = 2,
+    /// Gone: the socket is shut and `on_close` has run (or the session was refused).
+    Closed = 3,
+}
+
+/// State of one session shared by its actors, its handles and the endpoint supervisor.
+pub(crate) struct SessionShared {
+    pub(crate) id: SessionId,
+    pub(crate) name: Arc<str>,
+    pub(crate) local_addr: SocketAddr,
+    pub(crate) peer_addr: SocketAddr,
+    pub(crate) config: SessionConfig,
+    pub(crate) stats: Counters,
+    last_read_ms: AtomicU64,
+    last_active_ms: AtomicU64,
+    /// Encoded bytes waiting to be written.
+    queued: AtomicUsize,
+    writable: AtomicBool,
+    /// When the writer last had bytes queued and could not make progress (0: it can).
+    write_stalled_ms: AtomicU64,
+    phase: AtomicU8,
+    close_requested: AtomicBool,
+    closed: Notify,
+    attributes: Attributes,
+}
+
+impl SessionShared {
+    pub(crate) fn new(setup: SessionSetup) -> Arc<Self> {
+        let now = clock::now_ms();
+        Arc::new(SessionShared {
+            id: setup.id,
+            name: Arc::from(setup.name),
+            local_addr: setup.local_addr,
+            peer_addr: setup.peer_addr,
+            config: setup.config.normalized(),
+            stats: Counters::default(),
+            last_read_ms: AtomicU64::new(now),
+            last_active_ms: AtomicU64::new(now),
+            queued: AtomicUsize::new(0),
+            writable: AtomicBool::new(true),
+            write_stalled_ms: AtomicU64::new(0),
+            phase: AtomicU8::new(Phase::Opening as u8),
+            close_requested: AtomicBool::new(false),
+            closed: Notify::new(),
+            attributes: Attributes::default(),
+        })
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Acquire) {
+            0 => Phase::Opening,
+            1 => Phase::Open,
+            2 => Phase::Closing,
+            _ => Phase::Closed,
+        }
+    }
+
+    pub(crate) fn set_phase(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::Release);
+        if phase == Phase::Closed {
+            self.closed.notify_waiters();
+        }
+    }
+
+    /// Records `n` bytes read just now.
+    pub(crate) fn note_read(&self, n: usize) {
+        self.stats.add_bytes_read(n);
+        let now = clock::now_ms();
+        self.last_read_ms.store(now, Ordering::Relaxed);
+        self.last_active_ms.store(now, Ordering::Relaxed);
+    }
+
+    pub(crate) fn last_read_ms(&self) -> u64 {
+        self.last_read_ms.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn write_stalled_ms(&self) -> u64 {
+        self.write_stalled_ms.load(Ordering::Relaxed)
+    }
+
+    /// Publishes the write queue's state after it changed.
+    pub(crate) fn note_queue(&self, queued: usize, writable: bool, stalled_ms: u64) {
+        self.queued.store(queued, Ordering::Relaxed);
+        self.writable.store(writable, Ordering::Relaxed);
+        self.write_stalled_ms.store(stalled_ms, Ordering::Relaxed);
+    }
+}
+
+/// A handle to one session: cheap to clone, `Send + Sync`, usable from any thread or
+/// actor, and safe to keep after the session is gone (writes then fail with
+/// [`Error::Closed`]).
+///
+/// `Out` is the type of frames the session's codec encodes.
+///
+/// Writes through a handle travel to the session's logic actor as a message; they wait
+/// while its mailbox (the read queue) is full, and resolve once the frame's bytes were
+/// handed to the OS, or with the error that stopped them. Inside a listener callback,
+/// [`SessionContext`] writes without that hop.
+pub struct Session<Out: Send + 'static> {
+    shared: Arc<SessionShared>,
+    commands: Recipient<Command<Out>>,
+}
+
+impl<Out: Send + 'static> Clone for Session<Out> {
+    fn clone(&self) -> Self {
+        Session {
+            shared: self.shared.clone(),
+            commands: self.commands.clone(),
+        }
+    }
+}
+
+impl<Out: Send + 'static> std::fmt::Debug for Session<Out> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.shared.id)
+            .field("name", &self.shared.name)
+            .field("peer_addr", &self.shared.peer_addr)
+            .field("phase", &self.shared.phase())
+            .finish()
+    }
+}
+
+impl<Out: Send + 'static> Session<Out> {
+    pub(crate) fn new(shared: Arc<SessionShared>, commands: Recipient<Command<Out>>) -> Self {
+        Session { shared, commands }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<SessionShared> {
+        &self.shared
+    }
+
+    /// The session's process-unique id.
+    pub fn id(&self) -> SessionId {
+        self.shared.id
+    }
+
+    /// The name the `new_session` hook gave it (default: the endpoint's kind and the peer).
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The local address of the connection.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.shared.peer_addr
+    }
+
+    /// The limits and timers in force for this session.
+    pub fn config(&self) -> &SessionConfig {
+        &self.shared.config
+    }
+
+    /// Longest frame the session reads, in bytes (see [`SessionConfig::max_frame_length`]).
+    pub fn max_frame_length(&self) -> usize {
+        self.shared.config.max_frame_length
+    }
+
+    /// Read timeout, if any (see [`SessionConfig::read_timeout`]).
+    pub fn read_timeout(&self) -> Option<Duration> {
+        self.shared.config.read_timeout
+    }
+
+    /// Write timeout, if any (see [`SessionConfig::write_timeout`]).
+    pub fn write_timeout(&self) -> Option<Duration> {
+        self.shared.config.write_timeout
+    }
+
+    /// Period of `on_cron` (see [`SessionConfig::cron_period`]).
+    pub fn cron_period(&self) -> Duration {
+        self.shared.config.cron_period
+    }
+
+    /// Longest wait for queued bytes on a graceful close (see [`SessionConfig::wait_time`]).
+    pub fn wait_time(&self) -> Duration {
+        self.shared.config.wait_time
+    }
+
+    /// Traffic counters so far.
+    pub fn stats(&self) -> SessionStats {
+        self.shared.stats.snapshot()
+    }
+
+    /// When the session last read bytes, or [`update_active`](Self::update_active) was
+    /// called (getty's `GetActive`). Check it in `on_cron` to find dead peers.
+    pub fn last_active(&self) -> Instant {
+        clock::to_instant(self.shared.last_active_ms.load(Ordering::Relaxed))
+    }
+
+    /// Marks the session active now, e.g. when a heartbeat reply arrives (getty's
+    /// `UpdateActive`). Reads do this by themselves.
+    pub fn update_active(&self) {
+        self.shared
+            .last_active_ms
+            .store(clock::now_ms(), Ordering::Relaxed);
+    }
+
+    /// Encoded bytes waiting to be written to the socket.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.queued.load(Ordering::Relaxed)
+    }
+
+    /// False once the write queue reached its high-water mark, true again once it fell
+    /// to the low-water mark (and false when the session is closing or closed).
+    pub fn is_writable(&self) -> bool {
+        self.shared.phase() == Phase::Open && self.shared.writable.load(Ordering::Relaxed)
+    }
+
+    /// True once the session is closing or closed: writes fail with [`Error::Closed`].
+    pub fn is_closed(&self) -> bool {
+        matches!(self.shared.phase(), Phase::Closing | Phase::Closed)
+    }
+
+    /// Stores `value` under `key`, replacing (and returning) what was there.
+    pub fn set_attribute<T: Any + Send + Sync>(&self, key: &str, value: T) -> Option<Box<dyn Any + Send + Sync>> {
+        self.shared.attributes.set(key, value)
+    }
+
+    /// A clone of the value under `key`, if there is one of type `T`.
+    pub fn attribute<T: Any + Clone>(&self, key: &str) -> Option<T> {
+        self.shared.attributes.get(key)
+    }
+
+    /// True if any value is stored under `key`.
+    pub fn has_attribute(&self, key: &str) -> bool {
+        self.shared.attributes.contains(key)
+    }
+
+    /// Removes and returns the value under `key`.
+    pub fn remove_attribute(&self, key: &str) -> Option<Box<dyn Any + Send + Sync>> {
+        self.shared.attributes.remove(key)
+    }
+
+    /// Writes one frame. Resolves once its bytes were handed to the OS, or with the error
+    /// that stopped it: [`Error::QueueFull`] above the high-water mark, [`Error::Closed`]
+    /// if the session closed first, [`Error::WriteTimeout`], [`Error::Encode`], or the
+    /// socket's [`Error::Io`]. Never retried by the library.
+    pub async fn write(&self, frame: Out) -> Result<()> {
+        self.submit(Payload::One(frame)).await
+    }
+
+    /// Writes several frames at once: all are queued together (or none, on error) and
+    /// leave in as few socket writes as they fit.
+    pub async fn write_all(&self, frames: Vec<Out>) -> Result<()> {
+        self.submit(Payload::Many(frames)).await
+    }
+
+    /// Writes bytes as they are, bypassing the codec.
+    pub async fn write_bytes(&self, bytes: Bytes) -> Result<()> {
+        self.submit(Payload::Raw(bytes)).await
+    }
+
+    async fn submit(&self, payload: Payload<Out>) -> Result<()> {
+        let id = self.shared.id;
+        if self.is_closed() {
+            return Err(Error::closed(id));
+        }
+        let (ack, done) = oneshot::channel();
+        self.commands
+            .send(Command::Write { payload, ack })
+            .await
+            .map_err(|_| Error::closed(id))?;
+        done.await.unwrap_or_else(|_| Err(Error::closed(id)))
+    }
+
+    /// Closes the session gracefully: reading stops, queued bytes are flushed for at most
+    /// the wait time, the socket is shut, then `on_close` runs. Returns at once; see
+    /// [`closed`](Self::closed) to wait. Closing twice is harmless.
+    pub fn close(&self) {
+        if !self.shared.close_requested.swap(true, Ordering::AcqRel) {
+            // One message per session at most, so skipping the capacity check is bounded.
+            self.commands.do_send(Command::Close);
+        }
+    }
+
+    /// Resolves once the session is closed (its `on_close` has run, or it was refused).
+    pub async fn closed(&self) {
+        loop {
+            let notified = self.shared.closed.notified();
+            if self.shared.phase() == Phase::Closed {
+                return;
+            }
+            notified.await;
+        }
+    }
+}

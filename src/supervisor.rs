@@ -1,0 +1,297 @@
+//! The supervisor actor: one per endpoint. It drives every session's cron ticks, read and
+//! write timeouts, and the endpoint's graceful stop.
+//!
+//! It never touches a socket and holds no lock: it reads each session's timestamps from
+//! shared atomics on a tick and sends a [`Control`] message when something is due. Stop
+//! requests are messages too, handled one at a time, so a stop cannot race a session
+//! that is closing (the deadlock getty's users hit, LESSONS.md #1).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use crate::clock;
+use crate::endpoint::EndpointShared;
+use crate::error::SessionId;
+use crate::session::{Control, SessionShared};
+use crate::SessionConfig;
+
+/// Shortest and longest supervisor tick. Timers fire within one tick of being due.
+const MIN_TICK: Duration = Duration::from_millis(5);
+const MAX_TICK: Duration = Duration::from_millis(250);
+/// Time granted past the longest wait time before a stop stops waiting for a session
+/// whose arbiter does not answer (for example a callback that never returns).
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// The tick that serves `config`: a quarter of its shortest timer, within bounds.
+pub(crate) fn tick_for(config: &SessionConfig) -> Duration {
+    let shortest = [config.read_timeout, config.write_timeout]
+        .into_iter()
+        .flatten()
+        .fold(config.cron_period, Duration::min);
+    (shortest / 4).clamp(MIN_TICK, MAX_TICK)
+}
+
+/// One session's timers, in process milliseconds (see `clock`). Socket-free.
+#[derive(Debug, Clone)]
+pub(crate) struct Timers {
+    cron_period_ms: u64,
+    read_timeout_ms: Option<u64>,
+    write_timeout_ms: Option<u64>,
+    next_cron_ms: u64,
+    /// A timeout was reported; the session is closing and needs nothing more.
+    timed_out: bool,
+}
+
+impl Timers {
+    pub(crate) fn new(config: &SessionConfig, now_ms: u64) -> Self {
+        let ms = |d: Duration| d.as_millis().max(1) as u64;
+        Timers {
+            cron_period_ms: ms(config.cron_period),
+            read_timeout_ms: config.read_timeout.map(ms),
+            write_timeout_ms: config.write_timeout.map(ms),
+            next_cron_ms: now_ms + ms(config.cron_period),
+            timed_out: false,
+        }
+    }
+
+    /// What is due at `now_ms`, given when the session last read and since when its
+    /// writes have been stalled (0: not stalled). Timeouts come before cron.
+    pub(crate) fn due(&mut self, now_ms: u64, last_read_ms: u64, stalled_ms: u64) -> Option<Control> {
+        if self.timed_out {
+            return None;
+        }
+        if let Some(limit) = self.write_timeout_ms {
+            if stalled_ms != 0 && now_ms.saturating_sub(stalled_ms) >= limit {
+                self.timed_out = true;
+                return Some(Control::WriteTimeout);
+            }
+        }
+        if let Some(limit) = self.read_timeout_ms {
+            if now_ms.saturating_sub(last_read_ms) >= limit {
+                self.timed_out = true;
+                return Some(Control::ReadTimeout);
+            }
+        }
+        if now_ms >= self.next_cron_ms {
+            // A late tick fires once, then the schedule resumes from now: no bursts.
+            self.next_cron_ms += self.cron_period_ms;
+            if self.next_cron_ms <= now_ms {
+                self.next_cron_ms = now_ms + self.cron_period_ms;
+            }
+            return Some(Control::Cron);
+        }
+        None
+    }
+}
+
+struct Watched {
+    shared: Arc<SessionShared>,
+    control: Recipient<Control>,
+    timers: Timers,
+}
+
+/// A session started: watch it.
+pub(crate) struct Register {
+    pub(crate) shared: Arc<SessionShared>,
+    pub(crate) control: Recipient<Control>,
+}
+
+impl Message for Register {
+    type Result = ();
+}
+
+/// A session (or a connection refused before it became one) is gone.
+pub(crate) struct Gone(pub(crate) SessionId);
+
+impl Message for Gone {
+    type Result = ();
+}
+
+/// Close every session gracefully; resolves once none is left.
+pub(crate) struct Shutdown;
+
+impl Message for Shutdown {
+    type Result = ();
+}
+
+pub(crate) struct Supervisor {
+    endpoint: Arc<EndpointShared>,
+    sessions: HashMap<SessionId, Watched>,
+    tick: Duration,
+    ticker: Option<SpawnHandle>,
+    /// Set once a stop began: who waits for the last session to go.
+    stop_waiters: Option<Vec<oneshot::Sender<()>>>,
+}
+
+impl Supervisor {
+    pub(crate) fn new(endpoint: Arc<EndpointShared>, default_config: &SessionConfig) -> Self {
+        Supervisor {
+            endpoint,
+            sessions: HashMap::new(),
+            tick: tick_for(default_config),
+            ticker: None,
+            stop_waiters: None,
+        }
+    }
+
+    fn start_ticker(&mut self, ctx: &mut Context<Self>) {
+        if let Some(old) = self.ticker.take() {
+            ctx.cancel_future(old);
+        }
+        self.ticker = Some(ctx.run_interval(self.tick, |act, _| act.check_timers()));
+    }
+
+    fn check_timers(&mut self) {
+        let now = clock::now_ms();
+        for watched in self.sessions.values_mut() {
+            let shared = &watched.shared;
+            if let Some(control) = watched.timers.due(now, shared.last_read_ms(), shared.write_stalled_ms()) {
+                // At most one message per session per tick; timeouts once per session.
+                watched.control.do_send(control);
+            }
+        }
+    }
+
+    fn finish_stop_if_empty(&mut self, ctx: &mut Context<Self>) {
+        if self.endpoint.live() == 0 {
+            if let Some(waiters) = self.stop_waiters.take() {
+                for waiter in waiters {
+                    let _ = waiter.send(());
+                }
+                ctx.stop();
+            }
+        }
+    }
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.start_ticker(ctx);
+    }
+}
+
+impl Handler<Register> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Register, ctx: &mut Context<Self>) {
+        if self.stop_waiters.is_some() {
+            // Accepted just before the stop: it closes like the others.
+            msg.control.do_send(Control::Shutdown);
+        }
+        let tick = tick_for(&msg.shared.config);
+        if tick < self.tick {
+            self.tick = tick;
+            self.start_ticker(ctx);
+        }
+        let timers = Timers::new(&msg.shared.config, clock::now_ms());
+        self.sessions.insert(
+            msg.shared.id,
+            Watched {
+                shared: msg.shared,
+                control: msg.control,
+                timers,
+            },
+        );
+    }
+}
+
+impl Handler<Gone> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, Gone(id): Gone, ctx: &mut Context<Self>) {
+        self.sessions.remove(&id);
+        self.finish_stop_if_empty(ctx);
+    }
+}
+
+impl Handler<Shutdown> for Supervisor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) -> ResponseFuture<()> {
+        let (tx, rx) = oneshot::channel();
+        if self.stop_waiters.is_none() {
+            let longest_wait = self
+                .sessions
+                .values()
+                .map(|w| w.shared.config.wait_time)
+                .max()
+                .unwrap_or_default();
+            for watched in self.sessions.values() {
+                watched.control.do_send(Control::Shutdown);
+            }
+            ctx.run_later(longest_wait + STOP_GRACE, |act, ctx| {
+                if let Some(waiters) = act.stop_waiters.take() {
+                    tracing::warn!(
+                        sessions = act.sessions.len(),
+                        "stop deadline passed with sessions still open; giving up on them"
+                    );
+                    for waiter in waiters {
+                        let _ = waiter.send(());
+                    }
+                    ctx.stop();
+                }
+            });
+        }
+        self.stop_waiters.get_or_insert_with(Vec::new).push(tx);
+        self.finish_stop_if_empty(ctx);
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(cron_ms: u64, read_ms: Option<u64>, write_ms: Option<u64>) -> SessionConfig {
+        let mut c = SessionConfig::default();
+        c.cron_period = Duration::from_millis(cron_ms);
+        c.read_timeout = read_ms.map(Duration::from_millis);
+        c.write_timeout = write_ms.map(Duration::from_millis);
+        c
+    }
+
+    #[test]
+    fn cron_fires_each_period_without_bursts() {
+        let mut t = Timers::new(&config(100, None, None), 1000);
+        assert_eq!(t.due(1099, 1000, 0), None);
+        assert_eq!(t.due(1100, 1000, 0), Some(Control::Cron));
+        assert_eq!(t.due(1150, 1000, 0), None);
+        assert_eq!(t.due(1200, 1000, 0), Some(Control::Cron));
+        // Five periods late: one tick, then back on a period from now.
+        assert_eq!(t.due(1750, 1000, 0), Some(Control::Cron));
+        assert_eq!(t.due(1760, 1000, 0), None);
+    }
+
+    #[test]
+    fn timeouts_fire_once_and_win_over_cron() {
+        let mut t = Timers::new(&config(10, Some(50), Some(30)), 0);
+        assert_eq!(t.due(40, 0, 20), Some(Control::Cron)); // stalled 20 ms < 30 ms
+        assert_eq!(t.due(60, 0, 20), Some(Control::WriteTimeout));
+        assert_eq!(t.due(1000, 0, 20), None, "reported once");
+        let mut t = Timers::new(&config(10, Some(50), None), 0);
+        assert_eq!(t.due(49, 0, 0), Some(Control::Cron));
+        assert_eq!(t.due(50, 0, 0), Some(Control::ReadTimeout));
+    }
+
+    #[test]
+    fn reads_push_the_read_timeout_back() {
+        let mut t = Timers::new(&config(1_000_000, Some(50), None), 0);
+        assert_eq!(t.due(80, 40, 0), None);
+        assert_eq!(t.due(90, 40, 0), Some(Control::ReadTimeout));
+    }
+
+    #[test]
+    fn tick_follows_the_shortest_timer() {
+        assert_eq!(tick_for(&SessionConfig::default()), MAX_TICK);
+        assert_eq!(tick_for(&config(100, None, None)), Duration::from_millis(25));
+        assert_eq!(tick_for(&config(1, None, None)), MIN_TICK);
+    }
+}
