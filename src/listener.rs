@@ -44,7 +44,7 @@ pub type Frame<L> = <<L as EventListener>::Codec as Decoder>::Item;
 ///     }
 /// }
 /// ```
-pub trait EventListener: Sized + Unpin + 'static {
+pub trait EventListener: Sized + 'static {
     /// The codec: decodes incoming bytes to [`Frame<Self>`] and encodes [`Self::Out`].
     type Codec: Codec<Self::Out>;
     /// The type of frames written to the session.

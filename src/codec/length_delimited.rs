@@ -10,8 +10,8 @@ const HEADER: usize = 4;
 
 /// Frames made of a 4-byte big-endian payload length followed by the payload.
 ///
-/// Decodes to [`BytesMut`] (the payload, without header); encodes [`Bytes`], [`BytesMut`]
-/// and `&[u8]` payloads. Both directions refuse payloads longer than
+/// Decodes to [`BytesMut`] (the payload, without header); encodes [`Bytes`] payloads
+/// (one `Encoder` impl, so `Sink` types infer without annotations). Both directions refuse payloads longer than
 /// [`max_frame_length`](Self::max_frame_length) with [`Error::FrameTooLong`]; on decode
 /// this happens as soon as the header is read, so a peer announcing 4 GiB costs nothing.
 ///
@@ -125,20 +125,6 @@ impl Encoder<Bytes> for LengthDelimited {
     }
 }
 
-impl Encoder<BytesMut> for LengthDelimited {
-    type Error = Error;
-    fn encode(&mut self, item: BytesMut, dst: &mut BytesMut) -> Result<(), Error> {
-        self.put_frame(&item, dst)
-    }
-}
-
-impl Encoder<&[u8]> for LengthDelimited {
-    type Error = Error;
-    fn encode(&mut self, item: &[u8], dst: &mut BytesMut) -> Result<(), Error> {
-        self.put_frame(item, dst)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,7 +159,7 @@ mod tests {
     fn refuses_long_payload_on_encode() {
         let mut codec = LengthDelimited::with_max_frame_length(2);
         let mut dst = BytesMut::new();
-        assert!(codec.encode(&b"abc"[..], &mut dst).is_err());
+        assert!(codec.encode(Bytes::from_static(b"abc"), &mut dst).is_err());
         assert!(dst.is_empty());
     }
 

@@ -45,7 +45,6 @@ pub trait Codec<Out>:
     Decoder<Item: Send + 'static, Error: Into<BoxError>>
     + Encoder<Out, Error: Into<BoxError>>
     + Clone
-    + Unpin
     + 'static
 {
 }
@@ -54,7 +53,6 @@ impl<T, Out> Codec<Out> for T where
     T: Decoder<Item: Send + 'static, Error: Into<BoxError>>
         + Encoder<Out, Error: Into<BoxError>>
         + Clone
-        + Unpin
-        + 'static
+            + 'static
 {
 }

@@ -64,11 +64,3 @@ impl Encoder<Bytes> for RawBytes {
         Ok(())
     }
 }
-
-impl Encoder<BytesMut> for RawBytes {
-    type Error = Error;
-    fn encode(&mut self, item: BytesMut, dst: &mut BytesMut) -> Result<(), Error> {
-        dst.extend_from_slice(&item);
-        Ok(())
-    }
-}

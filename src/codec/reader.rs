@@ -72,6 +72,9 @@ impl<D: Decoder, R> FrameReader<D, R> {
     }
 }
 
+// No field is structurally pinned: the stream only ever uses `&mut` to them.
+impl<D: Decoder, R> Unpin for FrameReader<D, R> {}
+
 impl<D, R> FrameReader<D, R>
 where
     D: Decoder<Error: Into<BoxError>>,
@@ -111,7 +114,7 @@ where
 
 impl<D, R> Stream for FrameReader<D, R>
 where
-    D: Decoder<Error: Into<BoxError>> + Unpin,
+    D: Decoder<Error: Into<BoxError>>,
     R: AsyncRead + Unpin,
 {
     type Item = Result<Vec<D::Item>, Error>;
@@ -125,6 +128,9 @@ where
             return Poll::Ready(None);
         }
         loop {
+            // The write queue is full: read no more until it drains (TCP flow control
+            // then slows the peer), so replies cannot pile up without bound.
+            ready!(this.shared.poll_read_allowed(cx));
             if this.buf.capacity() == this.buf.len() {
                 this.buf.reserve(READ_CHUNK);
             }

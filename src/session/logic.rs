@@ -1,6 +1,7 @@
 //! The logic actor: runs the listener's callbacks, owns the write queue and the write
 //! half, and carries out the one close path of a session.
 
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -45,6 +46,9 @@ where
             io: Some(write_half),
             reader: Some(reader.recipient()),
             phase: Phase::Opening,
+            backlog: VecDeque::new(),
+            end_after_backlog: None,
+            read_paused: false,
             close_requested: false,
             cause: None,
             needs_flush: false,
@@ -63,6 +67,13 @@ pub(crate) struct LogicActor<L: EventListener, W> {
     io: Option<W>,
     reader: Option<Recipient<StopReading>>,
     phase: Phase,
+    /// Frames read but not yet delivered because the write queue was full; they go to
+    /// `on_message` once it drains to the low-water mark, before anything read later.
+    backlog: VecDeque<Frame<L>>,
+    /// The peer's EOF (`None`) or a read error that arrived behind the backlog.
+    end_after_backlog: Option<Option<Error>>,
+    /// Mirror of what the reader was last told.
+    read_paused: bool,
     /// A callback asked to close.
     close_requested: bool,
     /// The error that is ending the session, if one is.
@@ -102,19 +113,53 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
         }
     }
 
+    /// Frames from the reader. While the write queue is full they wait in the backlog, so
+    /// `on_message` always starts with room to reply.
     fn deliver(&mut self, batch: Vec<Frame<L>>, ctx: &mut Context<Self>) {
         if self.phase != Phase::Open {
             return; // the session is closing: frames read after that are not delivered
         }
+        if self.backlog.is_empty() {
+            self.run_frames(batch.into_iter(), ctx);
+        } else {
+            self.backlog.extend(batch);
+        }
+    }
+
+    /// Calls `on_message` for each frame while the write queue has room; the rest joins
+    /// the backlog.
+    fn run_frames(&mut self, frames: impl Iterator<Item = Frame<L>>, ctx: &mut Context<Self>) {
+        let mut backlog = std::mem::take(&mut self.backlog);
         let result = self.callback(|listener, cx| {
-            for frame in batch {
-                listener.on_message(cx, frame);
-                if *cx.close_requested {
+            let mut frames = frames;
+            while let Some(frame) = frames.next() {
+                if !cx.out.is_writable() {
+                    backlog.push_back(frame);
                     break;
                 }
+                listener.on_message(cx, frame);
+                if *cx.close_requested {
+                    return; // nothing more is delivered after close()
+                }
             }
+            backlog.extend(frames);
         });
+        self.backlog = backlog;
         self.after_callback(result, ctx);
+        if self.backlog.is_empty() {
+            if let Some(cause) = self.end_after_backlog.take() {
+                self.begin_close(cause, ctx);
+            }
+        }
+    }
+
+    /// The reader finished, with an error or at EOF: close once the backlog is delivered.
+    fn reader_ended(&mut self, cause: Option<Error>, ctx: &mut Context<Self>) {
+        if self.backlog.is_empty() {
+            self.begin_close(cause, ctx);
+        } else {
+            self.end_after_backlog = Some(cause);
+        }
     }
 
     fn write(&mut self, payload: Payload<L::Out>) -> Result<(), Error> {
@@ -139,6 +184,7 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
         self.phase = Phase::Closing;
         self.shared().set_phase(Phase::Closing);
         self.out.stop_accepting();
+        self.backlog.clear();
         if let Some(reader) = self.reader.take() {
             reader.do_send(StopReading);
         }
@@ -202,42 +248,26 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
     /// Moves queued bytes to the socket; shuts it once a close has drained the queue.
     /// Polled after every batch of messages, so the writes of one batch share syscalls.
     fn poll_io(&mut self, ctx: &mut Context<Self>, task: &mut std::task::Context<'_>) -> Poll<()> {
-        let Some(io) = self.io.as_mut() else {
-            return Poll::Ready(());
-        };
         let mut progressed = false;
-        let mut blocked = false;
-        while !self.out.is_empty() {
-            match Pin::new(&mut *io).poll_write(task, self.out.chunk()) {
-                Poll::Ready(Ok(0)) => {
-                    self.write_failed(std::io::Error::from(std::io::ErrorKind::WriteZero).into(), ctx);
-                    return Poll::Ready(());
-                }
-                Poll::Ready(Ok(n)) => {
-                    self.out.consume(n);
-                    self.session.shared().stats.add_bytes_written(n);
-                    progressed = true;
-                    self.needs_flush = true;
-                }
+        let blocked = loop {
+            match self.poll_write_queue(task) {
+                Poll::Ready(Ok(wrote)) => progressed |= wrote,
                 Poll::Ready(Err(err)) => {
-                    self.write_failed(err.into(), ctx);
+                    self.write_failed(err, ctx);
                     return Poll::Ready(());
                 }
-                Poll::Pending => {
-                    blocked = true;
-                    break;
-                }
+                Poll::Pending => break true,
             }
-        }
-        if !blocked && self.needs_flush {
-            match Pin::new(&mut *io).poll_flush(task) {
-                Poll::Ready(Ok(())) => self.needs_flush = false,
-                Poll::Ready(Err(err)) => {
-                    self.write_failed(err.into(), ctx);
-                    return Poll::Ready(());
-                }
-                Poll::Pending => blocked = true,
+            // The queue drained to the low-water mark: deliver the frames that waited.
+            if self.phase == Phase::Open && !self.backlog.is_empty() && self.out.is_writable() {
+                let backlog = std::mem::take(&mut self.backlog);
+                self.run_frames(backlog.into_iter(), ctx);
+                continue;
             }
+            break false;
+        };
+        if self.io.is_none() {
+            return Poll::Ready(()); // a callback above ended the session
         }
         self.stalled_ms = match (blocked, progressed) {
             (false, _) => 0,
@@ -245,21 +275,67 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
             (true, false) if self.stalled_ms == 0 => clock::now_ms(),
             (true, false) => self.stalled_ms,
         };
-        self.session.shared().note_queue(self.out.len(), self.out.is_writable(), self.stalled_ms);
+        let shared = self.session.shared();
+        shared.note_queue(self.out.len(), self.out.is_writable(), self.stalled_ms);
+        let paused = self.phase == Phase::Open && (!self.out.is_writable() || !self.backlog.is_empty());
+        if paused != self.read_paused {
+            self.read_paused = paused;
+            shared.pause_reading(paused);
+        }
         if blocked || self.phase != Phase::Closing {
             return Poll::Pending;
         }
-        match Pin::new(&mut *io).poll_shutdown(task) {
+        let Some(io) = self.io.as_mut() else {
+            return Poll::Ready(());
+        };
+        match Pin::new(io).poll_shutdown(task) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(result) => {
                 if let Err(err) = result {
-                    // Peer already gone; everything queued was written, so nothing is lost.
+                    // Everything queued was written already, so nothing is lost.
                     tracing::debug!(parent: &self.span, %err, "socket shutdown failed");
                 }
                 self.finish(ctx);
                 Poll::Ready(())
             }
         }
+    }
+
+    /// Writes the queue out and flushes the socket. `Ready(Ok(wrote_any))` once all is
+    /// written, `Pending` when the socket is full.
+    fn poll_write_queue(&mut self, task: &mut std::task::Context<'_>) -> Poll<Result<bool, Error>> {
+        let Some(io) = self.io.as_mut() else {
+            return Poll::Ready(Ok(false));
+        };
+        let mut wrote = false;
+        while !self.out.is_empty() {
+            match Pin::new(&mut *io).poll_write(task, self.out.chunk()) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into()))
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.out.consume(n);
+                    self.session.shared().stats.add_bytes_written(n);
+                    wrote = true;
+                    self.needs_flush = true;
+                }
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err.into())),
+                Poll::Pending if wrote => {
+                    // Progress was made: report it so the stall clock restarts.
+                    self.stalled_ms = 0;
+                    return Poll::Pending;
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if self.needs_flush {
+            match Pin::new(&mut *io).poll_flush(task) {
+                Poll::Ready(Ok(())) => self.needs_flush = false,
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err.into())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(wrote))
     }
 }
 
@@ -316,6 +392,10 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
     }
 }
 
+// Nothing in the actor is ever pinned in place (actix only needs to move it), so it is
+// Unpin whatever the listener and frame types are; users need not make theirs Unpin.
+impl<L: EventListener, W> Unpin for LogicActor<L, W> {}
+
 impl<L: EventListener, W> Drop for LogicActor<L, W> {
     fn drop(&mut self) {
         // Dropped without `finish` (its arbiter stopped): make handles see it closed.
@@ -334,10 +414,10 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> Handler<Inbound<Frame<L>
     fn handle(&mut self, msg: Inbound<Frame<L>>, ctx: &mut Context<Self>) {
         match msg {
             Inbound::Frames(batch) => self.deliver(batch, ctx),
-            Inbound::Eof => self.begin_close(None, ctx),
+            Inbound::Eof => self.reader_ended(None, ctx),
             Inbound::Failed(err) => {
                 let err = err.with_session(self.session.id());
-                self.begin_close(Some(err), ctx);
+                self.reader_ended(Some(err), ctx);
             }
         }
     }

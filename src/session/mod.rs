@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use actix::Recipient;
 use bytes::Bytes;
+use futures::task::AtomicWaker;
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
@@ -67,6 +68,10 @@ pub(crate) struct SessionShared {
     /// Encoded bytes waiting to be written.
     queued: AtomicUsize,
     writable: AtomicBool,
+    /// The reader must not read: the write queue is full or frames wait for it to drain.
+    read_paused: AtomicBool,
+    /// The reader's task while it waits for `read_paused` to clear.
+    read_waker: AtomicWaker,
     /// When the writer last had bytes queued and could not make progress (0: it can).
     write_stalled_ms: AtomicU64,
     phase: AtomicU8,
@@ -89,6 +94,8 @@ impl SessionShared {
             last_active_ms: AtomicU64::new(now),
             queued: AtomicUsize::new(0),
             writable: AtomicBool::new(true),
+            read_paused: AtomicBool::new(false),
+            read_waker: AtomicWaker::new(),
             write_stalled_ms: AtomicU64::new(0),
             phase: AtomicU8::new(Phase::Opening as u8),
             close_requested: AtomicBool::new(false),
@@ -134,6 +141,28 @@ impl SessionShared {
         self.queued.store(queued, Ordering::Relaxed);
         self.writable.store(writable, Ordering::Relaxed);
         self.write_stalled_ms.store(stalled_ms, Ordering::Relaxed);
+    }
+
+    /// Pauses or resumes the reader (resuming wakes it).
+    pub(crate) fn pause_reading(&self, paused: bool) {
+        let was = self.read_paused.swap(paused, Ordering::AcqRel);
+        if was && !paused {
+            self.read_waker.wake();
+        }
+    }
+
+    /// For the reader: `Pending` while reading is paused, after arranging to be woken.
+    pub(crate) fn poll_read_allowed(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if !self.read_paused.load(Ordering::Acquire) {
+            return std::task::Poll::Ready(());
+        }
+        self.read_waker.register(cx.waker());
+        // Checked again: a resume between the load and the register would be missed.
+        if self.read_paused.load(Ordering::Acquire) {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
     }
 }
 

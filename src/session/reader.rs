@@ -19,7 +19,7 @@ pub(crate) struct ReaderActor<D: Decoder<Item: Send>> {
 
 impl<D> ReaderActor<D>
 where
-    D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + Unpin + 'static,
+    D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + 'static,
 {
     /// Starts the reader on the current arbiter.
     pub(crate) fn start<R>(reader: FrameReader<D, R>, logic: Recipient<Inbound<D::Item>>) -> Addr<Self>
@@ -54,14 +54,14 @@ where
 
 impl<D> Actor for ReaderActor<D>
 where
-    D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + Unpin + 'static,
+    D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + 'static,
 {
     type Context = Context<Self>;
 }
 
 impl<D> StreamHandler<Result<Vec<D::Item>, Error>> for ReaderActor<D>
 where
-    D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + Unpin + 'static,
+    D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + 'static,
 {
     fn handle(&mut self, item: Result<Vec<D::Item>, Error>, ctx: &mut Context<Self>) {
         match item {
@@ -79,7 +79,7 @@ where
 
 impl<D> Handler<StopReading> for ReaderActor<D>
 where
-    D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + Unpin + 'static,
+    D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + 'static,
 {
     type Result = ();
 

@@ -1,0 +1,70 @@
+//! Echo server: sends every length-delimited frame back unchanged.
+//!
+//! ```text
+//! cargo run --release --example echo_server -- --addr 127.0.0.1:7000 \
+//!     [--max-frame BYTES] [--read-timeout SECS] [--threads N]
+//! ```
+//! Prints `listening on <address>` once it accepts; on SIGINT or SIGTERM it stops
+//! gracefully (every session flushes its echoes and closes) and exits 0.
+//! `--max-frame` defaults to 8 MiB, the yardstick protocol's limit; `--threads` to one
+//! arbiter per core. Set `RUST_LOG=debug` to see sessions come and go.
+
+mod common;
+
+use std::io::Write;
+use std::time::Duration;
+
+use common::{Echo, Options};
+use getty::{LengthDelimited, SessionConfig, TcpServer};
+
+const USAGE: &str = "usage: echo_server --addr HOST:PORT [--max-frame BYTES] [--read-timeout SECS] [--threads N]";
+
+fn main() {
+    let opts = Options::parse(&["addr", "max-frame", "read-timeout", "threads"], USAGE);
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+
+    let addr: String = opts.get("addr", "127.0.0.1:7000".to_owned());
+    let mut config = SessionConfig::default();
+    config.max_frame_length = opts.get("max-frame", 8 * 1024 * 1024);
+    config.read_timeout = opts.opt::<f64>("read-timeout").map(Duration::from_secs_f64);
+    let threads = opts.opt::<usize>("threads");
+
+    let system = actix::System::new();
+    let result = system.block_on(async move {
+        let mut server = TcpServer::new(addr).session_config(config);
+        if let Some(n) = threads {
+            server = server.workers(n);
+        }
+        let server = server
+            .start(|setup| {
+                let max = setup.config().max_frame_length;
+                Ok((Echo, LengthDelimited::with_max_frame_length(max)))
+            })
+            .await?;
+        println!("listening on {}", server.local_addr());
+        std::io::stdout().flush()?;
+
+        wait_for_signal().await?;
+        eprintln!("shutting down: {:?}", server.stats());
+        server.stop().await;
+        Ok::<_, getty::Error>(())
+    });
+    if let Err(err) = result {
+        eprintln!("echo_server: {err}");
+        std::process::exit(1);
+    }
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
