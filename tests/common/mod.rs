@@ -1,0 +1,228 @@
+//! Test support: a listener that records every event, loopback clients, and bounded waits.
+
+#![allow(dead_code)] // each test file uses a part
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::{SinkExt, StreamExt};
+use getty::{Error, EventListener, LengthDelimited, Session, SessionConfig, SessionContext, SessionId, TcpServer, TcpServerHandle};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+/// Everything a probe saw, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Open,
+    Message(Bytes),
+    Cron,
+    Error(&'static str),
+    Close,
+}
+
+/// The short name of an error's kind, for assertions.
+pub fn kind(err: &Error) -> &'static str {
+    match err {
+        Error::Io { .. } => "io",
+        Error::Decode { .. } => "decode",
+        Error::Encode { .. } => "encode",
+        Error::FrameTooLong { .. } => "frame_too_long",
+        Error::ReadTimeout { .. } => "read_timeout",
+        Error::WriteTimeout { .. } => "write_timeout",
+        Error::QueueFull { .. } => "queue_full",
+        Error::Closed { .. } => "closed",
+        Error::Refused { .. } => "refused",
+        Error::ListenerPanic { .. } => "listener_panic",
+        _ => "other",
+    }
+}
+
+/// Shared record of all sessions' events.
+#[derive(Default)]
+pub struct Log {
+    events: Mutex<Vec<(SessionId, Event)>>,
+    sessions: Mutex<Vec<Session<Bytes>>>,
+}
+
+impl Log {
+    pub fn push(&self, id: SessionId, event: Event) {
+        self.events.lock().unwrap().push((id, event));
+    }
+
+    pub fn events(&self) -> Vec<(SessionId, Event)> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// Events of one session.
+    pub fn of(&self, id: SessionId) -> Vec<Event> {
+        self.events().into_iter().filter(|(s, _)| *s == id).map(|(_, e)| e).collect()
+    }
+
+    pub fn count(&self, event: &Event) -> usize {
+        self.events().iter().filter(|(_, e)| e == event).count()
+    }
+
+    /// Handles of every session that opened, in open order.
+    pub fn sessions(&self) -> Vec<Session<Bytes>> {
+        self.sessions.lock().unwrap().clone()
+    }
+
+    /// Waits (at most `limit`) until `cond` holds for the events; panics with them if not.
+    pub async fn wait_for(&self, limit: Duration, what: &str, cond: impl Fn(&[(SessionId, Event)]) -> bool) {
+        let step = Duration::from_millis(10);
+        let rounds = (limit.as_millis() / step.as_millis()).max(1);
+        for _ in 0..rounds {
+            if cond(&self.events()) {
+                return;
+            }
+            tokio::time::sleep(step).await;
+        }
+        panic!("timed out after {limit:?} waiting for {what}; events: {:?}", self.events());
+    }
+}
+
+/// What a probe does besides recording.
+#[derive(Default)]
+pub struct Behaviour {
+    /// Echo every frame back.
+    pub echo: bool,
+    /// Refuse in `on_open`.
+    pub refuse: bool,
+    /// Close the session (from the callback) on a frame with this payload.
+    pub close_on: Option<&'static [u8]>,
+    /// Panic on a frame with this payload.
+    pub panic_on: Option<&'static [u8]>,
+    /// Sleep this long in each `on_message` while `slow` is set (blocks the arbiter: a
+    /// listener that consumes slowly).
+    pub delay: Duration,
+    pub slow: AtomicBool,
+    /// Record message payloads (off for floods).
+    pub quiet: bool,
+}
+
+/// A listener that records its events in a [`Log`] and acts per [`Behaviour`].
+pub struct Probe {
+    pub log: Arc<Log>,
+    pub behaviour: Arc<Behaviour>,
+}
+
+impl EventListener for Probe {
+    type Codec = LengthDelimited;
+    type Out = Bytes;
+
+    fn on_open(&mut self, session: &mut SessionContext<'_, Self>) -> getty::Result<()> {
+        if self.behaviour.refuse {
+            return Err(Error::refused("test refuses"));
+        }
+        self.log.push(session.id(), Event::Open);
+        self.log.sessions.lock().unwrap().push(session.session().clone());
+        Ok(())
+    }
+
+    fn on_message(&mut self, session: &mut SessionContext<'_, Self>, frame: BytesMut) {
+        let b = &self.behaviour;
+        if b.slow.load(Ordering::Relaxed) {
+            std::thread::sleep(b.delay);
+        }
+        if b.panic_on == Some(&frame[..]) {
+            panic!("probe told to panic");
+        }
+        let frame = frame.freeze();
+        if !b.quiet {
+            self.log.push(session.id(), Event::Message(frame.clone()));
+        }
+        if b.close_on == Some(&frame[..]) {
+            session.close();
+            return;
+        }
+        if b.echo {
+            session.write(frame).expect("echo accepted while the session is writable");
+        }
+    }
+
+    fn on_cron(&mut self, session: &mut SessionContext<'_, Self>) {
+        self.log.push(session.id(), Event::Cron);
+    }
+
+    fn on_error(&mut self, session: &Session<Bytes>, error: &Error) {
+        assert_eq!(error.session(), Some(session.id()), "errors name their session");
+        self.log.push(session.id(), Event::Error(kind(error)));
+    }
+
+    fn on_close(&mut self, session: &Session<Bytes>) {
+        self.log.push(session.id(), Event::Close);
+    }
+}
+
+/// Starts a one-arbiter server on a free loopback port with probes as listeners.
+pub async fn start_probe_server(behaviour: Behaviour, config: SessionConfig) -> (TcpServerHandle, Arc<Log>, Arc<Behaviour>) {
+    start_probe_server_with(TcpServer::new("127.0.0.1:0").workers(1), behaviour, config).await
+}
+
+pub async fn start_probe_server_with(server: TcpServer, behaviour: Behaviour, config: SessionConfig) -> (TcpServerHandle, Arc<Log>, Arc<Behaviour>) {
+    let log = Arc::new(Log::default());
+    let behaviour = Arc::new(behaviour);
+    let (l, b) = (log.clone(), behaviour.clone());
+    let handle = server
+        .session_config(config)
+        .start(move |setup| {
+            let max = setup.config().max_frame_length;
+            Ok((Probe { log: l.clone(), behaviour: b.clone() }, LengthDelimited::with_max_frame_length(max)))
+        })
+        .await
+        .expect("server starts");
+    (handle, log, behaviour)
+}
+
+/// A framed loopback client.
+pub type Client = Framed<TcpStream, LengthDelimited>;
+
+pub async fn connect(server: &TcpServerHandle) -> Client {
+    connect_max(server, 16 * 1024 * 1024).await
+}
+
+pub async fn connect_max(server: &TcpServerHandle, max: usize) -> Client {
+    let stream = within(Duration::from_secs(5), TcpStream::connect(server.local_addr())).await.expect("connect");
+    stream.set_nodelay(true).unwrap();
+    Framed::new(stream, LengthDelimited::with_max_frame_length(max))
+}
+
+/// Sends one frame and waits (5 s at most) for its echo.
+pub async fn round_trip(client: &mut Client, payload: &[u8]) -> Bytes {
+    client.send(Bytes::copy_from_slice(payload)).await.expect("send");
+    let echo = within(Duration::from_secs(5), client.next()).await;
+    echo.expect("an echo before EOF").expect("a valid frame").freeze()
+}
+
+/// Reads until EOF (or error), at most `limit`; returns the frames read.
+pub async fn read_to_end(client: &mut Client, limit: Duration) -> Vec<Bytes> {
+    let mut frames = Vec::new();
+    within(limit, async {
+        while let Some(Ok(frame)) = client.next().await {
+            frames.push(frame.freeze());
+        }
+    })
+    .await;
+    frames
+}
+
+/// Awaits `fut`, panicking if it takes longer than `limit`.
+pub async fn within<F: std::future::Future>(limit: Duration, fut: F) -> F::Output {
+    tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| panic!("timed out after {limit:?}"))
+}
+
+/// Waits (at most `limit`) until `cond()` holds.
+pub async fn wait_until(limit: Duration, what: &str, cond: impl Fn() -> bool) {
+    let step = Duration::from_millis(10);
+    for _ in 0..(limit.as_millis() / step.as_millis()).max(1) {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(step).await;
+    }
+    panic!("timed out after {limit:?} waiting for {what}");
+}
+
+pub const SECS5: Duration = Duration::from_secs(5);
