@@ -2,7 +2,7 @@
 
 #![allow(dead_code)] // each test file uses a part
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -100,6 +100,8 @@ pub struct Behaviour {
     pub slow: AtomicBool,
     /// Record message payloads (off for floods).
     pub quiet: bool,
+    /// Frames handed to `on_message` so far.
+    pub delivered: AtomicU64,
 }
 
 /// A listener that records its events in a [`Log`] and acts per [`Behaviour`].
@@ -123,6 +125,7 @@ impl EventListener for Probe {
 
     fn on_message(&mut self, session: &mut SessionContext<'_, Self>, frame: BytesMut) {
         let b = &self.behaviour;
+        b.delivered.fetch_add(1, Ordering::Relaxed);
         if b.slow.load(Ordering::Relaxed) {
             std::thread::sleep(b.delay);
         }

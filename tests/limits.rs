@@ -1,0 +1,204 @@
+//! Limits and backpressure: oversized frames, floods, peers that do not read, and cron.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use futures::SinkExt;
+use getty::{Error, SessionConfig};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_util::codec::FramedWrite;
+
+#[actix::test]
+async fn a_frame_over_the_max_ends_only_its_own_session() {
+    let mut config = SessionConfig::default();
+    config.max_frame_length = 1024;
+    let behaviour = Behaviour { echo: true, ..Default::default() };
+    let (server, log, _) = start_probe_server(behaviour, config).await;
+    let mut others = Vec::new();
+    for i in 0..5 {
+        let mut c = connect(&server).await;
+        round_trip(&mut c, format!("peer {i}").as_bytes()).await;
+        others.push(c);
+    }
+    let mut offender = connect(&server).await;
+    round_trip(&mut offender, &[1; 1024]).await; // exactly the max: fine
+    offender.send(Bytes::from(vec![2; 1025])).await.unwrap();
+    assert!(read_to_end(&mut offender, SECS5).await.is_empty());
+    let id = log.sessions()[5].id();
+    log.wait_for(SECS5, "offender closed", |e| e.iter().any(|(s, ev)| *s == id && *ev == Event::Close)).await;
+    let events = log.of(id);
+    assert_eq!(&events[events.len() - 2..], &[Event::Error("frame_too_long"), Event::Close]);
+    for (i, c) in others.iter_mut().enumerate() {
+        for j in 0..20 {
+            let payload = format!("peer {i} frame {j}");
+            assert_eq!(round_trip(c, payload.as_bytes()).await, payload.as_bytes());
+        }
+    }
+    assert_eq!(server.stats().live_sessions, 5);
+    server.stop().await;
+}
+
+#[actix::test]
+async fn the_read_buffer_is_bounded_for_codecs_without_length_checks() {
+    use std::sync::{Arc, Mutex};
+    use tokio_util::codec::LinesCodec;
+
+    /// Records the error that ended its session, and how much had been read by then.
+    struct Lines(Arc<Mutex<Vec<(&'static str, u64)>>>);
+    impl getty::EventListener for Lines {
+        type Codec = LinesCodec;
+        type Out = String;
+        fn on_message(&mut self, _: &mut getty::SessionContext<'_, Self>, _: String) {}
+        fn on_error(&mut self, s: &getty::Session<String>, e: &Error) {
+            self.0.lock().unwrap().push((kind(e), s.stats().bytes_read));
+        }
+    }
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let seen = errors.clone();
+    let mut config = SessionConfig::default();
+    config.max_frame_length = 1000;
+    let server = getty::TcpServer::new("127.0.0.1:0")
+        .workers(1)
+        .session_config(config)
+        .start(move |_| Ok((Lines(errors.clone()), LinesCodec::new())))
+        .await
+        .unwrap();
+    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    // A line that never ends: up to 1 MiB without a newline. Writes fail once the server
+    // has closed the connection, which is the point.
+    within(SECS5, async {
+        let chunk = vec![b'a'; 4096];
+        for _ in 0..256 {
+            if stream.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    wait_until(SECS5, "session closed", || server.stats().closed == 1).await;
+    let errors = seen.lock().unwrap().clone();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let (kind, bytes_read) = errors[0];
+    assert_eq!(kind, "frame_too_long");
+    // Bound: max + header allowance, plus at most one read chunk past it.
+    assert!(bytes_read <= 1000 + 64 + 8 * 1024, "read {bytes_read} bytes before refusing");
+    server.stop().await;
+}
+
+#[actix::test]
+async fn a_flood_at_a_slow_listener_leaves_server_memory_bounded() {
+    const FRAME: usize = 64 * 1024;
+    const FRAMES: usize = 1600; // 100 MiB
+    let mut config = SessionConfig::default();
+    config.max_frame_length = FRAME;
+    config.read_queue = 4;
+    let behaviour = Behaviour { quiet: true, delay: Duration::from_millis(20), ..Default::default() };
+    behaviour.slow.store(true, Ordering::Relaxed);
+    let (server, log, behaviour) = start_probe_server(behaviour, config).await;
+    let addr = server.local_addr();
+    // The slow listener blocks the server's arbiter (this thread) while it sleeps, so the
+    // flooding peer and the sampling run on a thread of their own.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (sampled, b) = (log.clone(), behaviour.clone());
+    let peer = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let stream = TcpStream::connect(addr).await.unwrap();
+            let mut sink = FramedWrite::new(stream, getty::LengthDelimited::with_max_frame_length(FRAME));
+            let flood = tokio::spawn(async move {
+                for i in 0..FRAMES {
+                    sink.feed(Bytes::from(vec![(i % 256) as u8; FRAME])).await.unwrap();
+                }
+                sink.flush().await.unwrap();
+                sink
+            });
+            sampled.wait_for(SECS5, "open", |e| !e.is_empty()).await;
+            let session = sampled.sessions()[0].clone();
+            // What the server may hold for this session beyond what the listener
+            // consumed: the read queue's batches, the one being handed over, the backlog
+            // and the read buffer, each at most two frames (one read completes at most
+            // the frame it waits for and the start of the next).
+            let wire = (FRAME + 4) as u64;
+            let bound = (session.config().read_queue as u64 + 4) * 2 * (wire + 8 * 1024);
+            let mut worst = 0;
+            for _ in 0..40 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let read = session.stats().bytes_read;
+                let consumed = b.delivered.load(Ordering::Relaxed) * wire;
+                worst = worst.max(read.saturating_sub(consumed));
+            }
+            let held_back = !flood.is_finished();
+            let delivered_while_slow = b.delivered.load(Ordering::Relaxed);
+            // Let the listener go fast: the rest arrives, nothing lost.
+            b.slow.store(false, Ordering::Relaxed);
+            let sink = within(Duration::from_secs(60), flood).await.unwrap();
+            drop(sink);
+            let _ = tx.send((worst, bound, held_back, delivered_while_slow, session));
+        })
+    });
+    let (worst, bound, held_back, delivered_while_slow, session) = within(Duration::from_secs(90), rx).await.unwrap();
+    peer.join().unwrap();
+    eprintln!("read ahead of the listener at most {worst} bytes (bound {bound}); {delivered_while_slow} frames delivered while slow");
+    assert!(held_back, "TCP flow control holds the flooding peer back");
+    assert!(worst <= bound, "read ahead of the listener by {worst} bytes, bound {bound}");
+    assert!(delivered_while_slow < FRAMES as u64 / 2, "{delivered_while_slow}");
+    wait_until(Duration::from_secs(30), "everything delivered", || {
+        behaviour.delivered.load(Ordering::Relaxed) == FRAMES as u64
+    })
+    .await;
+    assert_eq!(session.stats().bytes_read, FRAMES as u64 * (FRAME + 4) as u64);
+    server.stop().await;
+}
+
+#[actix::test]
+async fn a_peer_that_never_reads_gets_queue_full_then_a_write_timeout() {
+    let mut config = SessionConfig::default();
+    config.write_high_water = 256 * 1024;
+    config.write_low_water = 64 * 1024;
+    config.write_timeout = Some(Duration::from_millis(300));
+    config.max_frame_length = 64 * 1024;
+    let (server, log, _) = start_probe_server(Behaviour::default(), config).await;
+    let _silent = TcpStream::connect(server.local_addr()).await.unwrap(); // never reads
+    log.wait_for(SECS5, "open", |e| !e.is_empty()).await;
+    let session = log.sessions()[0].clone();
+    let frame = Bytes::from(vec![0u8; 64 * 1024]);
+    let mut results = Vec::new();
+    for _ in 0..1000 {
+        let result = within(SECS5, session.write(frame.clone())).await;
+        let stop = result.is_err();
+        results.push(result);
+        if stop && session.queued_bytes() > 0 {
+            break;
+        }
+    }
+    let first_err = results.iter().find_map(|r| r.as_ref().err()).expect("writes fail once nobody reads");
+    assert!(
+        matches!(first_err, Error::QueueFull { .. } | Error::WriteTimeout { .. }),
+        "{first_err:?}"
+    );
+    assert!(session.queued_bytes() <= 256 * 1024 + 64 * 1024 + 8, "queue bounded: {}", session.queued_bytes());
+    log.wait_for(SECS5, "write timeout closes the session", |e| e.iter().any(|(_, ev)| *ev == Event::Close))
+        .await;
+    let events = log.of(session.id());
+    assert_eq!(&events[events.len() - 2..], &[Event::Error("write_timeout"), Event::Close]);
+    server.stop().await;
+}
+
+#[actix::test]
+async fn cron_ticks_arrive_at_the_period() {
+    let mut config = SessionConfig::default();
+    config.cron_period = Duration::from_millis(100);
+    let (server, log, _) = start_probe_server(Behaviour::default(), config).await;
+    let _client = connect(&server).await;
+    log.wait_for(SECS5, "open", |e| !e.is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(1050)).await;
+    let ticks = log.count(&Event::Cron);
+    // 10 periods passed; allow for a slow machine, but not for a missing or runaway timer.
+    assert!((5..=12).contains(&ticks), "{ticks} cron ticks in ~1 s at a 100 ms period");
+    server.stop().await;
+}
