@@ -1,0 +1,103 @@
+//! Regression tests for the bugs getty's own users hit (shared/LESSONS.md), tried over
+//! real sockets.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use futures::StreamExt;
+use getty::{Error, SessionConfig};
+
+/// LESSONS #4: frames written at once from many threads never interleave on the wire.
+#[actix::test]
+async fn concurrent_writers_never_interleave_frames() {
+    const THREADS: usize = 8;
+    const PER_THREAD: usize = 200;
+    let mut config = SessionConfig::default();
+    config.max_frame_length = 256 * 1024;
+    config.write_high_water = 64 * 1024 * 1024;
+    let (server, log, _) = start_probe_server(Behaviour::default(), config).await;
+    let mut client = connect_max(&server, 256 * 1024).await;
+    log.wait_for(SECS5, "open", |e| !e.is_empty()).await;
+    let session = log.sessions()[0].clone();
+    // Each frame: thread id, sequence, then a length that alternates small and large,
+    // filled with a byte derived from both, so any interleaving shows.
+    let frame = |t: usize, i: usize| {
+        let len = if i % 2 == 0 { 16 } else { 100_000 + t * 1000 };
+        let mut v = vec![(t * 31 + i) as u8; len];
+        v[..2].copy_from_slice(&[t as u8, (i % 256) as u8]);
+        Bytes::from(v)
+    };
+    let writers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let s = session.clone();
+            std::thread::spawn(move || {
+                for i in 0..PER_THREAD {
+                    futures::executor::block_on(s.write(frame(t, i))).expect("write");
+                }
+            })
+        })
+        .collect();
+    let mut next = [0usize; THREADS];
+    within(Duration::from_secs(60), async {
+        for _ in 0..THREADS * PER_THREAD {
+            let got = client.next().await.expect("frame").expect("intact frame");
+            let t = got[0] as usize;
+            assert!(t < THREADS, "corrupt header");
+            let want = frame(t, next[t]);
+            assert!(got == want, "thread {t} frame {} arrived damaged or out of order", next[t]);
+            next[t] += 1;
+        }
+    })
+    .await;
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert!(next.iter().all(|n| *n == PER_THREAD));
+    server.stop().await;
+}
+
+/// LESSONS #5: writing to a session while its peer resets, and while the server shuts
+/// down, never panics: each write succeeds or fails with an error.
+#[actix::test]
+async fn writes_racing_a_reset_and_a_shutdown_never_panic() {
+    let (server, log, _) = start_probe_server(Behaviour { echo: true, ..Default::default() }, SessionConfig::default()).await;
+    let mut threads = Vec::new();
+    let mut open_peers = Vec::new();
+    for round in 0..20 {
+        let mut client = connect(&server).await;
+        round_trip(&mut client, b"hi").await;
+        let session = log.sessions()[round].clone();
+        threads.push(std::thread::spawn(move || {
+            let mut outcomes = (0usize, 0usize);
+            for i in 0..2000 {
+                match futures::executor::block_on(session.write(Bytes::from(format!("{i}")))) {
+                    Ok(()) => outcomes.0 += 1,
+                    Err(Error::Closed { .. } | Error::Io { .. } | Error::QueueFull { .. }) => outcomes.1 += 1,
+                    Err(other) => panic!("unexpected error {other:?}"),
+                }
+            }
+            outcomes
+        }));
+        if round % 2 == 0 {
+            let stream = client.into_inner();
+            stream.set_zero_linger().unwrap();
+            drop(stream); // reset while the thread writes
+        } else {
+            open_peers.push(client); // left open for the shutdown below
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    within(Duration::from_secs(10), server.stop()).await;
+    let mut failed = 0;
+    for t in threads {
+        let (_ok, err) = t.join().expect("writer thread did not panic");
+        failed += err;
+    }
+    assert!(failed > 0, "writes after the close failed with an error");
+    assert_eq!(log.count(&Event::Close), 20);
+    assert_eq!(server.stats().live_sessions, 0);
+    drop(open_peers);
+}
