@@ -27,7 +27,8 @@ async fn client(addr: std::net::SocketAddr, id: usize) -> std::io::Result<usize>
     let (read, write) = TcpStream::connect(addr).await?.into_split();
     let mut sink = FramedWrite::new(write, LengthDelimited::new());
     let mut echoes = FramedRead::new(read, LengthDelimited::new());
-    let payload = move |seq: usize| Bytes::from(format!("{id:04}:{seq:08}:{}", "x".repeat(SIZE - 14)));
+    let payload =
+        move |seq: usize| Bytes::from(format!("{id:04}:{seq:08}:{}", "x".repeat(SIZE - 14)));
     let sender = actix_rt::spawn(async move {
         for seq in 0..FRAMES {
             sink.feed(payload(seq)).await?;
@@ -59,7 +60,9 @@ async fn main() -> getty::Result<()> {
     println!("echo server listening on {addr}");
 
     let started = Instant::now();
-    let clients: Vec<_> = (0..CLIENTS).map(|id| actix_rt::spawn(client(addr, id))).collect();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|id| actix_rt::spawn(client(addr, id)))
+        .collect();
     let mut matched = 0;
     for c in clients {
         matched += c.await.ok().and_then(Result::ok).unwrap_or(0);
@@ -67,7 +70,11 @@ async fn main() -> getty::Result<()> {
     let secs = started.elapsed().as_secs_f64();
     let expected = CLIENTS * FRAMES;
     println!("{CLIENTS} clients sent {expected} frames of {SIZE} bytes; {matched} echoes matched");
-    println!("{:.0} echoes/s ({:.1} MB/s each way) in {secs:.2} s", matched as f64 / secs, (matched * (SIZE + 4)) as f64 / secs / 1e6);
+    println!(
+        "{:.0} echoes/s ({:.1} MB/s each way) in {secs:.2} s",
+        matched as f64 / secs,
+        (matched * (SIZE + 4)) as f64 / secs / 1e6
+    );
 
     server.stop().await;
     let stats = server.stats();

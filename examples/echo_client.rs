@@ -20,7 +20,8 @@ use getty::LengthDelimited;
 use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-const USAGE: &str = "usage: echo_client --addr HOST:PORT [--conns N] [--frames M] [--size S] [--timeout SECS]";
+const USAGE: &str =
+    "usage: echo_client --addr HOST:PORT [--conns N] [--frames M] [--size S] [--timeout SECS]";
 
 /// Frame `seq` of connection `conn`: the two numbers, then a byte pattern, `size` bytes in all.
 fn frame(conn: u32, seq: u32, size: usize) -> Bytes {
@@ -34,7 +35,9 @@ fn frame(conn: u32, seq: u32, size: usize) -> Bytes {
 
 /// Sends `frames` frames on one connection and checks the echoes; the count that matched.
 async fn run_connection(addr: String, conn: u32, frames: u32, size: usize) -> Result<u32, String> {
-    let stream = TcpStream::connect(&addr).await.map_err(|e| format!("connect: {e}"))?;
+    let stream = TcpStream::connect(&addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     let (read, write) = stream.into_split();
     let codec = LengthDelimited::with_max_frame_length(size.max(8));
@@ -50,7 +53,11 @@ async fn run_connection(addr: String, conn: u32, frames: u32, size: usize) -> Re
     for seq in 0..frames {
         match echoes.next().await {
             Some(Ok(echo)) if echo == frame(conn, seq, size) => matched += 1,
-            Some(Ok(_)) => return Err(format!("conn {conn}: echo {seq} differs from what was sent")),
+            Some(Ok(_)) => {
+                return Err(format!(
+                    "conn {conn}: echo {seq} differs from what was sent"
+                ))
+            }
             Some(Err(e)) => return Err(format!("conn {conn}: {e}")),
             None => return Err(format!("conn {conn}: closed after {matched} echoes")),
         }
@@ -73,7 +80,12 @@ async fn main() {
 
     let started = Instant::now();
     let tasks: Vec<_> = (0..conns)
-        .map(|conn| tokio::spawn(tokio::time::timeout(timeout, run_connection(addr.clone(), conn, frames, size))))
+        .map(|conn| {
+            tokio::spawn(tokio::time::timeout(
+                timeout,
+                run_connection(addr.clone(), conn, frames, size),
+            ))
+        })
         .collect();
     let mut matched = 0u64;
     let mut failures = Vec::new();
@@ -94,5 +106,9 @@ async fn main() {
     for failure in &failures {
         eprintln!("error: {failure}");
     }
-    std::process::exit(if failures.is_empty() && matched == expected { 0 } else { 1 });
+    std::process::exit(if failures.is_empty() && matched == expected {
+        0
+    } else {
+        1
+    });
 }

@@ -17,7 +17,8 @@ use std::time::Duration;
 use common::{Echo, Options};
 use getty::{LengthDelimited, SessionConfig, TcpServer};
 
-const USAGE: &str = "usage: echo_server --addr HOST:PORT [--max-frame BYTES] [--read-timeout SECS] [--threads N]";
+const USAGE: &str =
+    "usage: echo_server --addr HOST:PORT [--max-frame BYTES] [--read-timeout SECS] [--threads N]";
 
 fn main() {
     let opts = Options::parse(&["addr", "max-frame", "read-timeout", "threads"], USAGE);

@@ -108,12 +108,14 @@ mod tests {
 
     #[test]
     fn normalized_fixes_ranges() {
-        let mut c = SessionConfig::default();
-        c.read_queue = 0;
-        c.write_high_water = 10;
-        c.write_low_water = 100;
-        c.cron_period = Duration::ZERO;
-        let c = c.normalized();
+        let c = SessionConfig {
+            read_queue: 0,
+            write_high_water: 10,
+            write_low_water: 100,
+            cron_period: Duration::ZERO,
+            ..SessionConfig::default()
+        }
+        .normalized();
         assert_eq!(c.read_queue, 1);
         assert_eq!(c.write_low_water, 10);
         assert_eq!(c.cron_period, Duration::from_millis(1));

@@ -32,6 +32,10 @@ where
 {
 }
 
+/// A `new_session` hook behind a pointer, as endpoints keep it.
+pub(crate) type SessionFactory<L> =
+    dyn Fn(&mut SessionSetup) -> Result<(L, <L as EventListener>::Codec)> + Send + Sync;
+
 /// Counters of one endpoint.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -141,7 +145,11 @@ impl SessionSlot {
 
 impl Drop for SessionSlot {
     fn drop(&mut self) {
-        self.release(if self.opened { Outcome::Closed } else { Outcome::Refused });
+        self.release(if self.opened {
+            Outcome::Closed
+        } else {
+            Outcome::Refused
+        });
     }
 }
 
@@ -151,13 +159,15 @@ pub(crate) fn open_session<L, T>(
     io: T,
     kind: &str,
     config: SessionConfig,
-    new_session: &dyn Fn(&mut SessionSetup) -> Result<(L, L::Codec)>,
+    new_session: &SessionFactory<L>,
     mut slot: SessionSlot,
 ) where
     L: EventListener,
     T: Transport,
 {
-    let addrs = io.local_addr().and_then(|local| Ok((local, io.peer_addr()?)));
+    let addrs = io
+        .local_addr()
+        .and_then(|local| Ok((local, io.peer_addr()?)));
     let (local, peer) = match addrs {
         Ok(addrs) => addrs,
         Err(err) => {

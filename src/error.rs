@@ -237,7 +237,10 @@ impl Error {
 impl From<io::Error> for Error {
     fn from(err: io::Error) -> Self {
         // An io::Error may carry one of ours (codecs must speak io::Error to tokio-util).
-        if let Some(ours) = err.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
+        if let Some(ours) = err
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<Error>())
+        {
             return ours.clone();
         }
         Error::Io {

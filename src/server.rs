@@ -11,18 +11,17 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::arbiters::{self, ArbiterPool};
-use crate::endpoint::{open_session, EndpointShared, EndpointStats, NewSession, SessionSlot};
+use crate::endpoint::{
+    open_session, EndpointShared, EndpointStats, NewSession, SessionFactory, SessionSlot,
+};
 use crate::error::Result;
 use crate::listener::EventListener;
-use crate::session::SessionSetup;
 use crate::supervisor::{Shutdown, Supervisor};
 use crate::SessionConfig;
 
 /// Pause after an accept error that is not about one connection (e.g. out of file
 /// descriptors), so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
-
-type Hook<L> = dyn Fn(&mut SessionSetup) -> Result<(L, <L as EventListener>::Codec)> + Send + Sync;
 
 /// Builds and starts a TCP server (getty's `NewTCPServer`).
 ///
@@ -141,7 +140,7 @@ impl TcpServer {
 
 struct Acceptor<L: EventListener> {
     listener: TcpListener,
-    hook: Arc<Hook<L>>,
+    hook: Arc<SessionFactory<L>>,
     config: SessionConfig,
     nodelay: bool,
     max_connections: usize,

@@ -60,7 +60,12 @@ impl Timers {
 
     /// What is due at `now_ms`, given when the session last read and since when its
     /// writes have been stalled (0: not stalled). Timeouts come before cron.
-    pub(crate) fn due(&mut self, now_ms: u64, last_read_ms: u64, stalled_ms: u64) -> Option<Control> {
+    pub(crate) fn due(
+        &mut self,
+        now_ms: u64,
+        last_read_ms: u64,
+        stalled_ms: u64,
+    ) -> Option<Control> {
         if self.timed_out {
             return None;
         }
@@ -149,7 +154,11 @@ impl Supervisor {
         let now = clock::now_ms();
         for watched in self.sessions.values_mut() {
             let shared = &watched.shared;
-            if let Some(control) = watched.timers.due(now, shared.last_read_ms(), shared.write_stalled_ms()) {
+            if let Some(control) =
+                watched
+                    .timers
+                    .due(now, shared.last_read_ms(), shared.write_stalled_ms())
+            {
                 // At most one message per session per tick; timeouts once per session.
                 watched.control.do_send(control);
             }
@@ -251,11 +260,12 @@ mod tests {
     use super::*;
 
     fn config(cron_ms: u64, read_ms: Option<u64>, write_ms: Option<u64>) -> SessionConfig {
-        let mut c = SessionConfig::default();
-        c.cron_period = Duration::from_millis(cron_ms);
-        c.read_timeout = read_ms.map(Duration::from_millis);
-        c.write_timeout = write_ms.map(Duration::from_millis);
-        c
+        SessionConfig {
+            cron_period: Duration::from_millis(cron_ms),
+            read_timeout: read_ms.map(Duration::from_millis),
+            write_timeout: write_ms.map(Duration::from_millis),
+            ..SessionConfig::default()
+        }
     }
 
     #[test]
@@ -291,7 +301,10 @@ mod tests {
     #[test]
     fn tick_follows_the_shortest_timer() {
         assert_eq!(tick_for(&SessionConfig::default()), MAX_TICK);
-        assert_eq!(tick_for(&config(100, None, None)), Duration::from_millis(25));
+        assert_eq!(
+            tick_for(&config(100, None, None)),
+            Duration::from_millis(25)
+        );
         assert_eq!(tick_for(&config(1, None, None)), MIN_TICK);
     }
 }

@@ -13,14 +13,20 @@ use tokio_util::codec::{Framed, LinesCodec};
 
 #[actix::test]
 async fn echo_round_trip_with_the_length_delimited_codec() {
-    let behaviour = Behaviour { echo: true, ..Default::default() };
+    let behaviour = Behaviour {
+        echo: true,
+        ..Default::default()
+    };
     let (server, log, _) = start_probe_server(behaviour, SessionConfig::default()).await;
     let mut client = connect(&server).await;
     for payload in [&b"hello"[..], b"", &[7u8; 4096]] {
         assert_eq!(round_trip(&mut client, payload).await, payload);
     }
     drop(client);
-    log.wait_for(SECS5, "on_close", |e| e.iter().any(|(_, ev)| *ev == Event::Close)).await;
+    log.wait_for(SECS5, "on_close", |e| {
+        e.iter().any(|(_, ev)| *ev == Event::Close)
+    })
+    .await;
     let id = log.sessions()[0].id();
     let events = log.of(id);
     assert_eq!(events.first(), Some(&Event::Open));
@@ -54,7 +60,10 @@ async fn echo_round_trip_with_a_user_codec() {
     client.send("second line").await.unwrap();
     let first = within(SECS5, client.next()).await.unwrap().unwrap();
     let second = within(SECS5, client.next()).await.unwrap().unwrap();
-    assert_eq!((first.as_str(), second.as_str()), ("HELLO GETTY", "SECOND LINE"));
+    assert_eq!(
+        (first.as_str(), second.as_str()),
+        ("HELLO GETTY", "SECOND LINE")
+    );
     server.stop().await;
 }
 
@@ -62,17 +71,24 @@ async fn echo_round_trip_with_a_user_codec() {
 async fn two_hundred_sessions_each_echo_a_thousand_frames_in_order() {
     const SESSIONS: usize = 200;
     const FRAMES: usize = 1000;
-    let behaviour = Behaviour { echo: true, quiet: true, ..Default::default() };
+    let behaviour = Behaviour {
+        echo: true,
+        quiet: true,
+        ..Default::default()
+    };
     let server = TcpServer::new("127.0.0.1:0").workers(2);
-    let (server, log, _) = start_probe_server_with(server, behaviour, SessionConfig::default()).await;
+    let (server, log, _) =
+        start_probe_server_with(server, behaviour, SessionConfig::default()).await;
     let addr = server.local_addr();
     let clients: Vec<_> = (0..SESSIONS)
         .map(|c| {
             tokio::spawn(async move {
                 let stream = TcpStream::connect(addr).await.expect("connect");
                 let (read, write) = stream.into_split();
-                let mut sink = tokio_util::codec::FramedWrite::new(write, getty::LengthDelimited::new());
-                let mut echoes = tokio_util::codec::FramedRead::new(read, getty::LengthDelimited::new());
+                let mut sink =
+                    tokio_util::codec::FramedWrite::new(write, getty::LengthDelimited::new());
+                let mut echoes =
+                    tokio_util::codec::FramedRead::new(read, getty::LengthDelimited::new());
                 let frame = move |i: usize| Bytes::from(format!("{c}:{i}"));
                 let sender = tokio::spawn(async move {
                     for i in 0..FRAMES {
@@ -82,8 +98,16 @@ async fn two_hundred_sessions_each_echo_a_thousand_frames_in_order() {
                     sink
                 });
                 for i in 0..FRAMES {
-                    let echo = echoes.next().await.expect("echo before EOF").expect("valid frame");
-                    assert_eq!(echo, frame(i), "session {c}: frame {i} out of order or changed");
+                    let echo = echoes
+                        .next()
+                        .await
+                        .expect("echo before EOF")
+                        .expect("valid frame");
+                    assert_eq!(
+                        echo,
+                        frame(i),
+                        "session {c}: frame {i} out of order or changed"
+                    );
                 }
                 drop(sender.await);
             })
@@ -95,7 +119,10 @@ async fn two_hundred_sessions_each_echo_a_thousand_frames_in_order() {
         }
     })
     .await;
-    wait_until(SECS5, "all sessions closed", || server.stats().closed == SESSIONS as u64).await;
+    wait_until(SECS5, "all sessions closed", || {
+        server.stats().closed == SESSIONS as u64
+    })
+    .await;
     assert_eq!(log.count(&Event::Open), SESSIONS);
     assert_eq!(log.count(&Event::Close), SESSIONS);
     let total: u64 = log.sessions().iter().map(|s| s.stats().frames_read).sum();
@@ -111,7 +138,9 @@ async fn another_thread_writes_through_a_handle() {
     let session = log.sessions()[0].clone();
     let writer = std::thread::spawn(move || {
         let results: Vec<_> = (0..10)
-            .map(|i| futures::executor::block_on(session.write(Bytes::from(format!("from thread {i}")))))
+            .map(|i| {
+                futures::executor::block_on(session.write(Bytes::from(format!("from thread {i}"))))
+            })
             .collect();
         (results, session)
     });
@@ -125,17 +154,25 @@ async fn another_thread_writes_through_a_handle() {
 
     session.close();
     within(SECS5, session.closed()).await;
-    let after = std::thread::spawn(move || futures::executor::block_on(session.write(Bytes::from_static(b"late"))))
-        .join()
-        .unwrap();
-    assert!(matches!(after, Err(getty::Error::Closed { .. })), "{after:?}");
+    let after = std::thread::spawn(move || {
+        futures::executor::block_on(session.write(Bytes::from_static(b"late")))
+    })
+    .join()
+    .unwrap();
+    assert!(
+        matches!(after, Err(getty::Error::Closed { .. })),
+        "{after:?}"
+    );
     assert!(read_to_end(&mut client, SECS5).await.is_empty());
     server.stop().await;
 }
 
 #[actix::test]
 async fn attributes_and_stats() {
-    let behaviour = Behaviour { echo: true, ..Default::default() };
+    let behaviour = Behaviour {
+        echo: true,
+        ..Default::default()
+    };
     let (server, log, _) = start_probe_server(behaviour, SessionConfig::default()).await;
     let mut client = connect(&server).await;
     round_trip(&mut client, b"12345").await;
@@ -144,12 +181,18 @@ async fn attributes_and_stats() {
 
     let stats = session.stats();
     assert_eq!((stats.frames_read, stats.frames_written), (2, 2));
-    assert_eq!((stats.bytes_read, stats.bytes_written), (4 + 5 + 4 + 3, 4 + 5 + 4 + 3));
+    assert_eq!(
+        (stats.bytes_read, stats.bytes_written),
+        (4 + 5 + 4 + 3, 4 + 5 + 4 + 3)
+    );
     assert!(session.last_active().elapsed() < Duration::from_secs(5));
     assert_eq!(session.peer_addr(), client.get_ref().local_addr().unwrap());
     assert_eq!(session.local_addr(), server.local_addr());
     assert_eq!(session.name(), format!("tcp:{}", session.peer_addr()));
-    assert_eq!(session.max_frame_length(), getty::config::DEFAULT_MAX_FRAME_LENGTH);
+    assert_eq!(
+        session.max_frame_length(),
+        getty::config::DEFAULT_MAX_FRAME_LENGTH
+    );
     assert_eq!(session.cron_period(), getty::config::DEFAULT_CRON_PERIOD);
     assert_eq!(session.wait_time(), getty::config::DEFAULT_WAIT_TIME);
     assert!(session.is_writable() && !session.is_closed());
@@ -159,11 +202,17 @@ async fn attributes_and_stats() {
     assert!(session.set_attribute("user", User("ann".into())).is_none());
     session.set_attribute("visits", 3u32);
     assert_eq!(session.attribute::<User>("user"), Some(User("ann".into())));
-    assert_eq!(session.attribute::<u64>("visits"), None, "typed: wrong type reads as absent");
+    assert_eq!(
+        session.attribute::<u64>("visits"),
+        None,
+        "typed: wrong type reads as absent"
+    );
     assert_eq!(session.attribute::<u32>("visits"), Some(3));
     let from_other_thread = {
         let s = session.clone();
-        std::thread::spawn(move || s.attribute::<User>("user")).join().unwrap()
+        std::thread::spawn(move || s.attribute::<User>("user"))
+            .join()
+            .unwrap()
     };
     assert_eq!(from_other_thread, Some(User("ann".into())));
     assert!(session.remove_attribute("user").is_some());
@@ -183,13 +232,23 @@ async fn write_all_sends_frames_together_in_order() {
     log.wait_for(SECS5, "open", |e| !e.is_empty()).await;
     let session = log.sessions()[0].clone();
     let frames: Vec<Bytes> = (0..50).map(|i| Bytes::from(vec![i as u8; i])).collect();
-    within(SECS5, session.write_all(frames.clone())).await.unwrap();
-    within(SECS5, session.write_bytes(Bytes::from_static(b"\0\0\0\x03raw"))).await.unwrap();
+    within(SECS5, session.write_all(frames.clone()))
+        .await
+        .unwrap();
+    within(
+        SECS5,
+        session.write_bytes(Bytes::from_static(b"\0\0\0\x03raw")),
+    )
+    .await
+    .unwrap();
     for expected in frames {
         let got: BytesMut = within(SECS5, client.next()).await.unwrap().unwrap();
         assert_eq!(got, expected);
     }
-    assert_eq!(within(SECS5, client.next()).await.unwrap().unwrap(), &b"raw"[..]);
+    assert_eq!(
+        within(SECS5, client.next()).await.unwrap().unwrap(),
+        &b"raw"[..]
+    );
     assert_eq!(session.stats().frames_written, 51);
     server.stop().await;
 }

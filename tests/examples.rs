@@ -8,9 +8,16 @@ use std::time::{Duration, Instant};
 /// The example binaries `cargo test` built next to this test.
 fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test path");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
     let path = dir.join("examples").join(name);
-    assert!(path.exists(), "{} not built (cargo test builds examples)", path.display());
+    assert!(
+        path.exists(),
+        "{} not built (cargo test builds examples)",
+        path.display()
+    );
     path
 }
 
@@ -52,13 +59,22 @@ fn start_echo_server(extra: &[&str]) -> (Server, String) {
         let _ = BufReader::new(stdout).read_line(&mut line);
         let _ = tx.send(line);
     });
-    let line = rx.recv_timeout(Duration::from_secs(30)).expect("echo_server prints its address");
-    let addr = line.trim().strip_prefix("listening on ").expect("`listening on <addr>`").to_owned();
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("echo_server prints its address");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("`listening on <addr>`")
+        .to_owned();
     (server, addr)
 }
 
 fn signal(server: &Server, sig: &str) {
-    let status = Command::new("kill").args([sig, &server.0.id().to_string()]).status().expect("kill");
+    let status = Command::new("kill")
+        .args([sig, &server.0.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success());
 }
 
@@ -66,11 +82,26 @@ fn signal(server: &Server, sig: &str) {
 fn echo_client_checks_echo_server_and_sigterm_stops_it_cleanly() {
     let (mut server, addr) = start_echo_server(&["--threads", "2", "--max-frame", "65536"]);
     let client = Command::new(example("echo_client"))
-        .args(["--addr", &addr, "--conns", "8", "--frames", "2000", "--size", "1000", "--timeout", "60"])
+        .args([
+            "--addr",
+            &addr,
+            "--conns",
+            "8",
+            "--frames",
+            "2000",
+            "--size",
+            "1000",
+            "--timeout",
+            "60",
+        ])
         .output()
         .expect("run echo_client");
     let summary = String::from_utf8_lossy(&client.stdout);
-    assert!(client.status.success(), "echo_client failed: {summary} {}", String::from_utf8_lossy(&client.stderr));
+    assert!(
+        client.status.success(),
+        "echo_client failed: {summary} {}",
+        String::from_utf8_lossy(&client.stderr)
+    );
     assert!(summary.contains("16000/16000 echoes matched"), "{summary}");
     signal(&server, "-TERM");
     let status = wait_exit(&mut server.0, Duration::from_secs(20));
@@ -81,10 +112,23 @@ fn echo_client_checks_echo_server_and_sigterm_stops_it_cleanly() {
 fn echo_client_fails_on_frames_over_the_server_max_and_sigint_stops_it() {
     let (mut server, addr) = start_echo_server(&["--max-frame", "100"]);
     let client = Command::new(example("echo_client"))
-        .args(["--addr", &addr, "--frames", "10", "--size", "101", "--timeout", "10"])
+        .args([
+            "--addr",
+            &addr,
+            "--frames",
+            "10",
+            "--size",
+            "101",
+            "--timeout",
+            "10",
+        ])
         .output()
         .expect("run echo_client");
-    assert_eq!(client.status.code(), Some(1), "a refused frame is a failure");
+    assert_eq!(
+        client.status.code(),
+        Some(1),
+        "a refused frame is a failure"
+    );
     signal(&server, "-INT");
     let status = wait_exit(&mut server.0, Duration::from_secs(20));
     assert!(status.success(), "echo_server exit status {status:?}");
@@ -95,10 +139,14 @@ fn echo_server_read_timeout_closes_idle_connections() {
     use std::io::Read;
     let (_server, addr) = start_echo_server(&["--read-timeout", "0.2"]);
     let mut idle = std::net::TcpStream::connect(&addr).expect("connect");
-    idle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut buf = [0u8; 1];
     let start = Instant::now();
-    assert_eq!(idle.read(&mut buf).expect("EOF, not a client-side timeout"), 0);
+    assert_eq!(
+        idle.read(&mut buf).expect("EOF, not a client-side timeout"),
+        0
+    );
     assert!(start.elapsed() < Duration::from_secs(10));
 }
 
@@ -106,15 +154,25 @@ fn echo_server_read_timeout_closes_idle_connections() {
 fn echo_demo_runs_and_reports() {
     let out = Command::new(example("echo")).output().expect("run echo");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("320000 echoes matched"), "{text}");
     assert!(text.contains("0 still live"), "{text}");
 }
 
 #[test]
 fn bad_options_exit_with_status_2() {
-    let out = Command::new(example("echo_server")).args(["--bogus", "1"]).output().expect("run");
+    let out = Command::new(example("echo_server"))
+        .args(["--bogus", "1"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
-    let out = Command::new(example("echo_client")).args(["--conns", "many"]).output().expect("run");
+    let out = Command::new(example("echo_client"))
+        .args(["--conns", "many"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
 }

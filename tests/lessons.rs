@@ -47,7 +47,11 @@ async fn concurrent_writers_never_interleave_frames() {
             let t = got[0] as usize;
             assert!(t < THREADS, "corrupt header");
             let want = frame(t, next[t]);
-            assert!(got == want, "thread {t} frame {} arrived damaged or out of order", next[t]);
+            assert!(
+                got == want,
+                "thread {t} frame {} arrived damaged or out of order",
+                next[t]
+            );
             next[t] += 1;
         }
     })
@@ -63,7 +67,14 @@ async fn concurrent_writers_never_interleave_frames() {
 /// down, never panics: each write succeeds or fails with an error.
 #[actix::test]
 async fn writes_racing_a_reset_and_a_shutdown_never_panic() {
-    let (server, log, _) = start_probe_server(Behaviour { echo: true, ..Default::default() }, SessionConfig::default()).await;
+    let (server, log, _) = start_probe_server(
+        Behaviour {
+            echo: true,
+            ..Default::default()
+        },
+        SessionConfig::default(),
+    )
+    .await;
     let mut threads = Vec::new();
     let mut open_peers = Vec::new();
     for round in 0..20 {
@@ -75,7 +86,9 @@ async fn writes_racing_a_reset_and_a_shutdown_never_panic() {
             for i in 0..2000 {
                 match futures::executor::block_on(session.write(Bytes::from(format!("{i}")))) {
                     Ok(()) => outcomes.0 += 1,
-                    Err(Error::Closed { .. } | Error::Io { .. } | Error::QueueFull { .. }) => outcomes.1 += 1,
+                    Err(Error::Closed { .. } | Error::Io { .. } | Error::QueueFull { .. }) => {
+                        outcomes.1 += 1
+                    }
                     Err(other) => panic!("unexpected error {other:?}"),
                 }
             }

@@ -16,7 +16,10 @@ use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec};
 
 /// Waits for the one session of `log` to close and returns its events.
 async fn closed_events(log: &Log) -> Vec<Event> {
-    log.wait_for(SECS5, "on_close", |e| e.iter().any(|(_, ev)| *ev == Event::Close)).await;
+    log.wait_for(SECS5, "on_close", |e| {
+        e.iter().any(|(_, ev)| *ev == Event::Close)
+    })
+    .await;
     // A second on_close would come right after the first: give it a moment to show.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let id = log.sessions()[0].id();
@@ -24,20 +27,36 @@ async fn closed_events(log: &Log) -> Vec<Event> {
 }
 
 fn assert_closed_once(events: &[Event], error: Option<&'static str>) {
-    assert_eq!(events.iter().filter(|e| **e == Event::Close).count(), 1, "{events:?}");
+    assert_eq!(
+        events.iter().filter(|e| **e == Event::Close).count(),
+        1,
+        "{events:?}"
+    );
     assert_eq!(events.last(), Some(&Event::Close), "{events:?}");
-    let errors: Vec<_> = events.iter().filter(|e| matches!(e, Event::Error(_))).collect();
+    let errors: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, Event::Error(_)))
+        .collect();
     match error {
         Some(kind) => {
             assert_eq!(errors, vec![&Event::Error(kind)], "{events:?}");
-            assert_eq!(events[events.len() - 2], Event::Error(kind), "on_error right before on_close");
+            assert_eq!(
+                events[events.len() - 2],
+                Event::Error(kind),
+                "on_error right before on_close"
+            );
         }
         None => assert!(errors.is_empty(), "{events:?}"),
     }
 }
 
 async fn echo_server(config: SessionConfig) -> (getty::TcpServerHandle, Arc<Log>, Arc<Behaviour>) {
-    let behaviour = Behaviour { echo: true, close_on: Some(b"bye"), panic_on: Some(b"boom"), ..Default::default() };
+    let behaviour = Behaviour {
+        echo: true,
+        close_on: Some(b"bye"),
+        panic_on: Some(b"boom"),
+        ..Default::default()
+    };
     start_probe_server(behaviour, config).await
 }
 
@@ -117,11 +136,19 @@ async fn user_codec_decode_error_ends_the_session() {
         .unwrap();
     let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
     stream.write_all(b"fine\n\xff\xfe\n").await.unwrap();
-    log.wait_for(SECS5, "close", |e| e.iter().any(|(_, ev)| *ev == Event::Close)).await;
+    log.wait_for(SECS5, "close", |e| {
+        e.iter().any(|(_, ev)| *ev == Event::Close)
+    })
+    .await;
     let events: Vec<_> = log.events().into_iter().map(|(_, e)| e).collect();
     assert_eq!(
         events,
-        vec![Event::Open, Event::Message(Bytes::from("fine")), Event::Error("decode"), Event::Close]
+        vec![
+            Event::Open,
+            Event::Message(Bytes::from("fine")),
+            Event::Error("decode"),
+            Event::Close
+        ]
     );
     server.stop().await;
 }
@@ -134,7 +161,10 @@ async fn read_timeout_closes_an_idle_session() {
     let mut client = connect(&server).await;
     round_trip(&mut client, b"x").await;
     assert_closed_once(&closed_events(&log).await, Some("read_timeout"));
-    assert!(read_to_end(&mut client, SECS5).await.is_empty(), "the peer sees the close");
+    assert!(
+        read_to_end(&mut client, SECS5).await.is_empty(),
+        "the peer sees the close"
+    );
     server.stop().await;
 }
 
@@ -156,12 +186,19 @@ async fn close_from_a_handle_and_from_a_callback() {
     b.send(Bytes::from_static(b"bye")).await.unwrap();
     b.send(Bytes::from_static(b"after")).await.unwrap();
     let rest = read_to_end(&mut b, SECS5).await;
-    assert_eq!(rest, vec![Bytes::from_static(b"before")], "written before close() is flushed");
+    assert_eq!(
+        rest,
+        vec![Bytes::from_static(b"before")],
+        "written before close() is flushed"
+    );
     let second = log.sessions()[1].clone();
     within(SECS5, second.closed()).await;
     let events = log.of(second.id());
     assert_closed_once(&events, None);
-    assert!(!events.contains(&Event::Message(Bytes::from_static(b"after"))), "nothing after close()");
+    assert!(
+        !events.contains(&Event::Message(Bytes::from_static(b"after"))),
+        "nothing after close()"
+    );
     server.stop().await;
 }
 
@@ -175,11 +212,18 @@ async fn a_panicking_listener_ends_only_its_own_session() {
     doomed.send(Bytes::from_static(b"boom")).await.unwrap();
     assert!(read_to_end(&mut doomed, SECS5).await.is_empty());
     let doomed_id = log.sessions()[1].id();
-    log.wait_for(SECS5, "close", |e| e.iter().any(|(s, ev)| *s == doomed_id && *ev == Event::Close)).await;
+    log.wait_for(SECS5, "close", |e| {
+        e.iter()
+            .any(|(s, ev)| *s == doomed_id && *ev == Event::Close)
+    })
+    .await;
     assert_closed_once(&log.of(doomed_id), Some("listener_panic"));
     for i in 0..100 {
         let payload = format!("still here {i}");
-        assert_eq!(round_trip(&mut calm, payload.as_bytes()).await, payload.as_bytes());
+        assert_eq!(
+            round_trip(&mut calm, payload.as_bytes()).await,
+            payload.as_bytes()
+        );
     }
     server.stop().await;
 }
@@ -201,15 +245,24 @@ async fn server_shutdown_closes_every_session_once() {
         assert!(s.is_closed());
     }
     for c in &mut clients {
-        assert!(read_to_end(c, SECS5).await.is_empty(), "each client sees EOF");
+        assert!(
+            read_to_end(c, SECS5).await.is_empty(),
+            "each client sees EOF"
+        );
     }
-    assert!(TcpStream::connect(server.local_addr()).await.is_err(), "no longer accepting");
+    assert!(
+        TcpStream::connect(server.local_addr()).await.is_err(),
+        "no longer accepting"
+    );
     within(SECS5, server.stop()).await; // stopping again is harmless
 }
 
 #[actix::test]
 async fn on_open_refusing_closes_the_connection_without_callbacks() {
-    let behaviour = Behaviour { refuse: true, ..Default::default() };
+    let behaviour = Behaviour {
+        refuse: true,
+        ..Default::default()
+    };
     let (server, log, _) = start_probe_server(behaviour, SessionConfig::default()).await;
     let mut client = connect(&server).await;
     let _ = client.send(Bytes::from_static(b"hello?")).await;
@@ -246,9 +299,13 @@ async fn new_session_hook_refusing_or_panicking_refuses_the_connection() {
 
 #[actix::test]
 async fn max_connections_refuses_the_rest_cleanly() {
-    let behaviour = Behaviour { echo: true, ..Default::default() };
+    let behaviour = Behaviour {
+        echo: true,
+        ..Default::default()
+    };
     let server = TcpServer::new("127.0.0.1:0").workers(1).max_connections(3);
-    let (server, _log, _) = start_probe_server_with(server, behaviour, SessionConfig::default()).await;
+    let (server, _log, _) =
+        start_probe_server_with(server, behaviour, SessionConfig::default()).await;
     let mut kept = Vec::new();
     for _ in 0..3 {
         let mut c = connect(&server).await;
@@ -257,7 +314,10 @@ async fn max_connections_refuses_the_rest_cleanly() {
     }
     let mut extra = connect(&server).await;
     let _ = extra.send(Bytes::from_static(b"me too")).await;
-    assert!(read_to_end(&mut extra, SECS5).await.is_empty(), "closed at once");
+    assert!(
+        read_to_end(&mut extra, SECS5).await.is_empty(),
+        "closed at once"
+    );
     assert_eq!(server.stats().refused, 1);
     for c in &mut kept {
         round_trip(c, b"still fine").await;
@@ -274,12 +334,22 @@ async fn half_close_flushes_every_reply_before_the_socket_shuts() {
     const FRAMES: usize = 2000;
     let mut config = SessionConfig::default();
     config.max_frame_length = 32 * 1024;
-    let behaviour = Behaviour { echo: true, quiet: true, ..Default::default() };
+    let behaviour = Behaviour {
+        echo: true,
+        quiet: true,
+        ..Default::default()
+    };
     let (server, log, _) = start_probe_server(behaviour, config).await;
     let stream = TcpStream::connect(server.local_addr()).await.unwrap();
     let (read, write) = stream.into_split();
-    let mut sink = FramedWrite::new(write, getty::LengthDelimited::with_max_frame_length(32 * 1024));
-    let mut echoes = FramedRead::new(read, getty::LengthDelimited::with_max_frame_length(32 * 1024));
+    let mut sink = FramedWrite::new(
+        write,
+        getty::LengthDelimited::with_max_frame_length(32 * 1024),
+    );
+    let mut echoes = FramedRead::new(
+        read,
+        getty::LengthDelimited::with_max_frame_length(32 * 1024),
+    );
     let frame = |i: usize| Bytes::from(vec![(i % 251) as u8; 16 * 1024]);
     // 32 MB of echoes owed when the client half-closes: far more than socket buffers.
     let writer = tokio::spawn(async move {
@@ -298,7 +368,10 @@ async fn half_close_flushes_every_reply_before_the_socket_shuts() {
     })
     .await;
     writer.await.unwrap();
-    assert_eq!(got, FRAMES, "every echo owed at the half-close arrived before EOF");
+    assert_eq!(
+        got, FRAMES,
+        "every echo owed at the half-close arrived before EOF"
+    );
     assert_closed_once(&closed_events(&log).await, None);
     server.stop().await;
 }

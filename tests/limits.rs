@@ -17,7 +17,10 @@ use tokio_util::codec::FramedWrite;
 async fn a_frame_over_the_max_ends_only_its_own_session() {
     let mut config = SessionConfig::default();
     config.max_frame_length = 1024;
-    let behaviour = Behaviour { echo: true, ..Default::default() };
+    let behaviour = Behaviour {
+        echo: true,
+        ..Default::default()
+    };
     let (server, log, _) = start_probe_server(behaviour, config).await;
     let mut others = Vec::new();
     for i in 0..5 {
@@ -30,9 +33,15 @@ async fn a_frame_over_the_max_ends_only_its_own_session() {
     offender.send(Bytes::from(vec![2; 1025])).await.unwrap();
     assert!(read_to_end(&mut offender, SECS5).await.is_empty());
     let id = log.sessions()[5].id();
-    log.wait_for(SECS5, "offender closed", |e| e.iter().any(|(s, ev)| *s == id && *ev == Event::Close)).await;
+    log.wait_for(SECS5, "offender closed", |e| {
+        e.iter().any(|(s, ev)| *s == id && *ev == Event::Close)
+    })
+    .await;
     let events = log.of(id);
-    assert_eq!(&events[events.len() - 2..], &[Event::Error("frame_too_long"), Event::Close]);
+    assert_eq!(
+        &events[events.len() - 2..],
+        &[Event::Error("frame_too_long"), Event::Close]
+    );
     for (i, c) in others.iter_mut().enumerate() {
         for j in 0..20 {
             let payload = format!("peer {i} frame {j}");
@@ -86,7 +95,10 @@ async fn the_read_buffer_is_bounded_for_codecs_without_length_checks() {
     let (kind, bytes_read) = errors[0];
     assert_eq!(kind, "frame_too_long");
     // Bound: max + header allowance, plus at most one read chunk past it.
-    assert!(bytes_read <= 1000 + 64 + 8 * 1024, "read {bytes_read} bytes before refusing");
+    assert!(
+        bytes_read <= 1000 + 64 + 8 * 1024,
+        "read {bytes_read} bytes before refusing"
+    );
     server.stop().await;
 }
 
@@ -97,7 +109,11 @@ async fn a_flood_at_a_slow_listener_leaves_server_memory_bounded() {
     let mut config = SessionConfig::default();
     config.max_frame_length = FRAME;
     config.read_queue = 4;
-    let behaviour = Behaviour { quiet: true, delay: Duration::from_millis(20), ..Default::default() };
+    let behaviour = Behaviour {
+        quiet: true,
+        delay: Duration::from_millis(20),
+        ..Default::default()
+    };
     behaviour.slow.store(true, Ordering::Relaxed);
     let (server, log, behaviour) = start_probe_server(behaviour, config).await;
     let addr = server.local_addr();
@@ -106,13 +122,19 @@ async fn a_flood_at_a_slow_listener_leaves_server_memory_bounded() {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (sampled, b) = (log.clone(), behaviour.clone());
     let peer = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let stream = TcpStream::connect(addr).await.unwrap();
-            let mut sink = FramedWrite::new(stream, getty::LengthDelimited::with_max_frame_length(FRAME));
+            let mut sink =
+                FramedWrite::new(stream, getty::LengthDelimited::with_max_frame_length(FRAME));
             let flood = tokio::spawn(async move {
                 for i in 0..FRAMES {
-                    sink.feed(Bytes::from(vec![(i % 256) as u8; FRAME])).await.unwrap();
+                    sink.feed(Bytes::from(vec![(i % 256) as u8; FRAME]))
+                        .await
+                        .unwrap();
                 }
                 sink.flush().await.unwrap();
                 sink
@@ -141,17 +163,27 @@ async fn a_flood_at_a_slow_listener_leaves_server_memory_bounded() {
             let _ = tx.send((worst, bound, held_back, delivered_while_slow, session));
         })
     });
-    let (worst, bound, held_back, delivered_while_slow, session) = within(Duration::from_secs(90), rx).await.unwrap();
+    let (worst, bound, held_back, delivered_while_slow, session) =
+        within(Duration::from_secs(90), rx).await.unwrap();
     peer.join().unwrap();
     eprintln!("read ahead of the listener at most {worst} bytes (bound {bound}); {delivered_while_slow} frames delivered while slow");
     assert!(held_back, "TCP flow control holds the flooding peer back");
-    assert!(worst <= bound, "read ahead of the listener by {worst} bytes, bound {bound}");
-    assert!(delivered_while_slow < FRAMES as u64 / 2, "{delivered_while_slow}");
+    assert!(
+        worst <= bound,
+        "read ahead of the listener by {worst} bytes, bound {bound}"
+    );
+    assert!(
+        delivered_while_slow < FRAMES as u64 / 2,
+        "{delivered_while_slow}"
+    );
     wait_until(Duration::from_secs(30), "everything delivered", || {
         behaviour.delivered.load(Ordering::Relaxed) == FRAMES as u64
     })
     .await;
-    assert_eq!(session.stats().bytes_read, FRAMES as u64 * (FRAME + 4) as u64);
+    assert_eq!(
+        session.stats().bytes_read,
+        FRAMES as u64 * (FRAME + 4) as u64
+    );
     server.stop().await;
 }
 
@@ -176,16 +208,31 @@ async fn a_peer_that_never_reads_gets_queue_full_then_a_write_timeout() {
             break;
         }
     }
-    let first_err = results.iter().find_map(|r| r.as_ref().err()).expect("writes fail once nobody reads");
+    let first_err = results
+        .iter()
+        .find_map(|r| r.as_ref().err())
+        .expect("writes fail once nobody reads");
     assert!(
-        matches!(first_err, Error::QueueFull { .. } | Error::WriteTimeout { .. }),
+        matches!(
+            first_err,
+            Error::QueueFull { .. } | Error::WriteTimeout { .. }
+        ),
         "{first_err:?}"
     );
-    assert!(session.queued_bytes() <= 256 * 1024 + 64 * 1024 + 8, "queue bounded: {}", session.queued_bytes());
-    log.wait_for(SECS5, "write timeout closes the session", |e| e.iter().any(|(_, ev)| *ev == Event::Close))
-        .await;
+    assert!(
+        session.queued_bytes() <= 256 * 1024 + 64 * 1024 + 8,
+        "queue bounded: {}",
+        session.queued_bytes()
+    );
+    log.wait_for(SECS5, "write timeout closes the session", |e| {
+        e.iter().any(|(_, ev)| *ev == Event::Close)
+    })
+    .await;
     let events = log.of(session.id());
-    assert_eq!(&events[events.len() - 2..], &[Event::Error("write_timeout"), Event::Close]);
+    assert_eq!(
+        &events[events.len() - 2..],
+        &[Event::Error("write_timeout"), Event::Close]
+    );
     server.stop().await;
 }
 
@@ -199,6 +246,9 @@ async fn cron_ticks_arrive_at_the_period() {
     tokio::time::sleep(Duration::from_millis(1050)).await;
     let ticks = log.count(&Event::Cron);
     // 10 periods passed; allow for a slow machine, but not for a missing or runaway timer.
-    assert!((5..=12).contains(&ticks), "{ticks} cron ticks in ~1 s at a 100 ms period");
+    assert!(
+        (5..=12).contains(&ticks),
+        "{ticks} cron ticks in ~1 s at a 100 ms period"
+    );
     server.stop().await;
 }

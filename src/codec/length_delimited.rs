@@ -133,7 +133,9 @@ mod tests {
     fn decodes_split_input_byte_by_byte() {
         let mut codec = LengthDelimited::new();
         let mut wire = BytesMut::new();
-        codec.encode(Bytes::from_static(b"hello"), &mut wire).unwrap();
+        codec
+            .encode(Bytes::from_static(b"hello"), &mut wire)
+            .unwrap();
         codec.encode(Bytes::from_static(b""), &mut wire).unwrap();
         let mut src = BytesMut::new();
         let mut frames = Vec::new();
@@ -151,8 +153,18 @@ mod tests {
         let mut codec = LengthDelimited::with_max_frame_length(16);
         let mut src = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);
         let err = codec.decode(&mut src).unwrap_err();
-        assert!(matches!(err, Error::FrameTooLong { len: 0xffff_ffff, max: 16, .. }));
-        assert!(src.capacity() < 64, "no buffer grown for the announced length");
+        assert!(matches!(
+            err,
+            Error::FrameTooLong {
+                len: 0xffff_ffff,
+                max: 16,
+                ..
+            }
+        ));
+        assert!(
+            src.capacity() < 64,
+            "no buffer grown for the announced length"
+        );
     }
 
     #[test]
@@ -168,6 +180,9 @@ mod tests {
         let mut codec = LengthDelimited::new();
         let mut src = BytesMut::from(&[0, 0, 0, 5, b'a'][..]);
         assert!(codec.decode(&mut src).unwrap().is_none());
-        assert!(matches!(codec.decode_eof(&mut src), Err(Error::Decode { .. })));
+        assert!(matches!(
+            codec.decode_eof(&mut src),
+            Err(Error::Decode { .. })
+        ));
     }
 }

@@ -53,6 +53,6 @@ impl<T, Out> Codec<Out> for T where
     T: Decoder<Item: Send + 'static, Error: Into<BoxError>>
         + Encoder<Out, Error: Into<BoxError>>
         + Clone
-            + 'static
+        + 'static
 {
 }

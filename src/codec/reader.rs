@@ -42,6 +42,9 @@ where
     Ok(())
 }
 
+/// One item of a [`FrameReader`]: the frames of one read, or the error that ended it.
+pub(crate) type Batch<D> = Result<Vec<<D as Decoder>::Item>, Error>;
+
 /// A stream of frame batches read from `io`: each item holds every frame that one read
 /// completed, so the hop to the logic actor costs once per read, not once per frame.
 ///
@@ -84,7 +87,7 @@ where
         &mut self,
         batch: Vec<D::Item>,
         result: Result<(), Error>,
-    ) -> Option<Poll<Option<Result<Vec<D::Item>, Error>>>> {
+    ) -> Option<Poll<Option<Batch<D>>>> {
         if let Err(err) = result {
             self.done = true;
             if batch.is_empty() {
@@ -117,7 +120,7 @@ where
     D: Decoder<Error: Into<BoxError>>,
     R: AsyncRead + Unpin,
 {
-    type Item = Result<Vec<D::Item>, Error>;
+    type Item = Batch<D>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
@@ -180,7 +183,14 @@ mod tests {
         let mut batch = Vec::new();
         let err = decode_available(&mut lines, &mut buf, 8, &mut batch).unwrap_err();
         assert_eq!(batch, vec!["one".to_string(), "two".to_string()]);
-        assert!(matches!(err, Error::FrameTooLong { len: 17, max: 8, .. }));
+        assert!(matches!(
+            err,
+            Error::FrameTooLong {
+                len: 17,
+                max: 8,
+                ..
+            }
+        ));
     }
 
     #[test]

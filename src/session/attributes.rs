@@ -17,15 +17,24 @@ impl Attributes {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Box<dyn Any + Send + Sync>>> {
         // A panic elsewhere while the lock was held cannot leave the map half-changed
         // (every operation is one HashMap call), so a poisoned lock is still usable.
-        self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.map
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub(crate) fn set<T: Any + Send + Sync>(&self, key: &str, value: T) -> Option<Box<dyn Any + Send + Sync>> {
+    pub(crate) fn set<T: Any + Send + Sync>(
+        &self,
+        key: &str,
+        value: T,
+    ) -> Option<Box<dyn Any + Send + Sync>> {
         self.map().insert(key.to_owned(), Box::new(value))
     }
 
     pub(crate) fn get<T: Any + Clone>(&self, key: &str) -> Option<T> {
-        self.map().get(key).and_then(|v| v.downcast_ref::<T>()).cloned()
+        self.map()
+            .get(key)
+            .and_then(|v| v.downcast_ref::<T>())
+            .cloned()
     }
 
     pub(crate) fn remove(&self, key: &str) -> Option<Box<dyn Any + Send + Sync>> {

@@ -24,8 +24,13 @@ use crate::listener::{EventListener, Frame};
 use crate::transport::Transport;
 
 /// Starts a session's logic and reader actors on the current arbiter.
-pub(crate) fn start_session<L, T>(io: T, setup: SessionSetup, listener: L, codec: L::Codec, slot: SessionSlot)
-where
+pub(crate) fn start_session<L, T>(
+    io: T,
+    setup: SessionSetup,
+    listener: L,
+    codec: L::Codec,
+    slot: SessionSlot,
+) where
     L: EventListener,
     T: Transport,
 {
@@ -40,7 +45,12 @@ where
         let reader = ReaderActor::start(frames, ctx.address().recipient());
         let span = tracing::debug_span!("session", id = shared.id.get(), name = %shared.name, peer = %shared.peer_addr);
         LogicActor {
-            out: OutBuffer::new(codec, shared.id, shared.config.write_high_water, shared.config.write_low_water),
+            out: OutBuffer::new(
+                codec,
+                shared.id,
+                shared.config.write_high_water,
+                shared.config.write_low_water,
+            ),
             listener,
             session,
             io: Some(write_half),
@@ -93,7 +103,10 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
 
     /// Runs one listener callback with a context onto this session. A panic in it becomes
     /// [`Error::ListenerPanic`].
-    fn callback<R>(&mut self, f: impl FnOnce(&mut L, &mut SessionContext<'_, L>) -> R) -> Result<R, Error> {
+    fn callback<R>(
+        &mut self,
+        f: impl FnOnce(&mut L, &mut SessionContext<'_, L>) -> R,
+    ) -> Result<R, Error> {
         let _entered = self.span.enter();
         let mut cx = SessionContext {
             session: &self.session,
@@ -101,7 +114,8 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
             close_requested: &mut self.close_requested,
         };
         let listener = &mut self.listener;
-        catch_unwind(AssertUnwindSafe(|| f(listener, &mut cx))).map_err(|p| panic_error(&*p, self.session.id()))
+        catch_unwind(AssertUnwindSafe(|| f(listener, &mut cx)))
+            .map_err(|p| panic_error(&*p, self.session.id()))
     }
 
     /// After a callback: close if it panicked or asked to.
@@ -132,7 +146,7 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
         let mut backlog = std::mem::take(&mut self.backlog);
         let result = self.callback(|listener, cx| {
             let mut frames = frames;
-            while let Some(frame) = frames.next() {
+            for frame in frames.by_ref() {
                 if !cx.out.is_writable() {
                     backlog.push_back(frame);
                     break;
@@ -230,7 +244,11 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
         }
         self.shared().note_queue(0, false, 0);
         self.shared().set_phase(Phase::Closed);
-        self.slot.release(if opened { Outcome::Closed } else { Outcome::Refused });
+        self.slot.release(if opened {
+            Outcome::Closed
+        } else {
+            Outcome::Refused
+        });
         ctx.stop();
     }
 
@@ -277,7 +295,8 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
         };
         let shared = self.session.shared();
         shared.note_queue(self.out.len(), self.out.is_writable(), self.stalled_ms);
-        let paused = self.phase == Phase::Open && (!self.out.is_writable() || !self.backlog.is_empty());
+        let paused =
+            self.phase == Phase::Open && (!self.out.is_writable() || !self.backlog.is_empty());
         if paused != self.read_paused {
             self.read_paused = paused;
             shared.pause_reading(paused);
@@ -311,7 +330,9 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
         while !self.out.is_empty() {
             match Pin::new(&mut *io).poll_write(task, self.out.chunk()) {
                 Poll::Ready(Ok(0)) => {
-                    return Poll::Ready(Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into()))
+                    return Poll::Ready(Err(
+                        std::io::Error::from(std::io::ErrorKind::WriteZero).into()
+                    ))
                 }
                 Poll::Ready(Ok(n)) => {
                     self.out.consume(n);
@@ -386,7 +407,8 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
     fn open(&mut self, ctx: &mut Context<Self>) {
         self.phase = Phase::Open;
         self.shared().set_phase(Phase::Open);
-        self.slot.opened(self.shared().clone(), ctx.address().recipient());
+        self.slot
+            .opened(self.shared().clone(), ctx.address().recipient());
         ctx.spawn(Flusher);
         tracing::debug!(parent: &self.span, "session open");
     }
@@ -408,7 +430,9 @@ impl<L: EventListener, W> Drop for LogicActor<L, W> {
     }
 }
 
-impl<L: EventListener, W: AsyncWrite + Unpin + 'static> Handler<Inbound<Frame<L>>> for LogicActor<L, W> {
+impl<L: EventListener, W: AsyncWrite + Unpin + 'static> Handler<Inbound<Frame<L>>>
+    for LogicActor<L, W>
+{
     type Result = ();
 
     fn handle(&mut self, msg: Inbound<Frame<L>>, ctx: &mut Context<Self>) {
@@ -423,7 +447,9 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> Handler<Inbound<Frame<L>
     }
 }
 
-impl<L: EventListener, W: AsyncWrite + Unpin + 'static> Handler<Command<L::Out>> for LogicActor<L, W> {
+impl<L: EventListener, W: AsyncWrite + Unpin + 'static> Handler<Command<L::Out>>
+    for LogicActor<L, W>
+{
     type Result = ();
 
     fn handle(&mut self, msg: Command<L::Out>, ctx: &mut Context<Self>) {

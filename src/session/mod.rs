@@ -296,7 +296,11 @@ impl<Out: Send + 'static> Session<Out> {
     }
 
     /// Stores `value` under `key`, replacing (and returning) what was there.
-    pub fn set_attribute<T: Any + Send + Sync>(&self, key: &str, value: T) -> Option<Box<dyn Any + Send + Sync>> {
+    pub fn set_attribute<T: Any + Send + Sync>(
+        &self,
+        key: &str,
+        value: T,
+    ) -> Option<Box<dyn Any + Send + Sync>> {
         self.shared.attributes.set(key, value)
     }
 

@@ -182,7 +182,14 @@ mod tests {
         q.encode(Bytes::from_static(b"123456")).unwrap(); // 10 bytes on the wire
         assert!(!q.is_writable());
         let err = q.encode(Bytes::from_static(b"x")).unwrap_err();
-        assert!(matches!(err, Error::QueueFull { queued: 10, limit: 10, .. }));
+        assert!(matches!(
+            err,
+            Error::QueueFull {
+                queued: 10,
+                limit: 10,
+                ..
+            }
+        ));
         q.consume(5);
         assert!(!q.is_writable(), "above low water");
         q.consume(1);
@@ -211,9 +218,17 @@ mod tests {
 
     #[test]
     fn encode_all_is_all_or_nothing() {
-        let mut q = OutBuffer::new(LengthDelimited::with_max_frame_length(2), SessionId(1), 100, 50);
+        let mut q = OutBuffer::new(
+            LengthDelimited::with_max_frame_length(2),
+            SessionId(1),
+            100,
+            50,
+        );
         let err = q
-            .encode_all(vec![Bytes::from_static(b"ok"), Bytes::from_static(b"too long")])
+            .encode_all(vec![
+                Bytes::from_static(b"ok"),
+                Bytes::from_static(b"too long"),
+            ])
             .unwrap_err();
         assert!(matches!(err, Error::FrameTooLong { .. }));
         assert!(q.is_empty());

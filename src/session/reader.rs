@@ -22,13 +22,19 @@ where
     D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + 'static,
 {
     /// Starts the reader on the current arbiter.
-    pub(crate) fn start<R>(reader: FrameReader<D, R>, logic: Recipient<Inbound<D::Item>>) -> Addr<Self>
+    pub(crate) fn start<R>(
+        reader: FrameReader<D, R>,
+        logic: Recipient<Inbound<D::Item>>,
+    ) -> Addr<Self>
     where
         R: AsyncRead + Unpin + 'static,
     {
         ReaderActor::create(move |ctx| {
             ctx.add_stream(reader);
-            ReaderActor { logic, ended: false }
+            ReaderActor {
+                logic,
+                ended: false,
+            }
         })
     }
 

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
-use getty::{Error, EventListener, LengthDelimited, Session, SessionConfig, SessionContext, SessionId, TcpServer, TcpServerHandle};
+use getty::{
+    Error, EventListener, LengthDelimited, Session, SessionConfig, SessionContext, SessionId,
+    TcpServer, TcpServerHandle,
+};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
@@ -57,7 +60,11 @@ impl Log {
 
     /// Events of one session.
     pub fn of(&self, id: SessionId) -> Vec<Event> {
-        self.events().into_iter().filter(|(s, _)| *s == id).map(|(_, e)| e).collect()
+        self.events()
+            .into_iter()
+            .filter(|(s, _)| *s == id)
+            .map(|(_, e)| e)
+            .collect()
     }
 
     pub fn count(&self, event: &Event) -> usize {
@@ -70,7 +77,12 @@ impl Log {
     }
 
     /// Waits (at most `limit`) until `cond` holds for the events; panics with them if not.
-    pub async fn wait_for(&self, limit: Duration, what: &str, cond: impl Fn(&[(SessionId, Event)]) -> bool) {
+    pub async fn wait_for(
+        &self,
+        limit: Duration,
+        what: &str,
+        cond: impl Fn(&[(SessionId, Event)]) -> bool,
+    ) {
         let step = Duration::from_millis(10);
         let rounds = (limit.as_millis() / step.as_millis()).max(1);
         for _ in 0..rounds {
@@ -79,7 +91,10 @@ impl Log {
             }
             tokio::time::sleep(step).await;
         }
-        panic!("timed out after {limit:?} waiting for {what}; events: {:?}", self.events());
+        panic!(
+            "timed out after {limit:?} waiting for {what}; events: {:?}",
+            self.events()
+        );
     }
 }
 
@@ -119,7 +134,11 @@ impl EventListener for Probe {
             return Err(Error::refused("test refuses"));
         }
         self.log.push(session.id(), Event::Open);
-        self.log.sessions.lock().unwrap().push(session.session().clone());
+        self.log
+            .sessions
+            .lock()
+            .unwrap()
+            .push(session.session().clone());
         Ok(())
     }
 
@@ -141,7 +160,9 @@ impl EventListener for Probe {
             return;
         }
         if b.echo {
-            session.write(frame).expect("echo accepted while the session is writable");
+            session
+                .write(frame)
+                .expect("echo accepted while the session is writable");
         }
     }
 
@@ -150,7 +171,11 @@ impl EventListener for Probe {
     }
 
     fn on_error(&mut self, session: &Session<Bytes>, error: &Error) {
-        assert_eq!(error.session(), Some(session.id()), "errors name their session");
+        assert_eq!(
+            error.session(),
+            Some(session.id()),
+            "errors name their session"
+        );
         self.log.push(session.id(), Event::Error(kind(error)));
     }
 
@@ -160,11 +185,18 @@ impl EventListener for Probe {
 }
 
 /// Starts a one-arbiter server on a free loopback port with probes as listeners.
-pub async fn start_probe_server(behaviour: Behaviour, config: SessionConfig) -> (TcpServerHandle, Arc<Log>, Arc<Behaviour>) {
+pub async fn start_probe_server(
+    behaviour: Behaviour,
+    config: SessionConfig,
+) -> (TcpServerHandle, Arc<Log>, Arc<Behaviour>) {
     start_probe_server_with(TcpServer::new("127.0.0.1:0").workers(1), behaviour, config).await
 }
 
-pub async fn start_probe_server_with(server: TcpServer, behaviour: Behaviour, config: SessionConfig) -> (TcpServerHandle, Arc<Log>, Arc<Behaviour>) {
+pub async fn start_probe_server_with(
+    server: TcpServer,
+    behaviour: Behaviour,
+    config: SessionConfig,
+) -> (TcpServerHandle, Arc<Log>, Arc<Behaviour>) {
     let log = Arc::new(Log::default());
     let behaviour = Arc::new(behaviour);
     let (l, b) = (log.clone(), behaviour.clone());
@@ -172,7 +204,13 @@ pub async fn start_probe_server_with(server: TcpServer, behaviour: Behaviour, co
         .session_config(config)
         .start(move |setup| {
             let max = setup.config().max_frame_length;
-            Ok((Probe { log: l.clone(), behaviour: b.clone() }, LengthDelimited::with_max_frame_length(max)))
+            Ok((
+                Probe {
+                    log: l.clone(),
+                    behaviour: b.clone(),
+                },
+                LengthDelimited::with_max_frame_length(max),
+            ))
         })
         .await
         .expect("server starts");
@@ -187,16 +225,26 @@ pub async fn connect(server: &TcpServerHandle) -> Client {
 }
 
 pub async fn connect_max(server: &TcpServerHandle, max: usize) -> Client {
-    let stream = within(Duration::from_secs(5), TcpStream::connect(server.local_addr())).await.expect("connect");
+    let stream = within(
+        Duration::from_secs(5),
+        TcpStream::connect(server.local_addr()),
+    )
+    .await
+    .expect("connect");
     stream.set_nodelay(true).unwrap();
     Framed::new(stream, LengthDelimited::with_max_frame_length(max))
 }
 
 /// Sends one frame and waits (5 s at most) for its echo.
 pub async fn round_trip(client: &mut Client, payload: &[u8]) -> Bytes {
-    client.send(Bytes::copy_from_slice(payload)).await.expect("send");
+    client
+        .send(Bytes::copy_from_slice(payload))
+        .await
+        .expect("send");
     let echo = within(Duration::from_secs(5), client.next()).await;
-    echo.expect("an echo before EOF").expect("a valid frame").freeze()
+    echo.expect("an echo before EOF")
+        .expect("a valid frame")
+        .freeze()
 }
 
 /// Reads until EOF (or error), at most `limit`; returns the frames read.
@@ -213,7 +261,9 @@ pub async fn read_to_end(client: &mut Client, limit: Duration) -> Vec<Bytes> {
 
 /// Awaits `fut`, panicking if it takes longer than `limit`.
 pub async fn within<F: std::future::Future>(limit: Duration, fut: F) -> F::Output {
-    tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| panic!("timed out after {limit:?}"))
+    tokio::time::timeout(limit, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {limit:?}"))
 }
 
 /// Waits (at most `limit`) until `cond()` holds.
