@@ -1,1 +1,127 @@
-fn main() {}
+//! Hot-path benchmarks: decoding and encoding batches of small frames, and a pipelined
+//! echo through a real getty server over loopback.
+//!
+//! `cargo bench --bench hot_path`. For comparisons with raw tokio and plain actix, use
+//! `../shared/yardstick` against `examples/echo_server` (see README).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use futures::{SinkExt, StreamExt};
+use getty::{EventListener, LengthDelimited, SessionContext, TcpServer};
+use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
+
+const FRAMES: usize = 256;
+const SIZE: usize = 64;
+
+fn wire(frames: usize) -> BytesMut {
+    let mut wire = BytesMut::with_capacity(frames * (SIZE + 4));
+    for i in 0..frames {
+        wire.put_u32(SIZE as u32);
+        wire.put_bytes(i as u8, SIZE);
+    }
+    wire
+}
+
+fn codec(c: &mut Criterion) {
+    let mut group = c.benchmark_group("length_delimited");
+    group.throughput(Throughput::Elements(FRAMES as u64));
+    let template = wire(FRAMES);
+    group.bench_function("decode 256 x 64 B", |b| {
+        let mut codec = LengthDelimited::new();
+        b.iter(|| {
+            let mut src = template.clone();
+            let mut n = 0;
+            while let Some(frame) = codec.decode(&mut src).unwrap() {
+                n += frame.len();
+            }
+            n
+        })
+    });
+    let payload = Bytes::from(vec![7u8; SIZE]);
+    group.bench_function("encode 256 x 64 B", |b| {
+        let mut codec = LengthDelimited::new();
+        let mut dst = BytesMut::with_capacity(FRAMES * (SIZE + 4));
+        b.iter(|| {
+            dst.clear();
+            for _ in 0..FRAMES {
+                codec.encode(payload.clone(), &mut dst).unwrap();
+            }
+            dst.len()
+        })
+    });
+    group.finish();
+}
+
+struct Echo;
+
+impl EventListener for Echo {
+    type Codec = LengthDelimited;
+    type Out = Bytes;
+    fn on_message(&mut self, s: &mut SessionContext<'_, Self>, frame: BytesMut) {
+        let _ = s.write(frame.freeze());
+    }
+}
+
+/// A one-arbiter echo server on its own thread, for the life of the bench process.
+fn spawn_server() -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix::System::new().block_on(async move {
+            let server = TcpServer::new("127.0.0.1:0")
+                .workers(1)
+                .start(|_| Ok((Echo, LengthDelimited::new())))
+                .await
+                .expect("bench server starts");
+            tx.send(server.local_addr()).expect("bench alive");
+            futures::future::pending::<()>().await;
+        })
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("server address")
+}
+
+fn echo(c: &mut Criterion) {
+    let addr = spawn_server();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (mut sink, mut echoes) = rt.block_on(async {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let (r, w) = stream.into_split();
+        (
+            FramedWrite::new(w, LengthDelimited::new()),
+            FramedRead::new(r, LengthDelimited::new()),
+        )
+    });
+    let payload = Bytes::from(vec![1u8; SIZE]);
+    let mut group = c.benchmark_group("tcp_echo");
+    for depth in [1usize, 64] {
+        group.throughput(Throughput::Elements(depth as u64));
+        group.bench_function(format!("{depth} pipelined x 64 B"), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        for _ in 0..depth {
+                            sink.feed(payload.clone()).await.unwrap();
+                        }
+                        sink.flush().await.unwrap();
+                        for _ in 0..depth {
+                            echoes.next().await.unwrap().unwrap();
+                        }
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, codec, echo);
+criterion_main!(benches);

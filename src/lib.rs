@@ -47,6 +47,96 @@
 //! }
 //! ```
 //!
+//! ## Heartbeats: the cron pattern
+//! For TCP, getty leaves heartbeats to the application: send one in `on_cron`, and close
+//! a session whose peer stayed silent. Reads update [`Session::last_active`] by
+//! themselves; [`Session::update_active`] marks anything else that proves the peer alive.
+//! ```
+//! use std::time::Duration;
+//! use bytes::{Bytes, BytesMut};
+//! use futures::StreamExt;
+//! use getty::{EventListener, LengthDelimited, SessionConfig, SessionContext, TcpServer};
+//!
+//! struct Heartbeat;
+//!
+//! impl EventListener for Heartbeat {
+//!     type Codec = LengthDelimited;
+//!     type Out = Bytes;
+//!
+//!     fn on_message(&mut self, _: &mut SessionContext<'_, Self>, _pong: BytesMut) {}
+//!
+//!     fn on_cron(&mut self, session: &mut SessionContext<'_, Self>) {
+//!         if session.last_active().elapsed() > 3 * session.cron_period() {
+//!             session.close(); // silent too long: on_close follows
+//!         } else {
+//!             let _ = session.write(Bytes::from_static(b"ping"));
+//!         }
+//!     }
+//! }
+//!
+//! #[actix::main]
+//! async fn main() -> getty::Result<()> {
+//!     let mut config = SessionConfig::default();
+//!     config.cron_period = Duration::from_millis(50);
+//!     let server = TcpServer::new("127.0.0.1:0")
+//!         .workers(1)
+//!         .session_config(config)
+//!         .start(|_| Ok((Heartbeat, LengthDelimited::new())))
+//!         .await?;
+//!     // A peer that never answers: it gets pings, then the server closes on it.
+//!     let stream = tokio::net::TcpStream::connect(server.local_addr()).await?;
+//!     let mut peer = tokio_util::codec::FramedRead::new(stream, LengthDelimited::new());
+//!     let mut pings = 0;
+//!     let read_all = async { while let Some(Ok(_)) = peer.next().await { pings += 1 } };
+//!     tokio::time::timeout(Duration::from_secs(10), read_all).await.expect("closed by the server");
+//!     assert!(pings >= 1);
+//!     server.stop().await;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## Long work off the session
+//! Callbacks run on the session's logic actor and must return quickly. Clone the
+//! [`Session`] handle, hand the work elsewhere (another actor or arbiter, a blocking
+//! pool), and write the reply through the handle when it is done. If the session closed
+//! meanwhile the write returns [`Error::Closed`]; nothing panics.
+//! ```
+//! use bytes::{Bytes, BytesMut};
+//! use futures::{SinkExt, StreamExt};
+//! use getty::{EventListener, LengthDelimited, SessionContext, TcpServer};
+//!
+//! struct Offload;
+//!
+//! impl EventListener for Offload {
+//!     type Codec = LengthDelimited;
+//!     type Out = Bytes;
+//!
+//!     fn on_message(&mut self, session: &mut SessionContext<'_, Self>, request: BytesMut) {
+//!         let session = session.session().clone();
+//!         actix_rt::spawn(async move {
+//!             // Blocking work on tokio's blocking pool; the session goes on reading.
+//!             let work = move || request.iter().rev().copied().collect::<Vec<u8>>();
+//!             if let Ok(reply) = tokio::task::spawn_blocking(work).await {
+//!                 let _ = session.write(Bytes::from(reply)).await;
+//!             }
+//!         });
+//!     }
+//! }
+//!
+//! #[actix::main]
+//! async fn main() -> getty::Result<()> {
+//!     let server = TcpServer::new("127.0.0.1:0")
+//!         .start(|_| Ok((Offload, LengthDelimited::new())))
+//!         .await?;
+//!     let stream = tokio::net::TcpStream::connect(server.local_addr()).await?;
+//!     let mut client = tokio_util::codec::Framed::new(stream, LengthDelimited::new());
+//!     client.send(Bytes::from_static(b"getty")).await?;
+//!     assert_eq!(&client.next().await.expect("reply")?[..], b"ytteg");
+//!     server.stop().await;
+//!     Ok(())
+//! }
+//! ```
+//!
 //! ## Shape
 //! Every session is a pair of actors on one arbiter: a **reader actor** that reads,
 //! decodes, and forwards frames in batches, and a **logic actor** that runs the listener
