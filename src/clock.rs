@@ -1,10 +1,10 @@
 //! A process-wide millisecond clock for timestamps kept in atomics.
 //!
-//! Built on `tokio::time::Instant`, so tests that pause tokio's clock see it paused too.
+//! `std::time::Instant` on purpose: it is read on every socket read, and tokio's clock
+//! costs a lock per read when its `test-util` feature is on anywhere in the build.
 
 use std::sync::OnceLock;
-use std::time::Duration;
-use tokio::time::Instant;
+use std::time::{Duration, Instant};
 
 fn epoch() -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();

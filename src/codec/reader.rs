@@ -3,7 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use futures::Stream;
@@ -17,6 +17,8 @@ use crate::Error;
 /// Bytes asked of the socket per read when the buffer has no room left. Larger reads
 /// only help bulk transfers, and every idle session holds this much.
 const READ_CHUNK: usize = 8 * 1024;
+/// Bytes one batch may gather over several reads before it goes to the logic actor.
+const MAX_BATCH_BYTES: usize = 64 * 1024;
 
 /// Decodes every complete frame in `buf` into `batch`. Fails with
 /// [`Error::FrameTooLong`] when what stays undecoded is longer than `bound`.
@@ -102,8 +104,8 @@ where
         Some(Poll::Ready(Some(Ok(batch))))
     }
 
-    fn decode_eof(&mut self) -> Result<Vec<D::Item>, Error> {
-        let mut batch = Vec::new();
+    /// Decodes what the peer left before its EOF onto `batch`.
+    fn decode_eof(&mut self, batch: &mut Vec<D::Item>) -> Result<(), Error> {
         while let Some(frame) = self
             .decoder
             .decode_eof(&mut self.buf)
@@ -111,7 +113,7 @@ where
         {
             batch.push(frame);
         }
-        Ok(batch)
+        Ok(())
     }
 }
 
@@ -130,41 +132,45 @@ where
         if this.done {
             return Poll::Ready(None);
         }
+        let mut batch = Vec::new();
+        let mut batch_bytes = 0;
         loop {
             // The write queue is full: read no more until it drains (TCP flow control
             // then slows the peer), so replies cannot pile up without bound.
-            ready!(this.shared.poll_read_allowed(cx));
+            if this.shared.poll_read_allowed(cx).is_pending() {
+                return this.emit(batch, Ok(())).unwrap_or(Poll::Pending);
+            }
             if this.buf.capacity() == this.buf.len() {
                 this.buf.reserve(READ_CHUNK);
             }
-            let n = match ready!(tokio_util::io::poll_read_buf(
-                Pin::new(&mut this.io),
-                cx,
-                &mut this.buf
-            )) {
-                Ok(n) => n,
-                Err(err) => {
-                    this.done = true;
-                    return Poll::Ready(Some(Err(Error::from(err))));
+            let spare = this.buf.capacity() - this.buf.len();
+            let read = tokio_util::io::poll_read_buf(Pin::new(&mut this.io), cx, &mut this.buf);
+            let n = match read {
+                Poll::Pending => return this.emit(batch, Ok(())).unwrap_or(Poll::Pending),
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(err)) => {
+                    let err = Error::from(err);
+                    return this.emit(batch, Err(err)).unwrap_or(Poll::Ready(None));
                 }
             };
             if n == 0 {
                 this.done = true;
-                let result = this.decode_eof();
-                let (batch, result) = match result {
-                    Ok(batch) => (batch, Ok(())),
-                    Err(err) => (Vec::new(), Err(err)),
-                };
-                return match this.emit(batch, result) {
-                    Some(poll) => poll,
-                    None => Poll::Ready(None),
-                };
+                let result = this.decode_eof(&mut batch);
+                return this.emit(batch, result).unwrap_or(Poll::Ready(None));
             }
             this.shared.note_read(n);
-            let mut batch = Vec::new();
             let result = decode_available(&mut this.decoder, &mut this.buf, this.bound, &mut batch);
-            if let Some(poll) = this.emit(batch, result) {
-                return poll;
+            batch_bytes += n;
+            // A read that filled the buffer suggests more is waiting: read again now, so
+            // a burst becomes one batch (one actor hop, one write of the replies). Stop
+            // at a budget so one busy peer cannot hold the arbiter.
+            let more_waiting = n == spare && batch_bytes < MAX_BATCH_BYTES;
+            if result.is_err() || !more_waiting {
+                if let Some(poll) = this.emit(batch, result) {
+                    return poll;
+                }
+                batch = Vec::new();
+                batch_bytes = 0;
             }
         }
     }

@@ -32,7 +32,7 @@ use actix::Recipient;
 use bytes::Bytes;
 use futures::task::AtomicWaker;
 use tokio::sync::{oneshot, Notify};
-use tokio::time::Instant;
+use std::time::Instant;
 
 use crate::clock;
 use crate::config::SessionConfig;
