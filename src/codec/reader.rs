@@ -14,9 +14,13 @@ use crate::error::BoxError;
 use crate::session::SessionShared;
 use crate::Error;
 
-/// Bytes asked of the socket per read when the buffer has no room left. Larger reads
-/// only help bulk transfers, and every idle session holds this much.
-const READ_CHUNK: usize = 8 * 1024;
+/// Room made in the read buffer when it is full: 8 KiB to start with and while reads are
+/// small (every idle session holds this much), doubling up to 64 KiB while reads fill it.
+/// Big chunks matter for bulk traffic: decoded frames share their chunk's allocation, so
+/// a chunk that holds several frames means one allocation (and no fresh page faults) per
+/// several frames instead of one per frame.
+const MIN_READ_CHUNK: usize = 8 * 1024;
+const MAX_READ_CHUNK: usize = 64 * 1024;
 /// Bytes one batch may gather over several reads before it goes to the logic actor.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
 
@@ -61,6 +65,8 @@ pub(crate) struct FrameReader<D: Decoder, R> {
     /// An error found while a batch was still owed; yielded after it.
     failed: Option<Error>,
     done: bool,
+    /// Current size of the room made per full buffer (see [`MIN_READ_CHUNK`]).
+    read_chunk: usize,
 }
 
 impl<D: Decoder, R> FrameReader<D, R> {
@@ -73,6 +79,7 @@ impl<D: Decoder, R> FrameReader<D, R> {
             shared,
             failed: None,
             done: false,
+            read_chunk: MIN_READ_CHUNK,
         }
     }
 }
@@ -141,7 +148,7 @@ where
                 return this.emit(batch, Ok(())).unwrap_or(Poll::Pending);
             }
             if this.buf.capacity() == this.buf.len() {
-                this.buf.reserve(READ_CHUNK);
+                this.buf.reserve(this.read_chunk);
             }
             let spare = this.buf.capacity() - this.buf.len();
             let read = tokio_util::io::poll_read_buf(Pin::new(&mut this.io), cx, &mut this.buf);
@@ -159,6 +166,13 @@ where
                 return this.emit(batch, result).unwrap_or(Poll::Ready(None));
             }
             this.shared.note_read(n);
+            this.read_chunk = if n == spare {
+                (this.read_chunk * 2).min(MAX_READ_CHUNK)
+            } else if n < this.read_chunk / 4 {
+                (this.read_chunk / 2).max(MIN_READ_CHUNK)
+            } else {
+                this.read_chunk
+            };
             let result = decode_available(&mut this.decoder, &mut this.buf, this.bound, &mut batch);
             batch_bytes += n;
             // A read that filled the buffer suggests more is waiting: read again now, so

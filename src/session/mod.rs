@@ -31,8 +31,8 @@ use std::time::Duration;
 use actix::Recipient;
 use bytes::Bytes;
 use futures::task::AtomicWaker;
-use tokio::sync::{oneshot, Notify};
 use std::time::Instant;
+use tokio::sync::{oneshot, Notify};
 
 use crate::clock;
 use crate::config::SessionConfig;
