@@ -42,8 +42,11 @@ pub(crate) struct Timers {
     read_timeout_ms: Option<u64>,
     write_timeout_ms: Option<u64>,
     next_cron_ms: u64,
-    /// A timeout was reported; the session is closing and needs nothing more.
-    timed_out: bool,
+    /// The last-read time a read timeout was reported for: reported once per silence,
+    /// again only after a newer read started a new one.
+    read_reported: Option<u64>,
+    /// The stall start a write timeout was reported for, likewise.
+    write_reported: Option<u64>,
 }
 
 impl Timers {
@@ -54,7 +57,8 @@ impl Timers {
             read_timeout_ms: config.read_timeout.map(ms),
             write_timeout_ms: config.write_timeout.map(ms),
             next_cron_ms: now_ms + ms(config.cron_period),
-            timed_out: false,
+            read_reported: None,
+            write_reported: None,
         }
     }
 
@@ -66,18 +70,17 @@ impl Timers {
         last_read_ms: u64,
         stalled_ms: u64,
     ) -> Option<Control> {
-        if self.timed_out {
-            return None;
-        }
         if let Some(limit) = self.write_timeout_ms {
-            if stalled_ms != 0 && now_ms.saturating_sub(stalled_ms) >= limit {
-                self.timed_out = true;
+            let new_stall = self.write_reported != Some(stalled_ms);
+            if stalled_ms != 0 && new_stall && now_ms.saturating_sub(stalled_ms) >= limit {
+                self.write_reported = Some(stalled_ms);
                 return Some(Control::WriteTimeout);
             }
         }
         if let Some(limit) = self.read_timeout_ms {
-            if now_ms.saturating_sub(last_read_ms) >= limit {
-                self.timed_out = true;
+            let new_silence = self.read_reported != Some(last_read_ms);
+            if new_silence && now_ms.saturating_sub(last_read_ms) >= limit {
+                self.read_reported = Some(last_read_ms);
                 return Some(Control::ReadTimeout);
             }
         }
@@ -285,7 +288,21 @@ mod tests {
         let mut t = Timers::new(&config(10, Some(50), Some(30)), 0);
         assert_eq!(t.due(40, 0, 20), Some(Control::Cron)); // stalled 20 ms < 30 ms
         assert_eq!(t.due(60, 0, 20), Some(Control::WriteTimeout));
-        assert_eq!(t.due(1000, 0, 20), None, "reported once");
+        assert_eq!(
+            t.due(1000, 0, 20),
+            Some(Control::ReadTimeout),
+            "read timeout still due"
+        );
+        assert_eq!(
+            t.due(1001, 0, 20),
+            Some(Control::Cron),
+            "each timeout reported once"
+        );
+        assert_eq!(
+            t.due(1400, 0, 1300),
+            Some(Control::WriteTimeout),
+            "a new stall is new"
+        );
         let mut t = Timers::new(&config(10, Some(50), None), 0);
         assert_eq!(t.due(49, 0, 0), Some(Control::Cron));
         assert_eq!(t.due(50, 0, 0), Some(Control::ReadTimeout));

@@ -375,3 +375,43 @@ async fn half_close_flushes_every_reply_before_the_socket_shuts() {
     assert_closed_once(&closed_events(&log).await, None);
     server.stop().await;
 }
+
+#[actix::test]
+async fn stop_flushes_what_sessions_have_queued() {
+    const FRAMES: usize = 256;
+    const SIZE: usize = 64 * 1024;
+    let mut config = SessionConfig::default();
+    config.max_frame_length = SIZE;
+    config.write_high_water = 32 * 1024 * 1024;
+    let (server, log, _) = start_probe_server(Behaviour::default(), config).await;
+    let mut client = connect(&server).await;
+    log.wait_for(SECS5, "open", |e| !e.is_empty()).await;
+    let session = log.sessions()[0].clone();
+    let frame = |i: usize| Bytes::from(vec![i as u8; SIZE]);
+    // 16 MiB queued while the client reads nothing: more than the socket buffers hold.
+    let writer = {
+        let s = session.clone();
+        actix_rt::spawn(async move { s.write_all((0..FRAMES).map(frame).collect()).await })
+    };
+    wait_until(SECS5, "frames queued", || {
+        session.stats().frames_written == FRAMES as u64
+    })
+    .await;
+    assert!(
+        session.queued_bytes() > 0,
+        "some bytes still wait in the queue"
+    );
+    let stop = actix_rt::spawn({
+        let server = server.clone();
+        async move { server.stop().await }
+    });
+    let got = read_to_end(&mut client, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), FRAMES, "every queued frame arrived before EOF");
+    assert!(got.iter().enumerate().all(|(i, f)| *f == frame(i)));
+    within(SECS5, stop).await.unwrap();
+    assert!(
+        within(SECS5, writer).await.unwrap().is_ok(),
+        "the writer learns its frames left"
+    );
+    assert_closed_once(&log.of(session.id()), None);
+}

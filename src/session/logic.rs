@@ -477,14 +477,24 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> Handler<Control> for Log
                 self.after_callback(result, ctx);
             }
             Control::Cron => {}
+            // The supervisor saw the timeout a moment ago; a read or a write may have
+            // come in since, so check again here, where the truth is.
             Control::ReadTimeout => {
                 let after = config.read_timeout.unwrap_or_default();
-                self.begin_close(Some(Error::ReadTimeout { session: id, after }), ctx);
+                let silent = clock::now_ms().saturating_sub(self.shared().last_read_ms());
+                if u128::from(silent) >= after.as_millis() {
+                    self.begin_close(Some(Error::ReadTimeout { session: id, after }), ctx);
+                }
             }
             Control::WriteTimeout => {
                 let after = config.write_timeout.unwrap_or_default();
-                // The peer takes nothing: waiting out the wait time would not help.
-                self.write_failed(Error::WriteTimeout { session: id, after }, ctx);
+                let stalled = self.stalled_ms != 0
+                    && u128::from(clock::now_ms().saturating_sub(self.stalled_ms))
+                        >= after.as_millis();
+                if stalled && self.phase != Phase::Closed {
+                    // The peer takes nothing: waiting out the wait time would not help.
+                    self.write_failed(Error::WriteTimeout { session: id, after }, ctx);
+                }
             }
             Control::Shutdown => self.begin_close(None, ctx),
         }
