@@ -2,15 +2,16 @@
 //! `new_session` hook, and the slot that ties a session to its endpoint.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::{Addr, Recipient};
+use tokio::sync::Notify;
 
 use crate::error::{Error, Result, SessionId};
 use crate::listener::EventListener;
 use crate::session::{start_session, Control, SessionSetup, SessionShared};
-use crate::supervisor::{Gone, Register, Supervisor};
+use crate::supervisor::{DialFailed, Gone, Register, Supervisor};
 use crate::transport::Transport;
 use crate::SessionConfig;
 
@@ -40,9 +41,16 @@ pub(crate) type SessionFactory<L> =
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EndpointStats {
-    /// Connections accepted (or dialed) and not yet fully closed, refused ones included
-    /// until they are gone.
+    /// Connections accepted (or being dialed) and not yet fully closed, refused ones
+    /// included until they are gone. A client never has more than its connection number.
     pub live_sessions: usize,
+    /// Sessions open right now (their `on_open` succeeded and `on_close` has not run).
+    pub open_sessions: usize,
+    /// Dials started (clients only).
+    pub connect_attempts: u64,
+    /// Dials that failed to connect or timed out (clients only); refusals by `on_open`
+    /// are counted in `refused`.
+    pub connect_failures: u64,
     /// Sessions whose `on_open` succeeded.
     pub opened: u64,
     /// Connections refused: by the max-connections limit, the `new_session` hook or
@@ -56,9 +64,14 @@ pub struct EndpointStats {
 #[derive(Debug, Default)]
 pub(crate) struct EndpointShared {
     live: AtomicUsize,
+    open: AtomicUsize,
     opened: AtomicU64,
     refused: AtomicU64,
     closed: AtomicU64,
+    connect_attempts: AtomicU64,
+    connect_failures: AtomicU64,
+    stopping: AtomicBool,
+    stop: Notify,
 }
 
 impl EndpointShared {
@@ -70,9 +83,34 @@ impl EndpointShared {
         self.refused.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn count_attempt(&self) {
+        self.connect_attempts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Marks the endpoint stopping and wakes whatever waits in [`stopped`](Self::stopped).
+    pub(crate) fn begin_stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.stop.notify_waiters();
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the endpoint is stopping (at once if it already is).
+    pub(crate) async fn stopped(&self) {
+        let notified = self.stop.notified();
+        if !self.is_stopping() {
+            notified.await;
+        }
+    }
+
     pub(crate) fn stats(&self) -> EndpointStats {
         EndpointStats {
             live_sessions: self.live(),
+            open_sessions: self.open.load(Ordering::Relaxed),
+            connect_attempts: self.connect_attempts.load(Ordering::Relaxed),
+            connect_failures: self.connect_failures.load(Ordering::Relaxed),
             opened: self.opened.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
             closed: self.closed.load(Ordering::Relaxed),
@@ -88,7 +126,11 @@ fn next_session_id() -> SessionId {
 /// How a session slot ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
+    /// Refused by a limit, the `new_session` hook or `on_open`.
     Refused,
+    /// A dial that never connected.
+    NotConnected,
+    /// Opened, then closed.
     Closed,
 }
 
@@ -124,7 +166,22 @@ impl SessionSlot {
     pub(crate) fn opened(&mut self, shared: Arc<SessionShared>, control: Recipient<Control>) {
         self.opened = true;
         self.endpoint.opened.fetch_add(1, Ordering::Relaxed);
+        self.endpoint.open.fetch_add(1, Ordering::Relaxed);
         self.supervisor.do_send(Register { shared, control });
+    }
+
+    /// A dial for this slot failed; the slot is released (as refused) right after.
+    pub(crate) fn dial_failed(mut self, error: Error) {
+        self.endpoint
+            .connect_failures
+            .fetch_add(1, Ordering::Relaxed);
+        self.supervisor.do_send(DialFailed(error));
+        self.release(Outcome::NotConnected);
+    }
+
+    /// The dial was given up because the endpoint is stopping.
+    pub(crate) fn abandon(mut self) {
+        self.release(Outcome::NotConnected);
     }
 
     pub(crate) fn release(&mut self, outcome: Outcome) {
@@ -133,9 +190,13 @@ impl SessionSlot {
         }
         match outcome {
             Outcome::Refused => self.endpoint.count_refused(),
+            Outcome::NotConnected => {}
             Outcome::Closed => {
                 self.endpoint.closed.fetch_add(1, Ordering::Relaxed);
             }
+        }
+        if self.opened {
+            self.endpoint.open.fetch_sub(1, Ordering::Relaxed);
         }
         self.endpoint.live.fetch_sub(1, Ordering::AcqRel);
         // One message per session: bounded, so the capacity check may be skipped.

@@ -156,21 +156,25 @@
 #![warn(missing_docs)]
 
 mod arbiters;
+mod client;
 mod clock;
 pub mod codec;
 pub mod config;
 mod endpoint;
 mod error;
 mod listener;
+mod reconnect;
 mod server;
 pub mod session;
 mod supervisor;
 pub mod transport;
 
+pub use client::{ClientEvent, TcpClient, TcpClientHandle, DEFAULT_CONNECT_TIMEOUT};
 pub use codec::{Codec, LengthDelimited, RawBytes};
 pub use config::SessionConfig;
 pub use endpoint::{EndpointStats, NewSession};
 pub use error::{BoxError, Error, Result, SessionId};
 pub use listener::{EventListener, Frame};
+pub use reconnect::{DEFAULT_MAX_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL};
 pub use server::{TcpServer, TcpServerHandle};
 pub use session::{Session, SessionContext, SessionSetup, SessionStats};

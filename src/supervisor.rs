@@ -13,9 +13,11 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
+use crate::client::{ClientEvent, EventHook};
 use crate::clock;
-use crate::endpoint::EndpointShared;
-use crate::error::SessionId;
+use crate::endpoint::{EndpointShared, SessionSlot};
+use crate::error::{Error, SessionId};
+use crate::reconnect::Backoff;
 use crate::session::{Control, SessionShared};
 use crate::SessionConfig;
 
@@ -100,6 +102,26 @@ struct Watched {
     shared: Arc<SessionShared>,
     control: Recipient<Control>,
     timers: Timers,
+    opened_ms: u64,
+}
+
+/// A client's re-dial state: the supervisor alone decides when to dial, so there is one
+/// owner of the dial state and never more than `wanted` sessions or dials (LESSONS #2).
+pub(crate) struct Redial {
+    /// The connection number.
+    pub(crate) wanted: usize,
+    /// Starts one dial for a slot (it spawns the connect and never blocks).
+    pub(crate) dial: Box<dyn Fn(SessionSlot)>,
+    pub(crate) backoff: Backoff,
+    pub(crate) events: Option<EventHook>,
+    pub(crate) timer: Option<SpawnHandle>,
+}
+
+/// A dial failed before a session existed.
+pub(crate) struct DialFailed(pub(crate) Error);
+
+impl Message for DialFailed {
+    type Result = ();
 }
 
 /// A session started: watch it.
@@ -133,6 +155,9 @@ pub(crate) struct Supervisor {
     ticker: Option<SpawnHandle>,
     /// Set once a stop began: who waits for the last session to go.
     stop_waiters: Option<Vec<oneshot::Sender<()>>>,
+    redial: Option<Redial>,
+    /// Runs once the stop is over (stops the endpoint's extra arbiters).
+    on_stopped: Option<Box<dyn FnOnce()>>,
 }
 
 impl Supervisor {
@@ -143,6 +168,60 @@ impl Supervisor {
             tick: tick_for(default_config),
             ticker: None,
             stop_waiters: None,
+            redial: None,
+            on_stopped: None,
+        }
+    }
+
+    /// Makes this a client's supervisor: it keeps `redial.wanted` sessions.
+    pub(crate) fn with_redial(mut self, redial: Redial) -> Self {
+        self.redial = Some(redial);
+        self
+    }
+
+    /// Runs `f` once the stop is over.
+    pub(crate) fn on_stopped(mut self, f: impl FnOnce() + 'static) -> Self {
+        self.on_stopped = Some(Box::new(f));
+        self
+    }
+
+    fn emit(&self, event: ClientEvent) {
+        if let Some(hook) = self.redial.as_ref().and_then(|r| r.events.as_ref()) {
+            hook(event);
+        }
+    }
+
+    /// Dials every missing connection now.
+    fn dial_missing(&mut self, ctx: &mut Context<Self>) {
+        if self.stop_waiters.is_some() {
+            return;
+        }
+        let Some(redial) = self.redial.as_mut() else {
+            return;
+        };
+        redial.timer = None;
+        redial.backoff.new_round();
+        // `live` counts every slot from its dial to its end, and only this actor creates
+        // slots, so this never dials past the connection number.
+        let missing = redial.wanted.saturating_sub(self.endpoint.live());
+        for _ in 0..missing {
+            self.endpoint.count_attempt();
+            (redial.dial)(SessionSlot::new(self.endpoint.clone(), ctx.address()));
+        }
+    }
+
+    /// Schedules the next dial round, unless one is already scheduled.
+    fn schedule_redial(&mut self, ctx: &mut Context<Self>) {
+        if self.stop_waiters.is_some() {
+            return;
+        }
+        let Some(redial) = self.redial.as_mut() else {
+            return;
+        };
+        if redial.timer.is_none() {
+            let delay = redial.backoff.next_delay();
+            tracing::debug!(?delay, "re-dial scheduled");
+            redial.timer = Some(ctx.run_later(delay, |act, ctx| act.dial_missing(ctx)));
         }
     }
 
@@ -169,14 +248,19 @@ impl Supervisor {
     }
 
     fn finish_stop_if_empty(&mut self, ctx: &mut Context<Self>) {
-        if self.endpoint.live() == 0 {
-            if let Some(waiters) = self.stop_waiters.take() {
-                for waiter in waiters {
-                    let _ = waiter.send(());
-                }
-                ctx.stop();
-            }
+        if self.endpoint.live() == 0 && self.stop_waiters.is_some() {
+            self.finish_stop(ctx);
         }
+    }
+
+    fn finish_stop(&mut self, ctx: &mut Context<Self>) {
+        for waiter in self.stop_waiters.take().into_iter().flatten() {
+            let _ = waiter.send(());
+        }
+        if let Some(f) = self.on_stopped.take() {
+            f();
+        }
+        ctx.stop();
     }
 }
 
@@ -185,6 +269,7 @@ impl Actor for Supervisor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.start_ticker(ctx);
+        self.dial_missing(ctx);
     }
 }
 
@@ -201,15 +286,19 @@ impl Handler<Register> for Supervisor {
             self.tick = tick;
             self.start_ticker(ctx);
         }
-        let timers = Timers::new(&msg.shared.config, clock::now_ms());
+        let now = clock::now_ms();
+        let timers = Timers::new(&msg.shared.config, now);
+        let id = msg.shared.id;
         self.sessions.insert(
-            msg.shared.id,
+            id,
             Watched {
                 shared: msg.shared,
                 control: msg.control,
                 timers,
+                opened_ms: now,
             },
         );
+        self.emit(ClientEvent::SessionUp { id });
     }
 }
 
@@ -217,8 +306,34 @@ impl Handler<Gone> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, Gone(id): Gone, ctx: &mut Context<Self>) {
-        self.sessions.remove(&id);
+        let watched = self.sessions.remove(&id);
+        if let Some(w) = &watched {
+            self.emit(ClientEvent::SessionDown { id });
+            tracing::debug!(%id, up_ms = clock::now_ms() - w.opened_ms, "session gone");
+        }
+        if self.stop_waiters.is_none() {
+            if let Some(redial) = self.redial.as_mut() {
+                // Only a session that stayed up proves the server healthy; a failed dial, a
+                // refusal or a session that died young counts as a failed attempt
+                // (LESSONS #3), so none of them can drive a hot loop.
+                let stable_ms = redial.backoff.stable_after().as_millis() as u64;
+                match watched {
+                    Some(w) if clock::now_ms() - w.opened_ms >= stable_ms => redial.backoff.reset(),
+                    _ => redial.backoff.fail(),
+                }
+                self.schedule_redial(ctx);
+            }
+        }
         self.finish_stop_if_empty(ctx);
+    }
+}
+
+impl Handler<DialFailed> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, DialFailed(error): DialFailed, _: &mut Context<Self>) {
+        tracing::debug!(%error, "dial failed");
+        self.emit(ClientEvent::DialFailed { error });
     }
 }
 
@@ -228,6 +343,10 @@ impl Handler<Shutdown> for Supervisor {
     fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) -> ResponseFuture<()> {
         let (tx, rx) = oneshot::channel();
         if self.stop_waiters.is_none() {
+            self.endpoint.begin_stop();
+            if let Some(timer) = self.redial.as_mut().and_then(|r| r.timer.take()) {
+                ctx.cancel_future(timer); // no dial after a stop, even mid-backoff
+            }
             let longest_wait = self
                 .sessions
                 .values()
@@ -238,15 +357,12 @@ impl Handler<Shutdown> for Supervisor {
                 watched.control.do_send(Control::Shutdown);
             }
             ctx.run_later(longest_wait + STOP_GRACE, |act, ctx| {
-                if let Some(waiters) = act.stop_waiters.take() {
+                if act.stop_waiters.is_some() {
                     tracing::warn!(
                         sessions = act.sessions.len(),
                         "stop deadline passed with sessions still open; giving up on them"
                     );
-                    for waiter in waiters {
-                        let _ = waiter.send(());
-                    }
-                    ctx.stop();
+                    act.finish_stop(ctx);
                 }
             });
         }

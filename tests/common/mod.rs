@@ -279,3 +279,23 @@ pub async fn wait_until(limit: Duration, what: &str, cond: impl Fn() -> bool) {
 }
 
 pub const SECS5: Duration = Duration::from_secs(5);
+
+/// Starts a client of `addr` whose sessions are probes recording into a new log.
+pub fn start_probe_client(
+    client: getty::TcpClient,
+    behaviour: Behaviour,
+) -> (getty::TcpClientHandle, Arc<Log>) {
+    let log = Arc::new(Log::default());
+    let behaviour = Arc::new(behaviour);
+    let l = log.clone();
+    let handle = client.start(move |_| {
+        Ok((
+            Probe {
+                log: l.clone(),
+                behaviour: behaviour.clone(),
+            },
+            LengthDelimited::new(),
+        ))
+    });
+    (handle, log)
+}
