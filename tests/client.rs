@@ -113,7 +113,7 @@ async fn the_client_rides_out_a_server_restart_on_the_same_port() {
             .await
             .expect("writes go out again");
     }
-    let events = events.borrow();
+    let events = events.borrow().clone();
     let ups = events
         .iter()
         .filter(|e| matches!(e, ClientEvent::SessionUp { .. }))
@@ -128,7 +128,6 @@ async fn the_client_rides_out_a_server_restart_on_the_same_port() {
         .count();
     assert_eq!((ups, downs), (4, 2), "{events:?}");
     assert!(failed >= 1);
-    drop(events);
     client.stop().await;
     server.stop().await;
 }
