@@ -50,7 +50,8 @@ pub(crate) type EventHook = Box<dyn Fn(ClientEvent)>;
 /// The client's supervisor dials the connection number at start, and whenever a session
 /// closes (EOF, reset, timeout, error, refusal) or a dial fails it dials again, after a
 /// backoff that starts at the reconnect interval, doubles with each failed round (with
-/// jitter) up to a cap, and resets once a session stayed up for the cap. A dial counts
+/// jitter) up to a cap, and resets once a session stayed up for ten intervals (at most
+/// the cap). A dial counts
 /// toward the connection number from the moment it starts, so the client never holds
 /// more. It never resends frames: use [`on_event`](Self::on_event) to learn when
 /// sessions come and go.
@@ -154,8 +155,9 @@ impl TcpClient {
         self
     }
 
-    /// Cap on the delay between dial rounds; also how long a session must stay up to
-    /// reset the backoff. Default 10 s. At least the reconnect interval.
+    /// Cap on the delay between dial rounds. Default 10 s; at least the reconnect
+    /// interval. A session that stays up for ten intervals (at most the cap) resets the
+    /// backoff to the interval.
     pub fn max_reconnect_interval(mut self, cap: Duration) -> Self {
         self.max_reconnect_interval = cap;
         self

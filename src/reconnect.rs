@@ -16,9 +16,9 @@ pub const DEFAULT_MAX_RECONNECT_INTERVAL: Duration = Duration::from_secs(10);
 /// `d = min(cap, interval × 2^f)`: the first re-dial after losing a healthy session waits
 /// about one interval, each round that fails doubles it, up to the cap. The jitter keeps
 /// many clients of one server from dialing in step after it restarts. A session that
-/// stays open for at least the cap counts as healthy and resets the count; one that closes
-/// sooner (or is refused by `on_open`) counts as a failure, so a server that accepts and
-/// drops at once cannot drive a hot loop.
+/// stays open for ten intervals (at most the cap; 3 s by default) counts as healthy and
+/// resets the count; one that closes sooner (or is refused by `on_open`) counts as a
+/// failure, so a server that accepts and drops at once cannot drive a hot loop.
 #[derive(Debug, Clone)]
 pub(crate) struct Backoff {
     interval: Duration,
@@ -43,7 +43,7 @@ impl Backoff {
 
     /// How long a session must stay open to count as healthy.
     pub(crate) fn stable_after(&self) -> Duration {
-        self.cap
+        self.interval.saturating_mul(10).min(self.cap)
     }
 
     /// A dial round starts: failures in it count once.

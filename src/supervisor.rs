@@ -248,7 +248,9 @@ impl Supervisor {
     }
 
     fn finish_stop_if_empty(&mut self, ctx: &mut Context<Self>) {
-        if self.endpoint.live() == 0 && self.stop_waiters.is_some() {
+        // `live` drops when a slot is released, just before its `Gone` is sent: wait for
+        // the `Gone` of every watched session too, so each gets its SessionDown event.
+        if self.endpoint.live() == 0 && self.sessions.is_empty() && self.stop_waiters.is_some() {
             self.finish_stop(ctx);
         }
     }

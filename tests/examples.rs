@@ -43,10 +43,13 @@ impl Drop for Server {
     }
 }
 
+/// Starts `echo_server` (on a free port unless `extra` gives `--addr`) and returns the
+/// address it prints.
 fn start_echo_server(extra: &[&str]) -> (Server, String) {
+    let mut args = vec!["--addr", "127.0.0.1:0"];
+    args.extend_from_slice(extra); // a later --addr wins
     let mut child = Command::new(example("echo_server"))
-        .args(["--addr", "127.0.0.1:0"])
-        .args(extra)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -102,7 +105,10 @@ fn echo_client_checks_echo_server_and_sigterm_stops_it_cleanly() {
         "echo_client failed: {summary} {}",
         String::from_utf8_lossy(&client.stderr)
     );
-    assert!(summary.contains("16000/16000 echoes matched"), "{summary}");
+    assert!(
+        summary.contains("sent=16000 received=16000 reconnects=0 errors=0"),
+        "{summary}"
+    );
     signal(&server, "-TERM");
     let status = wait_exit(&mut server.0, Duration::from_secs(20));
     assert!(status.success(), "echo_server exit status {status:?}");
@@ -175,4 +181,54 @@ fn bad_options_exit_with_status_2() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn echo_client_duration_rides_out_two_server_restarts() {
+    let (mut server, addr) = start_echo_server(&[]);
+    let client = Command::new(example("echo_client"))
+        .args([
+            "--addr",
+            &addr,
+            "--conns",
+            "3",
+            "--duration",
+            "6",
+            "--reconnect-interval",
+            "100",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start echo_client");
+    let port = addr.rsplit(':').next().unwrap().to_owned();
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(1500));
+        signal(&server, "-TERM");
+        assert!(wait_exit(&mut server.0, Duration::from_secs(20)).success());
+        std::thread::sleep(Duration::from_millis(500));
+        let (restarted, again) = start_echo_server(&["--addr", &format!("127.0.0.1:{port}")]);
+        assert_eq!(again, addr, "restarted on the same port");
+        server = restarted;
+    }
+    let out = client.wait_with_output().expect("echo_client finishes");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let summary = text.lines().last().expect("summary line");
+    let field = |name: &str| -> u64 {
+        let value = summary
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .expect(name);
+        value.parse().expect("a number")
+    };
+    assert!(
+        field("received") > 0 && field("sent") >= field("received"),
+        "{summary}"
+    );
+    assert_eq!(
+        field("reconnects"),
+        6,
+        "three sessions re-dialed after each of two restarts: {text}"
+    );
+    assert_eq!(text.matches("session up:").count(), 9, "{text}");
 }
