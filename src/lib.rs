@@ -141,7 +141,8 @@
 //! Every session is a pair of actors on one arbiter: a **reader actor** that reads,
 //! decodes, and forwards frames in batches, and a **logic actor** that runs the listener
 //! and owns the bounded write queue. A **supervisor actor** per endpoint drives cron
-//! ticks and timeouts and runs the graceful stop. See [`session`] for the data flow and
+//! ticks and timeouts, runs the graceful stop, and for a [`TcpClient`] re-dials lost
+//! connections with a capped, jittered exponential backoff. See [`session`] for the data flow and
 //! [`SessionConfig`] for every limit and its default.
 //!
 //! ## Guarantees

@@ -232,3 +232,32 @@ fn echo_client_duration_rides_out_two_server_restarts() {
     );
     assert_eq!(text.matches("session up:").count(), 9, "{text}");
 }
+
+#[test]
+fn heartbeat_demo_closes_the_hung_session_and_the_client_reconnects() {
+    let out = Command::new(example("heartbeat"))
+        .output()
+        .expect("run heartbeat");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let order = [
+        "stops sending pings",
+        "silent for",
+        "closing it",
+        " down\n",
+        " up\n",
+        "done:",
+    ];
+    let mut at = 0;
+    for step in order {
+        let found = text[at..]
+            .find(step)
+            .unwrap_or_else(|| panic!("{step:?} missing or out of order in:\n{text}"));
+        at += found;
+    }
+    assert_eq!(text.matches(" up\n").count(), 2, "one re-dial: {text}");
+}

@@ -52,3 +52,35 @@ fn readme_shows_the_two_setup_commands() {
         "CI runs the README's test command"
     );
 }
+
+#[test]
+fn client_defaults_in_the_readme_match_the_code() {
+    let ms = |d: Duration| {
+        if d.as_millis() % 1000 == 0 {
+            format!("{} s", d.as_secs())
+        } else {
+            format!("{} ms", d.as_millis())
+        }
+    };
+    let rows = [
+        format!(
+            "| `reconnect_interval` | {} |",
+            ms(getty::DEFAULT_RECONNECT_INTERVAL)
+        ),
+        format!(
+            "| `max_reconnect_interval` | {} |",
+            ms(getty::DEFAULT_MAX_RECONNECT_INTERVAL)
+        ),
+        format!(
+            "| `connect_timeout` | {} |",
+            ms(getty::DEFAULT_CONNECT_TIMEOUT)
+        ),
+    ];
+    let text = readme();
+    for row in rows {
+        assert!(
+            text.lines().any(|line| line.starts_with(&row)),
+            "README lacks the row starting {row:?}"
+        );
+    }
+}
