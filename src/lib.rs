@@ -156,6 +156,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod actor;
 mod arbiters;
 mod client;
 mod clock;
@@ -164,6 +165,7 @@ pub mod config;
 mod endpoint;
 mod error;
 mod listener;
+pub mod pool;
 mod reconnect;
 mod server;
 pub mod session;

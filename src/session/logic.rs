@@ -454,10 +454,19 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> Handler<Command<L::Out>>
 
     fn handle(&mut self, msg: Command<L::Out>, ctx: &mut Context<Self>) {
         match msg {
-            Command::Write { payload, ack } => match self.write(payload) {
-                Ok(()) => self.out.ack_when_written(ack),
-                Err(err) => {
+            Command::Write { payload, ack } => match (self.write(payload), ack) {
+                (Ok(()), Some(ack)) => self.out.ack_when_written(ack),
+                (Ok(()), None) => {}
+                (Err(err), Some(ack)) => {
                     let _ = ack.send(Err(err));
+                }
+                (Err(err), None) => {
+                    // A `try_write` the queue cannot take after all: nobody waits for this
+                    // frame, so keep its promise (written, or the session ends with
+                    // on_error and on_close) rather than drop it silently.
+                    if !err.is_closed() {
+                        self.begin_close(Some(err), ctx);
+                    }
                 }
             },
             Command::Close => self.begin_close(None, ctx),

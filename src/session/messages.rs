@@ -15,10 +15,11 @@ pub(crate) enum Payload<Out> {
 
 /// From [`Session`](super::Session) handles to the logic actor.
 pub(crate) enum Command<Out> {
-    /// Queue a payload; `ack` resolves once its bytes reached the OS, or with the error.
+    /// Queue a payload; `ack`, if any, resolves once its bytes reached the OS, or with
+    /// the error.
     Write {
         payload: Payload<Out>,
-        ack: oneshot::Sender<Result<()>>,
+        ack: Option<oneshot::Sender<Result<()>>>,
     },
     /// Close gracefully.
     Close,

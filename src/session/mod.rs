@@ -70,6 +70,8 @@ pub(crate) struct SessionShared {
     writable: AtomicBool,
     /// The reader must not read: the write queue is full or frames wait for it to drain.
     read_paused: AtomicBool,
+    /// The application asked the reader to pause (flow control toward its own consumer).
+    read_paused_by_user: AtomicBool,
     /// The reader's task while it waits for `read_paused` to clear.
     read_waker: AtomicWaker,
     /// When the writer last had bytes queued and could not make progress (0: it can).
@@ -95,6 +97,7 @@ impl SessionShared {
             queued: AtomicUsize::new(0),
             writable: AtomicBool::new(true),
             read_paused: AtomicBool::new(false),
+            read_paused_by_user: AtomicBool::new(false),
             read_waker: AtomicWaker::new(),
             write_stalled_ms: AtomicU64::new(0),
             phase: AtomicU8::new(Phase::Opening as u8),
@@ -143,22 +146,35 @@ impl SessionShared {
         self.write_stalled_ms.store(stalled_ms, Ordering::Relaxed);
     }
 
-    /// Pauses or resumes the reader (resuming wakes it).
+    /// Pauses or resumes the reader for the write queue (resuming wakes it).
     pub(crate) fn pause_reading(&self, paused: bool) {
-        let was = self.read_paused.swap(paused, Ordering::AcqRel);
+        Self::set_pause(&self.read_paused, paused, &self.read_waker);
+    }
+
+    /// Pauses or resumes the reader for the application (resuming wakes it).
+    pub(crate) fn pause_reading_by_user(&self, paused: bool) {
+        Self::set_pause(&self.read_paused_by_user, paused, &self.read_waker);
+    }
+
+    fn set_pause(flag: &AtomicBool, paused: bool, waker: &AtomicWaker) {
+        let was = flag.swap(paused, Ordering::AcqRel);
         if was && !paused {
-            self.read_waker.wake();
+            waker.wake();
         }
+    }
+
+    fn reading_paused(&self) -> bool {
+        self.read_paused.load(Ordering::Acquire) || self.read_paused_by_user.load(Ordering::Acquire)
     }
 
     /// For the reader: `Pending` while reading is paused, after arranging to be woken.
     pub(crate) fn poll_read_allowed(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        if !self.read_paused.load(Ordering::Acquire) {
+        if !self.reading_paused() {
             return std::task::Poll::Ready(());
         }
         self.read_waker.register(cx.waker());
         // Checked again: a resume between the load and the register would be missed.
-        if self.read_paused.load(Ordering::Acquire) {
+        if self.reading_paused() {
             std::task::Poll::Pending
         } else {
             std::task::Poll::Ready(())
@@ -178,7 +194,9 @@ impl SessionShared {
 /// [`SessionContext`] writes without that hop.
 pub struct Session<Out: Send + 'static> {
     shared: Arc<SessionShared>,
-    commands: Recipient<Command<Out>>,
+    /// Behind an `Arc` so a clone costs two reference counts, not an allocation: the
+    /// actor adapter hands a clone to every event.
+    commands: Arc<Recipient<Command<Out>>>,
 }
 
 impl<Out: Send + 'static> Clone for Session<Out> {
@@ -203,7 +221,10 @@ impl<Out: Send + 'static> std::fmt::Debug for Session<Out> {
 
 impl<Out: Send + 'static> Session<Out> {
     pub(crate) fn new(shared: Arc<SessionShared>, commands: Recipient<Command<Out>>) -> Self {
-        Session { shared, commands }
+        Session {
+            shared,
+            commands: Arc::new(commands),
+        }
     }
 
     pub(crate) fn shared(&self) -> &Arc<SessionShared> {
@@ -345,10 +366,68 @@ impl<Out: Send + 'static> Session<Out> {
         }
         let (ack, done) = oneshot::channel();
         self.commands
-            .send(Command::Write { payload, ack })
+            .send(Command::Write {
+                payload,
+                ack: Some(ack),
+            })
             .await
             .map_err(|_| Error::closed(id))?;
         done.await.unwrap_or_else(|_| Err(Error::closed(id)))
+    }
+
+    /// Writes one frame from a thread that is not running async code (a `SyncArbiter`
+    /// worker, a plain `std::thread`), blocking it until [`write`](Self::write) resolves.
+    ///
+    /// Never call it on an actix arbiter or inside a tokio runtime: the session may live
+    /// on that very thread, which would then wait for itself.
+    pub fn write_blocking(&self, frame: Out) -> Result<()> {
+        futures::executor::block_on(self.write(frame))
+    }
+
+    /// Queues one frame without waiting, for code that cannot await (an actor handler
+    /// broadcasting to many sessions). Fails at once with [`Error::QueueFull`] when the
+    /// session is not writable or its mailbox is full, or with [`Error::Closed`]. Once
+    /// queued, the frame is written or the session ends with `on_error` and `on_close`
+    /// (also if the write queue fills up before the frame reaches it), as for a write
+    /// inside a callback; use [`write`](Self::write) to learn the outcome of this very
+    /// frame.
+    pub fn try_write(&self, frame: Out) -> Result<()> {
+        let id = self.shared.id;
+        if self.is_closed() {
+            return Err(Error::closed(id));
+        }
+        if !self.shared.writable.load(Ordering::Relaxed) {
+            return Err(Error::QueueFull {
+                session: Some(id),
+                queued: self.queued_bytes(),
+                limit: self.shared.config.write_high_water,
+            });
+        }
+        let command = Command::Write {
+            payload: Payload::One(frame),
+            ack: None,
+        };
+        self.commands.try_send(command).map_err(|err| match err {
+            actix::prelude::SendError::Full(_) => Error::QueueFull {
+                session: Some(id),
+                queued: self.queued_bytes(),
+                limit: self.shared.config.write_high_water,
+            },
+            actix::prelude::SendError::Closed(_) => Error::closed(id),
+        })
+    }
+
+    /// Stops reading from the peer until [`resume_reading`](Self::resume_reading), for
+    /// flow control toward a consumer of the session's frames (another actor, a queue).
+    /// Frames already read (at most the read queue's batches) are still delivered; then
+    /// TCP flow control holds the peer back. Timeouts keep running.
+    pub fn pause_reading(&self) {
+        self.shared.pause_reading_by_user(true);
+    }
+
+    /// Resumes reading after [`pause_reading`](Self::pause_reading). Any thread.
+    pub fn resume_reading(&self) {
+        self.shared.pause_reading_by_user(false);
     }
 
     /// Closes the session gracefully: reading stops, queued bytes are flushed for at most
