@@ -48,7 +48,7 @@ fn main() {
         println!("listening on {}", server.local_addr());
         std::io::stdout().flush()?;
 
-        wait_for_signal().await?;
+        common::wait_for_signal().await?;
         eprintln!("shutting down: {:?}", server.stats());
         server.stop().await;
         Ok::<_, getty::Error>(())
@@ -57,15 +57,4 @@ fn main() {
         eprintln!("echo_server: {err}");
         std::process::exit(1);
     }
-}
-
-async fn wait_for_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
 }

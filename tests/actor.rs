@@ -13,7 +13,10 @@ use common::*;
 use futures::{SinkExt, StreamExt};
 use getty::actor::{ActorListener, EventKind, SessionEvent};
 use getty::pool::WorkerPool;
-use getty::{Error, EventListener, LengthDelimited, Session, SessionConfig, SessionContext, SessionId, TcpServer};
+use getty::{
+    Error, EventListener, LengthDelimited, Session, SessionConfig, SessionContext, SessionId,
+    TcpServer,
+};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, FramedWrite};
 
@@ -39,7 +42,12 @@ impl Handler<SessionEvent<BytesMut, Bytes>> for Recorder {
             EventKind::Closed => "close".to_owned(),
             _ => "other".to_owned(),
         };
-        self.events.lock().unwrap().entry(event.session.id()).or_default().push(text);
+        self.events
+            .lock()
+            .unwrap()
+            .entry(event.session.id())
+            .or_default()
+            .push(text);
     }
 }
 
@@ -48,13 +56,21 @@ async fn one_actor_gets_every_sessions_events_in_order_and_every_close() {
     const SESSIONS: usize = 100;
     const FRAMES: usize = 50;
     let events: Events = Arc::default();
-    let recorder = Recorder { events: events.clone() }.start();
+    let recorder = Recorder {
+        events: events.clone(),
+    }
+    .start();
     let mut config = SessionConfig::default();
     config.max_frame_length = 100;
     let server = TcpServer::new("127.0.0.1:0")
         .workers(2)
         .session_config(config)
-        .start(move |_| Ok((ActorListener::new(recorder.clone().recipient()), LengthDelimited::with_max_frame_length(100))))
+        .start(move |_| {
+            Ok((
+                ActorListener::new(recorder.clone().recipient()),
+                LengthDelimited::with_max_frame_length(100),
+            ))
+        })
         .await
         .unwrap();
     let addr = server.local_addr();
@@ -62,7 +78,8 @@ async fn one_actor_gets_every_sessions_events_in_order_and_every_close() {
         .map(|c| {
             tokio::spawn(async move {
                 let stream = TcpStream::connect(addr).await.unwrap();
-                let mut sink = FramedWrite::new(stream, LengthDelimited::with_max_frame_length(1000));
+                let mut sink =
+                    FramedWrite::new(stream, LengthDelimited::with_max_frame_length(1000));
                 for i in 0..FRAMES {
                     sink.send(Bytes::from(format!("{c}:{i}"))).await.unwrap();
                 }
@@ -77,14 +94,20 @@ async fn one_actor_gets_every_sessions_events_in_order_and_every_close() {
     }
     wait_until(Duration::from_secs(10), "every Closed", || {
         let e = events.lock().unwrap();
-        e.len() == SESSIONS && e.values().all(|v| v.last().map(String::as_str) == Some("close"))
+        e.len() == SESSIONS
+            && e.values()
+                .all(|v| v.last().map(String::as_str) == Some("close"))
     })
     .await;
     for (_, list) in events.lock().unwrap().iter() {
         assert_eq!(list[0], "open");
         let c: usize = list[1].split(':').next().unwrap().parse().unwrap();
         for i in 0..FRAMES {
-            assert_eq!(list[1 + i], format!("{c}:{i}"), "session of client {c}: order");
+            assert_eq!(
+                list[1 + i],
+                format!("{c}:{i}"),
+                "session of client {c}: order"
+            );
         }
         let tail: Vec<_> = list[1 + FRAMES..].iter().map(String::as_str).collect();
         if c % 10 == 0 {
@@ -137,7 +160,12 @@ async fn a_slow_handler_actor_throttles_a_flooding_peer() {
     let arbiter = Arbiter::new();
     let handler = {
         let (slow, handled, session) = (slow.clone(), handled.clone(), session.clone());
-        Slow::start_in_arbiter(&arbiter.handle(), move |_| Slow { delay: Duration::from_millis(20), slow, handled, session })
+        Slow::start_in_arbiter(&arbiter.handle(), move |_| Slow {
+            delay: Duration::from_millis(20),
+            slow,
+            handled,
+            session,
+        })
     };
     let mut config = SessionConfig::default();
     config.max_frame_length = FRAME;
@@ -145,7 +173,12 @@ async fn a_slow_handler_actor_throttles_a_flooding_peer() {
     let server = TcpServer::new("127.0.0.1:0")
         .workers(1)
         .session_config(config)
-        .start(move |_| Ok((ActorListener::new(handler.clone().recipient()), LengthDelimited::with_max_frame_length(FRAME))))
+        .start(move |_| {
+            Ok((
+                ActorListener::new(handler.clone().recipient()),
+                LengthDelimited::with_max_frame_length(FRAME),
+            ))
+        })
         .await
         .unwrap();
     let stream = TcpStream::connect(server.local_addr()).await.unwrap();
@@ -165,15 +198,24 @@ async fn a_slow_handler_actor_throttles_a_flooding_peer() {
     let mut worst = 0;
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let waiting = s.stats().frames_read.saturating_sub(handled.load(Ordering::Relaxed));
+        let waiting = s
+            .stats()
+            .frames_read
+            .saturating_sub(handled.load(Ordering::Relaxed));
         worst = worst.max(waiting);
     }
     eprintln!("frames read but not handled: at most {worst} (bound {bound})");
-    assert!(worst <= bound, "{worst} frames waited for the handler, bound {bound}");
+    assert!(
+        worst <= bound,
+        "{worst} frames waited for the handler, bound {bound}"
+    );
     assert!(!flood.is_finished(), "the peer is held back");
     slow.store(false, Ordering::Relaxed);
     drop(within(Duration::from_secs(30), flood).await.unwrap());
-    wait_until(Duration::from_secs(30), "all handled", || handled.load(Ordering::Relaxed) == FRAMES).await;
+    wait_until(Duration::from_secs(30), "all handled", || {
+        handled.load(Ordering::Relaxed) == FRAMES
+    })
+    .await;
     server.stop().await;
     arbiter.stop();
 }
@@ -185,7 +227,9 @@ impl EventListener for Offload {
     type Codec = LengthDelimited;
     type Out = Bytes;
     fn on_message(&mut self, session: &mut SessionContext<'_, Self>, frame: BytesMut) {
-        self.0.try_submit(session.session(), frame).expect("pool has room");
+        self.0
+            .try_submit(session.session(), frame)
+            .expect("pool has room");
     }
 }
 
@@ -217,7 +261,11 @@ async fn long_work_on_the_pool_does_not_hold_up_other_frames_and_late_replies_ge
         let frame = within(SECS5, client.next()).await.unwrap().unwrap();
         order.push(String::from_utf8_lossy(&frame).into_owned());
     }
-    assert_eq!(order.last().map(String::as_str), Some("slow 1"), "{order:?}");
+    assert_eq!(
+        order.last().map(String::as_str),
+        Some("slow 1"),
+        "{order:?}"
+    );
 
     // A reply to a session that closed meanwhile: Err(Closed) to the worker.
     client.send(Bytes::from_static(b"slow 2")).await.unwrap();

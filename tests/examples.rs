@@ -261,3 +261,95 @@ fn heartbeat_demo_closes_the_hung_session_and_the_client_reconnects() {
     }
     assert_eq!(text.matches(" up\n").count(), 2, "one re-dial: {text}");
 }
+
+#[test]
+fn rpc_client_gets_every_reply_from_rpc_server() {
+    let mut child = Command::new(example("rpc_server"))
+        .args(["--addr", "127.0.0.1:0", "--workers", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start rpc_server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let server = Server(child);
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("address line")
+        .to_owned();
+    let out = Command::new(example("rpc_client"))
+        .args([
+            "--addr",
+            &addr,
+            "--calls",
+            "2000",
+            "--in-flight",
+            "16",
+            "--slow-every",
+            "100",
+        ])
+        .output()
+        .expect("run rpc_client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("calls=2000 ok=2000 timeouts=0 errors=0 calls_per_s="),
+        "{text}"
+    );
+    signal(&server, "-TERM");
+    let mut server = server;
+    assert!(wait_exit(&mut server.0, Duration::from_secs(20)).success());
+}
+
+#[test]
+fn chat_room_broadcasts_a_line_to_every_other_member() {
+    use std::io::Write;
+    let mut child = Command::new(example("chat"))
+        .args(["--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chat");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let server = Server(child);
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("address line")
+        .to_owned();
+    let connect = || {
+        let s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut reader = BufReader::new(s.try_clone().unwrap());
+        let mut welcome = String::new();
+        reader.read_line(&mut welcome).unwrap();
+        assert!(welcome.starts_with("* welcome"), "{welcome}");
+        (s, reader)
+    };
+    let (mut alice, alice_in) = connect();
+    let (_bob, mut bob_in) = connect();
+    let (_carol, mut carol_in) = connect();
+    let next_line = |r: &mut BufReader<std::net::TcpStream>| {
+        let mut l = String::new();
+        if let Err(e) = r.read_line(&mut l) {
+            panic!("read failed: {e}; got so far {l:?}");
+        }
+        l
+    };
+    let l = next_line(&mut bob_in);
+    assert!(l.contains("joined"), "bob sees carol join: {l}");
+    alice.write_all(b"hello room\n").unwrap();
+    assert!(next_line(&mut bob_in).ends_with("] hello room\n"));
+    assert!(next_line(&mut carol_in).ends_with("] hello room\n"));
+    drop((alice, alice_in)); // both handles of the socket: now it closes
+    assert!(next_line(&mut bob_in).contains("left"));
+    signal(&server, "-TERM");
+    let mut server = server;
+    assert!(wait_exit(&mut server.0, Duration::from_secs(20)).success());
+}

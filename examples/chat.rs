@@ -1,0 +1,101 @@
+//! A TCP chat room whose room is one actor, fed by getty's actor adapter.
+//!
+//! ```text
+//! cargo run --release --example chat -- --addr 127.0.0.1:7200
+//! nc 127.0.0.1 7200      # in two or more terminals; type lines
+//! ```
+//! Each line a member sends goes to every other member, prefixed with the sender's id.
+//! Sessions are plain text lines (tokio-util's `LinesCodec`, 1 KiB at most). Prints
+//! `listening on <address>`; exits 0 on SIGINT or SIGTERM.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use actix::prelude::*;
+use common::Options;
+use getty::actor::{ActorListener, EventKind, SessionEvent};
+use getty::{Session, SessionId, TcpServer};
+use tokio_util::codec::LinesCodec;
+
+const USAGE: &str = "usage: chat --addr HOST:PORT";
+const MAX_LINE: usize = 1024;
+
+/// The room: every member's session, and the broadcast.
+#[derive(Default)]
+struct Room {
+    members: HashMap<SessionId, Session<String>>,
+}
+
+impl Room {
+    fn broadcast(&mut self, from: SessionId, line: &str) {
+        for (id, member) in &self.members {
+            if *id != from {
+                // A member too slow to keep up loses this line and is told by its own
+                // session closing (queue full), not by stalling the room.
+                if let Err(err) = member.try_write(line.to_owned()) {
+                    tracing::debug!(%id, %err, "line not delivered");
+                }
+            }
+        }
+    }
+}
+
+impl Actor for Room {
+    type Context = Context<Self>;
+}
+
+impl Handler<SessionEvent<String, String>> for Room {
+    type Result = ();
+
+    fn handle(&mut self, event: SessionEvent<String, String>, _: &mut Context<Self>) {
+        let id = event.session.id();
+        match event.kind {
+            EventKind::Opened => {
+                let _ = event.session.try_write(format!(
+                    "* welcome, you are {id}; {} others here",
+                    self.members.len()
+                ));
+                self.members.insert(id, event.session);
+                self.broadcast(id, &format!("* {id} joined"));
+            }
+            EventKind::Frame(line) => self.broadcast(id, &format!("[{id}] {line}")),
+            EventKind::Closed => {
+                self.members.remove(&id);
+                self.broadcast(id, &format!("* {id} left"));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn main() {
+    let opts = Options::parse(&["addr"], USAGE);
+    let addr: String = opts.get("addr", "127.0.0.1:7200".to_owned());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let result = actix::System::new().block_on(async move {
+        let room = Room::default().start();
+        let server = TcpServer::new(addr)
+            .workers(1)
+            .start(move |_| {
+                Ok((
+                    ActorListener::new(room.clone().recipient()),
+                    LinesCodec::new_with_max_length(MAX_LINE),
+                ))
+            })
+            .await?;
+        println!("listening on {}", server.local_addr());
+        std::io::stdout().flush()?;
+        common::wait_for_signal().await?;
+        server.stop().await;
+        Ok::<_, getty::Error>(())
+    });
+    if let Err(err) = result {
+        eprintln!("chat: {err}");
+        std::process::exit(1);
+    }
+}
