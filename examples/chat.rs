@@ -11,7 +11,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::Write;
 
 use actix::prelude::*;
 use common::Options;
@@ -88,10 +87,7 @@ fn main() {
                 ))
             })
             .await?;
-        println!("listening on {}", server.local_addr());
-        std::io::stdout().flush()?;
-        common::wait_for_signal().await?;
-        server.stop().await;
+        common::serve_until_signal(server).await?;
         Ok::<_, getty::Error>(())
     });
     if let Err(err) = result {

@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::time::Duration;
 
 use common::{Echo, Options};
@@ -45,12 +44,8 @@ fn main() {
                 Ok((Echo, LengthDelimited::with_max_frame_length(max)))
             })
             .await?;
-        println!("listening on {}", server.local_addr());
-        std::io::stdout().flush()?;
-
-        common::wait_for_signal().await?;
-        eprintln!("shutting down: {:?}", server.stats());
-        server.stop().await;
+        common::serve_until_signal(server.clone()).await?;
+        eprintln!("stopped: {:?}", server.stats());
         Ok::<_, getty::Error>(())
     });
     if let Err(err) = result {

@@ -10,7 +10,6 @@
 mod common;
 mod rpc;
 
-use std::io::Write;
 use std::time::Duration;
 
 use common::Options;
@@ -65,10 +64,7 @@ fn main() {
         let server = TcpServer::new(addr)
             .start(move |_| Ok((Dispatch(pool.clone()), JsonCodec::default())))
             .await?;
-        println!("listening on {}", server.local_addr());
-        std::io::stdout().flush()?;
-        common::wait_for_signal().await?;
-        server.stop().await;
+        common::serve_until_signal(server).await?;
         Ok::<_, getty::Error>(())
     });
     if let Err(err) = result {

@@ -43,17 +43,17 @@ impl Drop for Server {
     }
 }
 
-/// Starts `echo_server` (on a free port unless `extra` gives `--addr`) and returns the
-/// address it prints.
-fn start_echo_server(extra: &[&str]) -> (Server, String) {
+/// Starts example `name` (on a free port unless `extra` gives `--addr`) and returns the
+/// address it prints as `listening on <addr>`.
+fn start_listening_example(name: &str, extra: &[&str]) -> (Server, String) {
     let mut args = vec!["--addr", "127.0.0.1:0"];
     args.extend_from_slice(extra); // a later --addr wins
-    let mut child = Command::new(example("echo_server"))
+    let mut child = Command::new(example(name))
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start echo_server");
+        .unwrap_or_else(|e| panic!("start {name}: {e}"));
     let stdout = child.stdout.take().expect("stdout");
     let server = Server(child);
     let (tx, rx) = std::sync::mpsc::channel();
@@ -64,13 +64,17 @@ fn start_echo_server(extra: &[&str]) -> (Server, String) {
     });
     let line = rx
         .recv_timeout(Duration::from_secs(30))
-        .expect("echo_server prints its address");
+        .unwrap_or_else(|_| panic!("{name} prints its address"));
     let addr = line
         .trim()
         .strip_prefix("listening on ")
         .expect("`listening on <addr>`")
         .to_owned();
     (server, addr)
+}
+
+fn start_echo_server(extra: &[&str]) -> (Server, String) {
+    start_listening_example("echo_server", extra)
 }
 
 fn signal(server: &Server, sig: &str) {
@@ -264,22 +268,7 @@ fn heartbeat_demo_closes_the_hung_session_and_the_client_reconnects() {
 
 #[test]
 fn rpc_client_gets_every_reply_from_rpc_server() {
-    let mut child = Command::new(example("rpc_server"))
-        .args(["--addr", "127.0.0.1:0", "--workers", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start rpc_server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let server = Server(child);
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("address line")
-        .to_owned();
+    let (server, addr) = start_listening_example("rpc_server", &["--workers", "2"]);
     let out = Command::new(example("rpc_client"))
         .args([
             "--addr",
@@ -307,22 +296,7 @@ fn rpc_client_gets_every_reply_from_rpc_server() {
 #[test]
 fn chat_room_broadcasts_a_line_to_every_other_member() {
     use std::io::Write;
-    let mut child = Command::new(example("chat"))
-        .args(["--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chat");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let server = Server(child);
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("address line")
-        .to_owned();
+    let (server, addr) = start_listening_example("chat", &[]);
     let connect = || {
         let s = std::net::TcpStream::connect(&addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
