@@ -38,7 +38,7 @@ impl EventListener for Watchdog {
 
     fn on_message(&mut self, session: &mut SessionContext<'_, Self>, frame: BytesMut) {
         if &frame[..] == b"ping" {
-            // Reads mark the session active by themselves; a protocol whose heartbeat
+            // Each decoded frame marks the session active by itself; a protocol whose heartbeat
             // travels inside other traffic would call `update_active` here.
             let _ = session.write(Bytes::from_static(b"pong"));
         }

@@ -43,9 +43,11 @@ pub struct SessionConfig {
     /// undecoded frame holds more than `max_frame_length` +
     /// [`FRAME_HEADER_ALLOWANCE`] bytes, so the read buffer never grows past that.
     pub max_frame_length: usize,
-    /// Close the session with [`Error::ReadTimeout`](crate::Error::ReadTimeout) when
-    /// nothing has been read for this long. Default `None` (no limit): getty's read
-    /// timeout only woke its read loop; here it is a real idle limit, so it is opt-in.
+    /// Close the session with [`Error::ReadTimeout`](crate::Error::ReadTimeout) when no
+    /// whole frame has arrived for this long (bytes that do not complete a frame do not
+    /// count, so a peer trickling bytes cannot hold the session; allow the time a
+    /// max-size frame takes to arrive). Default `None` (no limit): getty's read timeout
+    /// only woke its read loop; here it is a real idle limit, so it is opt-in.
     pub read_timeout: Option<Duration>,
     /// Close the session with [`Error::WriteTimeout`](crate::Error::WriteTimeout) when
     /// bytes are queued and none could be written for this long (the peer does not read).

@@ -49,8 +49,8 @@
 //!
 //! ## Heartbeats: the cron pattern
 //! For TCP, getty leaves heartbeats to the application: send one in `on_cron`, and close
-//! a session whose peer stayed silent. Reads update [`Session::last_active`] by
-//! themselves; [`Session::update_active`] marks anything else that proves the peer alive.
+//! a session whose peer stayed silent. Each decoded frame updates [`Session::last_active`];
+//! [`Session::update_active`] marks anything else that proves the peer alive.
 //! ```
 //! use std::time::Duration;
 //! use bytes::{Bytes, BytesMut};

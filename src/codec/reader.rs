@@ -107,7 +107,7 @@ where
         if batch.is_empty() {
             return None;
         }
-        self.shared.stats.add_frames_read(batch.len());
+        self.shared.note_frames(batch.len());
         Some(Poll::Ready(Some(Ok(batch))))
     }
 

@@ -123,9 +123,16 @@ impl SessionShared {
         }
     }
 
-    /// Records `n` bytes read just now.
+    /// Records `n` bytes read.
     pub(crate) fn note_read(&self, n: usize) {
         self.stats.add_bytes_read(n);
+    }
+
+    /// Records `frames` whole frames decoded just now: the session is active. Bytes alone
+    /// do not count, so a peer that trickles a frame a byte at a time (slow loris) still
+    /// meets the read timeout.
+    pub(crate) fn note_frames(&self, frames: usize) {
+        self.stats.add_frames_read(frames);
         let now = clock::now_ms();
         self.last_read_ms.store(now, Ordering::Relaxed);
         self.last_active_ms.store(now, Ordering::Relaxed);
@@ -286,8 +293,8 @@ impl<Out: Send + 'static> Session<Out> {
         self.shared.stats.snapshot()
     }
 
-    /// When the session last read bytes, or [`update_active`](Self::update_active) was
-    /// called (getty's `GetActive`). Check it in `on_cron` to find dead peers.
+    /// When the session last decoded a whole frame, or [`update_active`](Self::update_active)
+    /// was called (getty's `GetActive`). Check it in `on_cron` to find dead peers.
     pub fn last_active(&self) -> Instant {
         clock::to_instant(self.shared.last_active_ms.load(Ordering::Relaxed))
     }
