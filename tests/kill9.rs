@@ -1,0 +1,111 @@
+//! A client across repeated kill -9 of its server: it reconnects each time and leaks no
+//! socket. Its own test binary, so the file-descriptor count is this test's alone.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use getty::{EventListener, LengthDelimited, SessionContext, TcpClient};
+
+fn echo_server(addr: &str) -> (Child, String) {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("examples")
+        .join("echo_server");
+    assert!(
+        path.exists(),
+        "{} not built (cargo test builds examples)",
+        path.display()
+    );
+    let mut child = Command::new(path)
+        .args(["--addr", addr, "--threads", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start echo_server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let bound = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("address line")
+        .to_owned();
+    (child, bound)
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+async fn wait_for(limit: Duration, what: &str, cond: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+struct Quiet;
+
+impl EventListener for Quiet {
+    type Codec = LengthDelimited;
+    type Out = Bytes;
+    fn on_open(&mut self, s: &mut SessionContext<'_, Self>) -> getty::Result<()> {
+        s.write(Bytes::from_static(b"hello"))
+    }
+    fn on_message(&mut self, _: &mut SessionContext<'_, Self>, _: BytesMut) {}
+}
+
+#[actix::test]
+async fn the_client_reconnects_after_each_kill_9_and_leaks_no_descriptor() {
+    const N: usize = 4;
+    let (mut server, addr) = echo_server("127.0.0.1:0");
+    let client = TcpClient::new(addr.clone())
+        .connections(N)
+        .reconnect_interval(Duration::from_millis(50))
+        .max_reconnect_interval(Duration::from_millis(400))
+        .start(|_| Ok((Quiet, LengthDelimited::new())));
+    wait_for(Duration::from_secs(10), "N sessions", || {
+        client.stats().open_sessions == N
+    })
+    .await;
+    let fds_before = open_fds();
+    for round in 0..3 {
+        server.kill().expect("kill -9"); // SIGKILL: no graceful anything
+        server.wait().unwrap();
+        wait_for(Duration::from_secs(10), "sessions lost", || {
+            client.stats().open_sessions == 0
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await; // a few failed dials
+        let (restarted, again) = echo_server(&addr);
+        assert_eq!(again, addr, "round {round}: same port");
+        server = restarted;
+        wait_for(Duration::from_secs(10), "N sessions again", || {
+            client.stats().open_sessions == N
+        })
+        .await;
+        assert!(client.stats().live_sessions <= N);
+    }
+    let fds_after = open_fds();
+    eprintln!(
+        "fds before {fds_before}, after three kill -9 rounds {fds_after}; {:?}",
+        client.stats()
+    );
+    assert!(
+        fds_after <= fds_before,
+        "descriptors leaked: {fds_before} -> {fds_after}"
+    );
+    client.stop().await;
+    assert_eq!(client.stats().live_sessions, 0);
+    let _ = server.kill();
+    let _ = server.wait();
+}
