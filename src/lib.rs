@@ -155,6 +155,8 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// Nothing a peer or a user controls may panic the library: no unwrap/expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod actor;
 mod arbiters;

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each example uses a part
 
+pub mod pinger;
+
 use std::collections::HashMap;
 use std::process::exit;
 use std::str::FromStr;
