@@ -12,7 +12,9 @@ const MAX: usize = 1024;
 
 fuzz_target!(|input: &[u8]| {
     // The first byte sets the read size (1..=256 bytes), the rest is the stream.
-    let Some((&step, wire)) = input.split_first() else { return };
+    let Some((&step, wire)) = input.split_first() else {
+        return;
+    };
     let step = usize::from(step) + 1;
     let mut codec = LengthDelimited::with_max_frame_length(MAX);
     let mut buf = BytesMut::new();

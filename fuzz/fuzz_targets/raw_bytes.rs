@@ -8,7 +8,9 @@ use libfuzzer_sys::fuzz_target;
 use tokio_util::codec::Decoder;
 
 fuzz_target!(|input: &[u8]| {
-    let Some((&max, wire)) = input.split_first() else { return };
+    let Some((&max, wire)) = input.split_first() else {
+        return;
+    };
     let max = usize::from(max) + 1;
     let mut codec = RawBytes::with_max_chunk(max);
     let mut buf = BytesMut::from(wire);
