@@ -153,3 +153,38 @@ async fn a_reset_in_the_middle_of_a_frame_is_an_io_error() {
     bystander_still_echoes(&mut bystander).await;
     server.stop().await;
 }
+
+#[actix::test]
+async fn a_four_gigabyte_length_prefix_costs_nothing_and_ends_only_its_session() {
+    let (server, log, mut bystander) = server_with_bystander(SessionConfig::default()).await;
+    let mut peer = TcpStream::connect(server.local_addr()).await.unwrap();
+    peer.write_all(&[0xff, 0xff, 0xff, 0xff]).await.unwrap();
+    assert_eq!(
+        ending_of_newest(&log).await,
+        [Event::Error("frame_too_long"), Event::Close]
+    );
+    let session = log.sessions().last().unwrap().clone();
+    assert_eq!(
+        session.stats().bytes_read,
+        4,
+        "refused from the header alone"
+    );
+    bystander_still_echoes(&mut bystander).await;
+    server.stop().await;
+}
+
+#[actix::test]
+async fn a_truncated_frame_then_eof_ends_only_its_session() {
+    let (server, log, mut bystander) = server_with_bystander(SessionConfig::default()).await;
+    let mut peer = TcpStream::connect(server.local_addr()).await.unwrap();
+    peer.write_all(&[0, 0, 0, 9, b'h', b'a', b'l', b'f'])
+        .await
+        .unwrap();
+    peer.shutdown().await.unwrap();
+    assert_eq!(
+        ending_of_newest(&log).await,
+        [Event::Error("decode"), Event::Close]
+    );
+    bystander_still_echoes(&mut bystander).await;
+    server.stop().await;
+}
