@@ -197,7 +197,7 @@ fn echo_client_duration_rides_out_two_server_restarts() {
             "--conns",
             "3",
             "--duration",
-            "6",
+            "10",
             "--reconnect-interval",
             "100",
         ])
@@ -205,8 +205,11 @@ fn echo_client_duration_rides_out_two_server_restarts() {
         .spawn()
         .expect("start echo_client");
     let port = addr.rsplit(':').next().unwrap().to_owned();
+    // Each life lasts 2.5 s: long enough for the sessions to come back and count as
+    // healthy (ten intervals), so each outage starts from a fresh backoff; the last life
+    // leaves 4 s for the final reconnect.
     for _ in 0..2 {
-        std::thread::sleep(Duration::from_millis(1500));
+        std::thread::sleep(Duration::from_millis(2500));
         signal(&server, "-TERM");
         assert!(wait_exit(&mut server.0, Duration::from_secs(20)).success());
         std::thread::sleep(Duration::from_millis(500));
