@@ -20,6 +20,12 @@ pub trait Transport: Sized + 'static {
     /// outgoing direction after a graceful close has flushed everything.
     type Writer: AsyncWrite + Unpin + 'static;
 
+    /// True for a message transport (datagrams, WebSocket messages): the session then
+    /// hands the writer one whole encoded frame per `poll_write`, and the writer must
+    /// send it as one message, taking all of it or failing; frames never share a write.
+    /// False (the default) for a byte stream, where pipelined frames share writes.
+    const PRESERVES_MESSAGES: bool = false;
+
     /// The local address of the connection.
     fn local_addr(&self) -> io::Result<SocketAddr>;
     /// The peer's address.
