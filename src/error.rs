@@ -127,6 +127,16 @@ pub enum Error {
         /// Why.
         reason: Arc<str>,
     },
+    /// The WebSocket peer broke the protocol (an invalid or unmasked frame, a message
+    /// over the size limit, a text message where only binary is allowed), or a WebSocket
+    /// handshake failed.
+    #[error("{}websocket error: {reason}", On(*session))]
+    WebSocket {
+        /// Session concerned, if known.
+        session: Option<SessionId>,
+        /// What went wrong.
+        reason: Arc<str>,
+    },
     /// A listener callback panicked; the session was ended.
     #[error("{}listener panicked: {message}", On(*session))]
     ListenerPanic {
@@ -161,6 +171,7 @@ impl Error {
             | Error::QueueFull { session, .. }
             | Error::Closed { session }
             | Error::Refused { session, .. }
+            | Error::WebSocket { session, .. }
             | Error::ListenerPanic { session, .. } => *session,
         }
     }
@@ -177,6 +188,7 @@ impl Error {
             | Error::QueueFull { session, .. }
             | Error::Closed { session }
             | Error::Refused { session, .. }
+            | Error::WebSocket { session, .. }
             | Error::ListenerPanic { session, .. } => {
                 session.get_or_insert(id);
             }
@@ -192,6 +204,13 @@ impl Error {
     /// True for [`Error::Closed`].
     pub fn is_closed(&self) -> bool {
         matches!(self, Error::Closed { .. })
+    }
+
+    pub(crate) fn websocket(reason: impl Into<String>) -> Self {
+        Error::WebSocket {
+            session: None,
+            reason: Arc::from(reason.into()),
+        }
     }
 
     pub(crate) fn closed(id: SessionId) -> Self {

@@ -173,6 +173,7 @@ mod server;
 pub mod session;
 mod supervisor;
 pub mod transport;
+pub mod ws;
 
 pub use client::{ClientEvent, TcpClient, TcpClientHandle, DEFAULT_CONNECT_TIMEOUT};
 pub use codec::{Codec, LengthDelimited, RawBytes};

@@ -32,7 +32,7 @@ mod reader;
 
 pub use length_delimited::LengthDelimited;
 pub use raw::RawBytes;
-pub(crate) use reader::FrameReader;
+pub(crate) use reader::{decode_available, FrameReader};
 
 use crate::error::BoxError;
 use tokio_util::codec::{Decoder, Encoder};

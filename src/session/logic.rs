@@ -34,15 +34,52 @@ pub(crate) fn start_session<L, T>(
     L: EventListener,
     T: Transport,
 {
+    start_session_with(setup, listener, codec, slot, T::PRESERVES_MESSAGES, move |seat| {
+        let (read_half, write_half) = io.into_split();
+        let frames = FrameReader::new(read_half, seat.codec, seat.shared);
+        let reader = ReaderActor::start(frames, seat.logic);
+        (Some(reader.recipient()), write_half)
+    });
+}
+
+/// What a session's reader is started with.
+pub(crate) struct ReaderSeat<L: EventListener> {
+    /// The session's shared state (config, stats, activity, read pause).
+    pub(crate) shared: Arc<SessionShared>,
+    /// The reader's own clone of the codec, for decoding.
+    pub(crate) codec: L::Codec,
+    /// Where decoded frames go; the mailbox is bounded by the read queue.
+    pub(crate) logic: Recipient<Inbound<Frame<L>>>,
+}
+
+/// Starts a session's logic actor on the current arbiter, with a reader that `io`
+/// starts (on this arbiter too) and the write half it returns. A reader that takes no
+/// [`StopReading`] (`None`) stops by itself when the connection ends; frames it
+/// forwards after a close began are dropped. `preserves_messages` is
+/// [`Transport::PRESERVES_MESSAGES`] for the writer.
+pub(crate) fn start_session_with<L, W, F>(
+    setup: SessionSetup,
+    listener: L,
+    codec: L::Codec,
+    slot: SessionSlot,
+    preserves_messages: bool,
+    io: F,
+) where
+    L: EventListener,
+    W: AsyncWrite + Unpin + 'static,
+    F: FnOnce(ReaderSeat<L>) -> (Option<Recipient<StopReading>>, W),
+{
     let shared = SessionShared::new(setup);
-    let (read_half, write_half) = io.into_split();
     LogicActor::create(move |ctx| {
         ctx.set_mailbox_capacity(shared.config.read_queue);
         let session = Session::new(shared.clone(), ctx.address().recipient());
         // The reader may read before `on_open` runs; actix delivers nothing to the logic
         // actor before `started`, so frames still wait for `on_open`.
-        let frames = FrameReader::new(read_half, codec.clone(), shared.clone());
-        let reader = ReaderActor::start(frames, ctx.address().recipient());
+        let (reader, write_half) = io(ReaderSeat {
+            shared: shared.clone(),
+            codec: codec.clone(),
+            logic: ctx.address().recipient(),
+        });
         let span = tracing::debug_span!("session", id = shared.id.get(), name = %shared.name, peer = %shared.peer_addr);
         LogicActor {
             out: OutBuffer::new(
@@ -51,11 +88,11 @@ pub(crate) fn start_session<L, T>(
                 shared.config.write_high_water,
                 shared.config.write_low_water,
             )
-            .preserve_messages(T::PRESERVES_MESSAGES),
+            .preserve_messages(preserves_messages),
             listener,
             session,
             io: Some(write_half),
-            reader: Some(reader.recipient()),
+            reader,
             phase: Phase::Opening,
             backlog: VecDeque::new(),
             end_after_backlog: None,

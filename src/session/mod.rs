@@ -19,8 +19,8 @@ pub use context::SessionContext;
 pub use setup::SessionSetup;
 pub use stats::SessionStats;
 
-pub(crate) use logic::start_session;
-pub(crate) use messages::Control;
+pub(crate) use logic::{start_session, start_session_with};
+pub(crate) use messages::{Control, Inbound};
 
 use std::any::Any;
 use std::net::SocketAddr;
@@ -133,6 +133,14 @@ impl SessionShared {
     /// meets the read timeout.
     pub(crate) fn note_frames(&self, frames: usize) {
         self.stats.add_frames_read(frames);
+        let now = clock::now_ms();
+        self.last_read_ms.store(now, Ordering::Relaxed);
+        self.last_active_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Records traffic that carries no frame (a WebSocket ping or pong): the peer is
+    /// alive, for the read timeout and for `last_active`.
+    pub(crate) fn note_alive(&self) {
         let now = clock::now_ms();
         self.last_read_ms.store(now, Ordering::Relaxed);
         self.last_active_ms.store(now, Ordering::Relaxed);

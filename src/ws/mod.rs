@@ -1,0 +1,80 @@
+//! WebSocket endpoints: [`WsServer`] (actix-web with actix-web-actors) and [`WsClient`]
+//! (awc), with the same sessions, listeners, codecs and options as TCP.
+//!
+//! ## Messages and frames
+//! Binary WebSocket messages carry the codec's bytes. Each incoming message is fed to
+//! the session's codec, which may find zero or more frames in it, and a frame may span
+//! messages, so stream codecs such as [`LengthDelimited`](crate::LengthDelimited) work
+//! unchanged. Each frame the session writes goes out as exactly one binary message.
+//! Fragmented messages are reassembled. A text message ends the session with
+//! [`Error::WebSocket`](crate::Error::WebSocket) (close code 1003) unless the endpoint
+//! allows text (`allow_text`), in which case its bytes go to the codec like binary ones.
+//!
+//! ## Limits
+//! One message, fragmented or not, may hold at most the session's
+//! [`max_frame_length`](crate::SessionConfig::max_frame_length) plus
+//! [`FRAME_HEADER_ALLOWANCE`](crate::config::FRAME_HEADER_ALLOWANCE) bytes: past that
+//! the session ends with [`Error::FrameTooLong`](crate::Error::FrameTooLong) or
+//! [`Error::WebSocket`](crate::Error::WebSocket) and close code 1009. Invalid frames (an
+//! unmasked frame from a client, a bad opcode, a broken fragment sequence) end only
+//! their session, with [`Error::WebSocket`](crate::Error::WebSocket) and close code 1002.
+//!
+//! ## Heartbeats are built in
+//! Every session sends a ping each ping interval (default: its cron period) and answers
+//! the peer's pings. Any message from the peer, pongs included, counts as activity: it
+//! updates [`Session::last_active`](crate::Session::last_active) and holds off the read
+//! timeout, so with a [`read_timeout`](crate::SessionConfig::read_timeout) set, a peer
+//! that stops answering is closed with [`Error::ReadTimeout`](crate::Error::ReadTimeout)
+//! and nothing needs to be written in `on_cron`.
+//!
+//! ## Closing
+//! A close frame from the peer ends the session like an EOF: what the session still
+//! writes is flushed, the close frame is answered with the peer's code, and `on_close`
+//! runs once. A local close (`close()`, a timeout, an endpoint stop) flushes, sends a
+//! close frame (1000, or 1001 when the wait time ran out) and waits up to one second for
+//! the peer's answer before the connection is dropped.
+
+mod client;
+mod inflow;
+mod pipe;
+mod reader;
+mod server;
+
+pub use client::{WsClient, WsClientHandle};
+pub use server::{WsServer, WsServerHandle};
+
+pub(crate) use inflow::WsIn;
+
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::endpoint::{Outcome, SessionFactory, SessionSlot};
+use crate::listener::EventListener;
+use crate::session::SessionSetup;
+use crate::SessionConfig;
+
+/// Runs the `new_session` hook for a connection; `None` (with the slot released as
+/// refused) if the hook refuses or panics.
+fn run_hook<L: EventListener>(
+    hook: &SessionFactory<L>,
+    kind: &str,
+    local: SocketAddr,
+    peer: SocketAddr,
+    config: SessionConfig,
+    mut slot: SessionSlot,
+) -> Option<(SessionSetup, L, L::Codec, SessionSlot)> {
+    let mut setup = SessionSetup::new(slot.id(), kind, local, peer, config);
+    match catch_unwind(AssertUnwindSafe(|| hook(&mut setup))) {
+        Ok(Ok((listener, codec))) => Some((setup, listener, codec, slot)),
+        Ok(Err(err)) => {
+            tracing::debug!(%peer, %err, "new_session refused the connection");
+            slot.release(Outcome::Refused);
+            None
+        }
+        Err(_) => {
+            tracing::error!(%peer, "new_session panicked; connection refused");
+            slot.release(Outcome::Refused);
+            None
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! The outgoing side of one WebSocket session: a small bounded queue between the
+//! session's writer and the one task that puts messages on the wire.
+//!
+//! The logic actor writes through a [`PipeWriter`] (an `AsyncWrite` taking one whole
+//! encoded frame per write, which becomes one binary message). The reader actor queues
+//! control messages (pings, pongs) and learns of the peer's close. The pump (the HTTP
+//! response body on the server, a task owning the socket's sink on the client) takes
+//! messages out in order: control messages first, then data, then the close frame. The
+//! pump is the only writer of the socket, so messages never interleave, and the queue is
+//! bounded in bytes, so a peer that does not read stalls the writer (`Pending`) instead
+//! of growing memory.
+//!
+//! Everything of one session lives on one arbiter, so the state is an `Rc<RefCell<..>>`
+//! borrowed only for the length of a call.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use actix_http::ws::{CloseCode, CloseReason, Message};
+use bytes::Bytes;
+use tokio::io::AsyncWrite;
+
+/// Encoded bytes the pipe holds before the writer must wait for the pump. One message
+/// is always taken, however long, so any frame fits.
+pub(crate) const PIPE_LIMIT: usize = 64 * 1024;
+/// Most control messages (pings, pongs) waiting at once; past it, pongs are dropped
+/// (RFC 6455 lets an endpoint answer only the latest ping).
+const MAX_CONTROL: usize = 8;
+/// How long a close frame we sent waits for the peer's answer before the connection is
+/// dropped anyway.
+pub(crate) const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, PartialEq)]
+enum CloseState {
+    /// No close queued.
+    Open,
+    /// A close frame waits behind the data queued before it.
+    Queued(Option<CloseReason>),
+    /// The close frame was handed to the socket: nothing more may be sent.
+    Sent,
+}
+
+#[derive(Debug)]
+struct State {
+    data: VecDeque<Bytes>,
+    data_bytes: usize,
+    control: VecDeque<Message>,
+    close: CloseState,
+    /// The peer's close frame arrived (the handshake completes once ours is sent).
+    close_received: Option<Option<CloseReason>>,
+    /// The reader ended: nothing will answer our close.
+    reader_gone: bool,
+    /// The connection is gone: writes fail.
+    dead: bool,
+    /// The session dropped its writer: nothing more will be written.
+    writer_gone: bool,
+    writer: Option<Waker>,
+    pump: Option<Waker>,
+}
+
+impl State {
+    fn wake_pump(&mut self) {
+        if let Some(w) = self.pump.take() {
+            w.wake();
+        }
+    }
+
+    fn wake_writer(&mut self) {
+        if let Some(w) = self.writer.take() {
+            w.wake();
+        }
+    }
+}
+
+/// Shared handle onto one session's outgoing queue (see the module docs).
+#[derive(Debug, Clone)]
+pub(crate) struct Pipe(Rc<RefCell<State>>);
+
+impl Pipe {
+    pub(crate) fn new() -> Self {
+        Pipe(Rc::new(RefCell::new(State {
+            data: VecDeque::new(),
+            data_bytes: 0,
+            control: VecDeque::new(),
+            close: CloseState::Open,
+            close_received: None,
+            reader_gone: false,
+            dead: false,
+            writer_gone: false,
+            writer: None,
+            pump: None,
+        })))
+    }
+
+    /// Queues a ping or pong, ahead of data. Ignored once a close is queued.
+    pub(crate) fn push_control(&self, msg: Message) {
+        let mut s = self.0.borrow_mut();
+        if s.close != CloseState::Open || s.dead || s.control.len() >= MAX_CONTROL {
+            return;
+        }
+        s.control.push_back(msg);
+        s.wake_pump();
+    }
+
+    /// Queues the close frame behind the data already queued (once; later calls are
+    /// ignored). When the peer closed first, its code is echoed instead of `reason`'s.
+    pub(crate) fn close(&self, reason: Option<CloseReason>) {
+        let mut s = self.0.borrow_mut();
+        if s.close != CloseState::Open {
+            return;
+        }
+        let reason = match &s.close_received {
+            Some(theirs) => theirs.as_ref().map(|r| CloseReason::from(r.code)),
+            None => reason,
+        };
+        s.close = CloseState::Queued(reason);
+        s.wake_pump();
+        s.wake_writer();
+    }
+
+    /// The peer's close frame arrived.
+    pub(crate) fn close_received(&self, reason: Option<CloseReason>) {
+        let mut s = self.0.borrow_mut();
+        s.close_received.get_or_insert(reason);
+        s.wake_pump();
+    }
+
+    /// The reader ended (EOF, error, or the actor stopped).
+    pub(crate) fn reader_gone(&self) {
+        let mut s = self.0.borrow_mut();
+        s.reader_gone = true;
+        s.wake_pump();
+    }
+
+    /// The connection is gone: nothing more can be sent; the writer fails from now on.
+    pub(crate) fn mark_dead(&self) {
+        let mut s = self.0.borrow_mut();
+        s.dead = true;
+        s.data.clear();
+        s.data_bytes = 0;
+        s.control.clear();
+        s.wake_writer();
+        s.wake_pump();
+    }
+
+    /// For the pump: the next message to send, if one is ready now.
+    pub(crate) fn try_next(&self) -> Option<Message> {
+        let mut s = self.0.borrow_mut();
+        if s.dead {
+            return None;
+        }
+        if let Some(msg) = s.control.pop_front() {
+            return Some(msg);
+        }
+        if let Some(bytes) = s.data.pop_front() {
+            s.data_bytes -= bytes.len();
+            s.wake_writer();
+            return Some(Message::Binary(bytes));
+        }
+        if let CloseState::Queued(reason) = &s.close {
+            let reason = reason.clone();
+            s.close = CloseState::Sent;
+            return Some(Message::Close(reason));
+        }
+        None
+    }
+
+    /// For the pump: the next message, `Pending` until there is one, `None` once nothing
+    /// more will ever be sent (the close frame went, or the connection is gone).
+    pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        if let Some(msg) = self.try_next() {
+            return Poll::Ready(Some(msg));
+        }
+        let mut s = self.0.borrow_mut();
+        if s.dead || s.close == CloseState::Sent {
+            return Poll::Ready(None);
+        }
+        s.pump = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// True once our close frame went and the peer answered it (or cannot any more), or
+    /// the connection is gone: the pump may end the connection.
+    pub(crate) fn is_finished(&self) -> bool {
+        let s = self.0.borrow();
+        s.dead || (s.close == CloseState::Sent && (s.close_received.is_some() || s.reader_gone))
+    }
+
+    /// True once our close frame was handed to the socket.
+    pub(crate) fn close_sent(&self) -> bool {
+        self.0.borrow().close == CloseState::Sent
+    }
+
+    /// For the pump: `Ready` once [`is_finished`](Self::is_finished).
+    pub(crate) fn poll_finished(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.is_finished() {
+            return Poll::Ready(());
+        }
+        self.0.borrow_mut().pump = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// For the pump: `Ready` once the session dropped its writer.
+    pub(crate) fn poll_writer_gone(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = self.0.borrow_mut();
+        if s.writer_gone {
+            return Poll::Ready(());
+        }
+        s.pump = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Registers the pump's waker (for a pump that polls other things too).
+    pub(crate) fn register_pump(&self, cx: &mut Context<'_>) {
+        self.0.borrow_mut().pump = Some(cx.waker().clone());
+    }
+}
+
+fn broken(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, what.to_owned())
+}
+
+/// The session's write half: each `poll_write` is one whole encoded frame, sent as one
+/// binary message. Dropping it without a shutdown closes with code 1001 (going away).
+#[derive(Debug)]
+pub(crate) struct PipeWriter(Pipe);
+
+impl PipeWriter {
+    pub(crate) fn new(pipe: Pipe) -> Self {
+        PipeWriter(pipe)
+    }
+}
+
+impl AsyncWrite for PipeWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut s = self.0 .0.borrow_mut();
+        if s.dead {
+            return Poll::Ready(Err(broken("websocket connection gone")));
+        }
+        if s.close != CloseState::Open {
+            return Poll::Ready(Err(broken("websocket closing")));
+        }
+        if s.data_bytes >= PIPE_LIMIT {
+            s.writer = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        s.data.push_back(Bytes::copy_from_slice(buf));
+        s.data_bytes += buf.len();
+        s.wake_pump();
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut s = self.0 .0.borrow_mut();
+        if s.dead {
+            return Poll::Ready(Err(broken("websocket connection gone")));
+        }
+        if s.data.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        s.writer = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.close(Some(CloseCode::Normal.into()));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for PipeWriter {
+    fn drop(&mut self) {
+        self.0.close(Some(CloseCode::Away.into()));
+        let mut s = self.0 .0.borrow_mut();
+        s.writer_gone = true;
+        s.wake_pump();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::task::noop_waker_ref;
+
+    fn write(w: &mut PipeWriter, bytes: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(w).poll_write(&mut Context::from_waker(noop_waker_ref()), bytes)
+    }
+
+    #[test]
+    fn control_first_then_data_then_close() {
+        let pipe = Pipe::new();
+        let mut w = PipeWriter::new(pipe.clone());
+        assert!(matches!(write(&mut w, b"one"), Poll::Ready(Ok(3))));
+        pipe.push_control(Message::Ping(Bytes::new()));
+        drop(w); // queues a close behind the data
+        assert!(matches!(pipe.try_next(), Some(Message::Ping(_))));
+        assert!(matches!(pipe.try_next(), Some(Message::Binary(b)) if &b[..] == b"one"));
+        assert!(matches!(pipe.try_next(), Some(Message::Close(Some(r))) if r.code == CloseCode::Away));
+        assert!(pipe.try_next().is_none());
+        assert!(!pipe.is_finished(), "waits for the peer's close");
+        pipe.close_received(None);
+        assert!(pipe.is_finished());
+    }
+
+    #[test]
+    fn bounded_and_refuses_after_close() {
+        let pipe = Pipe::new();
+        let mut w = PipeWriter::new(pipe.clone());
+        let big = vec![0u8; PIPE_LIMIT];
+        assert!(matches!(write(&mut w, &big), Poll::Ready(Ok(_))));
+        assert!(write(&mut w, b"x").is_pending());
+        assert!(pipe.try_next().is_some());
+        assert!(matches!(write(&mut w, b"x"), Poll::Ready(Ok(1))));
+        pipe.close(None);
+        assert!(matches!(write(&mut w, b"x"), Poll::Ready(Err(_))));
+    }
+
+    #[test]
+    fn echoes_the_peers_close_code() {
+        let pipe = Pipe::new();
+        pipe.close_received(Some(CloseCode::Protocol.into()));
+        pipe.close(Some(CloseCode::Normal.into()));
+        assert!(matches!(pipe.try_next(), Some(Message::Close(Some(r))) if r.code == CloseCode::Protocol));
+        assert!(pipe.is_finished());
+    }
+}

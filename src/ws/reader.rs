@@ -1,0 +1,156 @@
+//! What the server's and the client's WebSocket reader actors share: reacting to each
+//! incoming message, pings, and the end of the connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_http::ws::{CloseCode, Message, ProtocolError};
+use bytes::Bytes;
+use tokio_util::codec::Decoder;
+
+use super::inflow::{forward, protocol_error, wait_while_paused, Inflow, Step, WsIn};
+use super::pipe::Pipe;
+use crate::error::{BoxError, Error};
+use crate::session::{Inbound, SessionShared};
+
+/// Options of a WebSocket endpoint that its readers apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WsOptions {
+    /// Ping period; `None`: the session's cron period.
+    pub(crate) ping_interval: Option<Duration>,
+    /// Feed text messages to the codec like binary ones instead of failing.
+    pub(crate) allow_text: bool,
+}
+
+impl Default for WsOptions {
+    fn default() -> Self {
+        WsOptions {
+            ping_interval: None,
+            allow_text: false,
+        }
+    }
+}
+
+/// The reader's part of one WebSocket session, whatever actor runs it.
+pub(crate) struct WsReader<D: Decoder<Item: Send + 'static>> {
+    inflow: Inflow<D>,
+    logic: Recipient<Inbound<D::Item>>,
+    pipe: Pipe,
+    shared: Arc<SessionShared>,
+    ping_interval: Duration,
+    /// The last message (EOF or error) went to the logic actor: deliver nothing more.
+    ended: bool,
+}
+
+impl<D> WsReader<D>
+where
+    D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + 'static,
+{
+    pub(crate) fn new(
+        decoder: D,
+        shared: Arc<SessionShared>,
+        logic: Recipient<Inbound<D::Item>>,
+        pipe: Pipe,
+        options: WsOptions,
+    ) -> Self {
+        let ping_interval = options
+            .ping_interval
+            .unwrap_or(shared.config.cron_period)
+            .max(Duration::from_millis(1));
+        WsReader {
+            inflow: Inflow::new(decoder, shared.clone(), options.allow_text),
+            logic,
+            pipe,
+            shared,
+            ping_interval,
+            ended: false,
+        }
+    }
+
+    /// Longest message accepted, for the WebSocket codec's own limit.
+    pub(crate) fn bound(&self) -> usize {
+        self.inflow.bound()
+    }
+
+    /// How often the actor sends a ping.
+    pub(crate) fn ping_interval(&self) -> Duration {
+        self.ping_interval
+    }
+
+    /// Sends a ping (its payload is empty; the pong proves the peer alive).
+    pub(crate) fn ping(&self) {
+        self.pipe.push_control(Message::Ping(Bytes::new()));
+    }
+
+    /// One message from the peer.
+    pub(crate) fn on_message<A>(&mut self, msg: WsIn, ctx: &mut A::Context)
+    where
+        A: Actor,
+        A::Context: AsyncContext<A>,
+    {
+        if self.ended {
+            return;
+        }
+        match self.inflow.on_message(msg) {
+            Step::Nothing => {}
+            Step::Frames(batch) => {
+                forward::<A, _>(&self.logic, Inbound::Frames(batch), false, ctx);
+                wait_while_paused::<A>(&self.shared, ctx);
+            }
+            Step::Pong(payload) => self.pipe.push_control(Message::Pong(payload)),
+            Step::Closed(reason) => {
+                // Our answer goes once the logic actor has flushed what it still sends.
+                self.ended = true;
+                self.pipe.close_received(reason);
+                forward::<A, _>(&self.logic, Inbound::Eof, true, ctx);
+            }
+            Step::Failed(err, code) => self.fail::<A>(err, code, ctx),
+        }
+    }
+
+    /// The WebSocket codec refused what the peer sent.
+    pub(crate) fn on_protocol_error<A>(&mut self, err: &ProtocolError, ctx: &mut A::Context)
+    where
+        A: Actor,
+        A::Context: AsyncContext<A>,
+    {
+        if self.ended {
+            ctx.stop();
+            return;
+        }
+        let (err, code) = protocol_error(err, self.bound());
+        self.fail::<A>(err, code, ctx);
+    }
+
+    fn fail<A>(&mut self, err: Error, code: CloseCode, ctx: &mut A::Context)
+    where
+        A: Actor,
+        A::Context: AsyncContext<A>,
+    {
+        self.ended = true;
+        tracing::debug!(%err, "websocket peer failed");
+        self.pipe.close(Some(code.into()));
+        // The actor stops after this: the codec would only refuse the same bytes again.
+        forward::<A, _>(&self.logic, Inbound::Failed(err), true, ctx);
+    }
+
+    /// The connection ended (the stream of messages is over).
+    pub(crate) fn finished<A>(&mut self, ctx: &mut A::Context)
+    where
+        A: Actor,
+        A::Context: AsyncContext<A>,
+    {
+        if self.ended {
+            ctx.stop();
+        } else {
+            self.ended = true;
+            forward::<A, _>(&self.logic, Inbound::Eof, true, ctx);
+        }
+    }
+
+    /// The actor stopped: nothing will read the peer's answer to a close any more.
+    pub(crate) fn stopped(&self) {
+        self.pipe.reader_gone();
+    }
+}

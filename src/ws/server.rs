@@ -1,0 +1,421 @@
+//! The WebSocket server endpoint: actix-web accepts and upgrades, and every upgraded
+//! connection runs as a session whose reader is an actix-web-actors
+//! [`WebsocketContext`] actor.
+
+use std::net::SocketAddr;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
+use actix_web_actors::ws::{self as aws, WebsocketContext};
+use actix_http::ws::Codec;
+use bytes::{Bytes, BytesMut};
+use futures::Stream;
+use tokio_util::codec::{Decoder, Encoder};
+
+use super::pipe::{Pipe, PipeWriter, CLOSE_LINGER};
+use super::reader::{WsOptions, WsReader};
+use super::{run_hook, WsIn};
+use crate::arbiters;
+use crate::endpoint::{EndpointShared, EndpointStats, NewSession, SessionFactory, SessionSlot};
+use crate::error::{BoxError, Result};
+use crate::listener::EventListener;
+use crate::session::start_session_with;
+use crate::supervisor::{Shutdown, Supervisor};
+use crate::SessionConfig;
+
+/// Builds and starts a WebSocket server (getty's `NewWSServer`): an HTTP server that
+/// upgrades requests to one path and runs a session for each WebSocket.
+///
+/// Each binary message is fed to the session's codec, which may find zero or more frames
+/// in it (a frame may also span messages), and each frame the session writes goes out as
+/// one binary message. The library answers pings, sends its own every ping interval, and
+/// runs the close handshake; see the [module docs](crate::ws).
+///
+/// ```no_run
+/// # async fn run() -> getty::Result<()> {
+/// use bytes::{Bytes, BytesMut};
+/// use getty::ws::WsServer;
+/// use getty::{EventListener, LengthDelimited, SessionContext};
+///
+/// struct Echo;
+/// impl EventListener for Echo {
+///     type Codec = LengthDelimited;
+///     type Out = Bytes;
+///     fn on_message(&mut self, s: &mut SessionContext<'_, Self>, frame: BytesMut) {
+///         let _ = s.write(frame.freeze());
+///     }
+/// }
+///
+/// let server = WsServer::new("127.0.0.1:7000")
+///     .path("/echo")
+///     .start(|_| Ok((Echo, LengthDelimited::new())))
+///     .await?;
+/// println!("listening on ws://{}/echo", server.local_addr());
+/// server.stop().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct WsServer {
+    addr: String,
+    path: String,
+    workers: usize,
+    max_connections: usize,
+    config: SessionConfig,
+    options: WsOptions,
+}
+
+impl WsServer {
+    /// A server that will listen on `addr` (getty's `WithLocalAddress`), e.g.
+    /// `"127.0.0.1:7000"`; port 0 picks a free port (see [`WsServerHandle::local_addr`]).
+    pub fn new(addr: impl Into<String>) -> Self {
+        WsServer {
+            addr: addr.into(),
+            path: "/".to_owned(),
+            workers: arbiters::default_size(),
+            max_connections: usize::MAX,
+            config: SessionConfig::default(),
+            options: WsOptions::default(),
+        }
+    }
+
+    /// The path WebSocket upgrades are accepted on (getty's `WithWebsocketServerPath`).
+    /// Default `/`. Other paths answer 404.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        let path = path.into();
+        self.path = if path.starts_with('/') {
+            path
+        } else {
+            format!("/{path}")
+        };
+        self
+    }
+
+    /// Number of actix-web workers (threads) connections are spread over. Default: one
+    /// per core. A session lives on the worker that accepted its connection.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n.max(1);
+        self
+    }
+
+    /// Most sessions at once; upgrades past it are answered 503 and counted as refused.
+    /// Default: unlimited.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// The config each session starts with, before the `new_session` hook changes it.
+    /// Its max frame length also bounds one WebSocket message (plus the codec header
+    /// allowance). Default: [`SessionConfig::default`].
+    pub fn session_config(mut self, config: SessionConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// How often each session pings its peer. Default: the session's cron period.
+    pub fn ping_interval(mut self, every: Duration) -> Self {
+        self.options.ping_interval = Some(every);
+        self
+    }
+
+    /// Feeds text messages to the codec like binary ones. Default: off, and a text
+    /// message ends its session with [`Error::WebSocket`](crate::Error::WebSocket) and
+    /// close code 1003.
+    pub fn allow_text(mut self, allow: bool) -> Self {
+        self.options.allow_text = allow;
+        self
+    }
+
+    /// Binds, then serves until stopped, running `new_session` for each upgrade on the
+    /// worker that accepted it. Call from within an actix system.
+    pub async fn start<L, F>(self, new_session: F) -> Result<WsServerHandle>
+    where
+        L: EventListener,
+        F: NewSession<L>,
+    {
+        let endpoint = Arc::new(EndpointShared::default());
+        let supervisor = Supervisor::new(endpoint.clone(), &self.config).start();
+        let state = Arc::new(ServerState::<L> {
+            hook: Arc::new(new_session),
+            config: self.config.clone(),
+            options: self.options,
+            max_connections: self.max_connections,
+            endpoint: endpoint.clone(),
+            supervisor: supervisor.clone(),
+        });
+        let path = self.path.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(web::Data::from(state.clone()))
+                .route(&path, web::get().to(upgrade::<L>))
+        })
+        .workers(self.workers)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .bind(&self.addr)?;
+        let local_addr = server
+            .addrs()
+            .first()
+            .copied()
+            .ok_or_else(|| std::io::Error::other("bound to no address"))?;
+        let server = server.run();
+        let http = server.handle();
+        actix_rt::spawn(server);
+        tracing::debug!(%local_addr, path = %self.path, "websocket server listening");
+        Ok(WsServerHandle {
+            inner: Arc::new(HandleInner {
+                local_addr,
+                endpoint,
+                supervisor,
+                http: Mutex::new(Some(http)),
+            }),
+        })
+    }
+}
+
+struct ServerState<L: EventListener> {
+    hook: Arc<SessionFactory<L>>,
+    config: SessionConfig,
+    options: WsOptions,
+    max_connections: usize,
+    endpoint: Arc<EndpointShared>,
+    supervisor: Addr<Supervisor>,
+}
+
+/// One upgrade request: refuse it, or start its session on this worker.
+async fn upgrade<L: EventListener>(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<ServerState<L>>,
+) -> HttpResponse {
+    let endpoint = &state.endpoint;
+    if endpoint.is_stopping() || endpoint.live() >= state.max_connections {
+        endpoint.count_refused();
+        tracing::debug!("server stopping or max connections reached; upgrade refused");
+        return HttpResponse::ServiceUnavailable().finish();
+    }
+    let mut response = match aws::handshake(&req) {
+        Ok(response) => response,
+        Err(err) => return err.error_response(),
+    };
+    let Some(peer) = req.peer_addr() else {
+        return HttpResponse::BadRequest().finish();
+    };
+    let local = req.app_config().local_addr();
+    let slot = SessionSlot::new(endpoint.clone(), state.supervisor.clone());
+    let Some((setup, listener, codec, slot)) =
+        run_hook(&*state.hook, "ws", local, peer, state.config.clone(), slot)
+    else {
+        return HttpResponse::Forbidden().finish();
+    };
+    let pipe = Pipe::new();
+    let mut context = None;
+    let options = state.options;
+    start_session_with(setup, listener, codec, slot, true, |seat| {
+        let reader = WsReader::new(seat.codec, seat.shared, seat.logic, pipe.clone(), options);
+        let codec = Codec::new().max_size(reader.bound());
+        let actor = WsServerActor { reader };
+        context = Some(Box::pin(WebsocketContext::with_codec(actor, payload, codec)));
+        (None, PipeWriter::new(pipe.clone()))
+    });
+    match context {
+        Some(context) => response.streaming(WsBody {
+            context,
+            context_done: false,
+            pipe,
+            encoder: Codec::new(),
+            linger: None,
+        }),
+        None => HttpResponse::InternalServerError().finish(),
+    }
+}
+
+/// The reader of one server session: actix-web-actors feeds it the peer's messages.
+struct WsServerActor<D: Decoder<Item: Send + 'static>> {
+    reader: WsReader<D>,
+}
+
+// Nothing in the actor is pinned in place; the decoder need not be Unpin.
+impl<D: Decoder<Item: Send + 'static>> Unpin for WsServerActor<D> {}
+
+impl<D> Actor for WsServerActor<D>
+where
+    D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + 'static,
+{
+    type Context = WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(self.reader.ping_interval(), |act, _| act.reader.ping());
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.reader.stopped();
+    }
+}
+
+impl<D> StreamHandler<Result<aws::Message, aws::ProtocolError>> for WsServerActor<D>
+where
+    D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + 'static,
+{
+    fn handle(
+        &mut self,
+        item: Result<aws::Message, aws::ProtocolError>,
+        ctx: &mut WebsocketContext<Self>,
+    ) {
+        let msg = match item {
+            Ok(aws::Message::Binary(bytes)) => WsIn::Data { bytes, text: false },
+            Ok(aws::Message::Text(text)) => WsIn::Data {
+                bytes: text.into_bytes(),
+                text: true,
+            },
+            Ok(aws::Message::Continuation(item)) => WsIn::Continuation(item),
+            Ok(aws::Message::Ping(payload)) => WsIn::Ping(payload),
+            Ok(aws::Message::Pong(_)) => WsIn::Pong,
+            Ok(aws::Message::Close(reason)) => WsIn::Close(reason),
+            Ok(aws::Message::Nop) => WsIn::Nop,
+            Err(err) => return self.reader.on_protocol_error::<Self>(&err, ctx),
+        };
+        self.reader.on_message::<Self>(msg, ctx);
+    }
+
+    fn finished(&mut self, ctx: &mut WebsocketContext<Self>) {
+        self.reader.finished::<Self>(ctx);
+    }
+}
+
+/// The response body of one upgraded connection: drives the reader actor's context and
+/// sends what the session's pipe holds. It ends once the close handshake is over (or the
+/// peer did not answer our close within [`CLOSE_LINGER`]); actix-web then closes the
+/// connection.
+struct WsBody<S> {
+    context: Pin<Box<S>>,
+    context_done: bool,
+    pipe: Pipe,
+    encoder: Codec,
+    linger: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// Bytes of encoded messages gathered into one chunk of the body.
+const BODY_CHUNK: usize = 64 * 1024;
+
+impl<S> Stream for WsBody<S>
+where
+    S: Stream<Item = std::result::Result<Bytes, actix_web::Error>>,
+{
+    type Item = std::result::Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if !this.context_done {
+            match this.context.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(bytes))) if !bytes.is_empty() => {
+                    // The actor writes nothing itself; pass it on should that change.
+                    return Poll::Ready(Some(Ok(bytes)));
+                }
+                Poll::Ready(Some(Ok(_))) => cx.waker().wake_by_ref(),
+                Poll::Ready(Some(Err(err))) => {
+                    return Poll::Ready(Some(Err(std::io::Error::other(err.to_string()))))
+                }
+                Poll::Ready(None) => {
+                    this.context_done = true;
+                    this.pipe.reader_gone();
+                }
+                Poll::Pending => {}
+            }
+        }
+        let mut buf = BytesMut::new();
+        while buf.len() < BODY_CHUNK {
+            let Some(msg) = this.pipe.try_next() else {
+                break;
+            };
+            if let Err(err) = this.encoder.encode(msg, &mut buf) {
+                return Poll::Ready(Some(Err(std::io::Error::other(err.to_string()))));
+            }
+        }
+        if !buf.is_empty() {
+            return Poll::Ready(Some(Ok(buf.freeze())));
+        }
+        if this.pipe.is_finished() {
+            return Poll::Ready(None);
+        }
+        this.pipe.register_pump(cx);
+        if this.pipe.close_sent() {
+            let linger = this
+                .linger
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSE_LINGER)));
+            if linger.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl<S> Drop for WsBody<S> {
+    fn drop(&mut self) {
+        // The connection is gone (or done): a writer still waiting must fail, not hang.
+        self.pipe.mark_dead();
+    }
+}
+
+struct HandleInner {
+    local_addr: SocketAddr,
+    endpoint: Arc<EndpointShared>,
+    supervisor: Addr<Supervisor>,
+    http: Mutex<Option<ServerHandle>>,
+}
+
+/// A running WebSocket server. Cheap to clone; the server runs until
+/// [`stop`](Self::stop) (or until the actix system stops).
+#[derive(Clone)]
+pub struct WsServerHandle {
+    inner: Arc<HandleInner>,
+}
+
+impl std::fmt::Debug for WsServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsServerHandle")
+            .field("local_addr", &self.inner.local_addr)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl WsServerHandle {
+    /// The address the server is bound to (the real port when it was given port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// Session counters of the server.
+    pub fn stats(&self) -> EndpointStats {
+        self.inner.endpoint.stats()
+    }
+
+    /// Stops gracefully: stops accepting, closes every session with the close handshake
+    /// (each flushes what it has queued for at most its wait time, then `on_close` runs),
+    /// and resolves once all are gone and the HTTP server is down. Calling it again, or
+    /// from several clones, is harmless.
+    pub async fn stop(&self) {
+        let http = self
+            .inner
+            .http
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(http) = &http {
+            http.pause().await;
+        }
+        // Fails only when an earlier stop already finished.
+        let _ = self.inner.supervisor.send(Shutdown).await;
+        if let Some(http) = http {
+            http.stop(true).await;
+        }
+    }
+}
