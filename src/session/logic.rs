@@ -34,12 +34,19 @@ pub(crate) fn start_session<L, T>(
     L: EventListener,
     T: Transport,
 {
-    start_session_with(setup, listener, codec, slot, T::PRESERVES_MESSAGES, move |seat| {
-        let (read_half, write_half) = io.into_split();
-        let frames = FrameReader::new(read_half, seat.codec, seat.shared);
-        let reader = ReaderActor::start(frames, seat.logic);
-        (Some(reader.recipient()), write_half)
-    });
+    start_session_with(
+        setup,
+        listener,
+        codec,
+        slot,
+        T::PRESERVES_MESSAGES,
+        move |seat| {
+            let (read_half, write_half) = io.into_split();
+            let frames = FrameReader::new(read_half, seat.codec, seat.shared);
+            let reader = ReaderActor::start(frames, seat.logic);
+            (Some(reader.recipient()), write_half)
+        },
+    );
 }
 
 /// What a session's reader is started with.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use actix_web::http::Uri;
 use actix_http::ws::{Frame, Message, ProtocolError};
+use actix_web::http::Uri;
 use futures::future::poll_fn;
 use futures::stream::StreamExt;
 use futures::{Sink, SinkExt};
@@ -239,7 +239,10 @@ impl<L: EventListener> Dialer<L> {
             .parse()
             .map_err(|err| Error::websocket(format!("bad url {}: {err}", self.url)))?;
         let host = uri.host().unwrap_or_default();
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         let default_port = match uri.scheme_str() {
             Some("wss") | Some("https") => 443,
             _ => 80,

@@ -18,7 +18,10 @@ use crate::session::{Inbound, SessionShared};
 #[derive(Debug)]
 pub(crate) enum WsIn {
     /// A whole binary (`text: false`) or text message.
-    Data { bytes: Bytes, text: bool },
+    Data {
+        bytes: Bytes,
+        text: bool,
+    },
     /// A fragment of a message.
     Continuation(Item),
     Ping(Bytes),

@@ -304,7 +304,9 @@ mod tests {
         drop(w); // queues a close behind the data
         assert!(matches!(pipe.try_next(), Some(Message::Ping(_))));
         assert!(matches!(pipe.try_next(), Some(Message::Binary(b)) if &b[..] == b"one"));
-        assert!(matches!(pipe.try_next(), Some(Message::Close(Some(r))) if r.code == CloseCode::Away));
+        assert!(
+            matches!(pipe.try_next(), Some(Message::Close(Some(r))) if r.code == CloseCode::Away)
+        );
         assert!(pipe.try_next().is_none());
         assert!(!pipe.is_finished(), "waits for the peer's close");
         pipe.close_received(None);
@@ -329,7 +331,9 @@ mod tests {
         let pipe = Pipe::new();
         pipe.close_received(Some(CloseCode::Protocol.into()));
         pipe.close(Some(CloseCode::Normal.into()));
-        assert!(matches!(pipe.try_next(), Some(Message::Close(Some(r))) if r.code == CloseCode::Protocol));
+        assert!(
+            matches!(pipe.try_next(), Some(Message::Close(Some(r))) if r.code == CloseCode::Protocol)
+        );
         assert!(pipe.is_finished());
     }
 }

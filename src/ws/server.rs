@@ -2,18 +2,18 @@
 //! connection runs as a session whose reader is an actix-web-actors
 //! [`WebsocketContext`] actor.
 
-use std::net::SocketAddr;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix::prelude::*;
+use actix_http::ws::Codec;
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
 use actix_web_actors::ws::{self as aws, WebsocketContext};
-use actix_http::ws::Codec;
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use tokio_util::codec::{Decoder, Encoder};
@@ -156,6 +156,11 @@ impl WsServer {
                 .route(&path, web::get().to(upgrade::<L>))
         })
         .workers(self.workers)
+        // A connection serves one upgrade: once its WebSocket is closed, drop it.
+        .keep_alive(actix_web::http::KeepAlive::Disabled)
+        // ... at once: actix-web would otherwise linger up to a second for the client to
+        // hang up first, and the close handshake is already over.
+        .client_disconnect_timeout(Duration::ZERO)
         .disable_signals()
         .shutdown_timeout(1)
         .bind(&self.addr)?;
@@ -221,7 +226,9 @@ async fn upgrade<L: EventListener>(
         let reader = WsReader::new(seat.codec, seat.shared, seat.logic, pipe.clone(), options);
         let codec = Codec::new().max_size(reader.bound());
         let actor = WsServerActor { reader };
-        context = Some(Box::pin(WebsocketContext::with_codec(actor, payload, codec)));
+        context = Some(Box::pin(WebsocketContext::with_codec(
+            actor, payload, codec,
+        )));
         (None, PipeWriter::new(pipe.clone()))
     });
     match context {
