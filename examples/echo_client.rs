@@ -4,8 +4,10 @@
 //! ```text
 //! cargo run --release --example echo_client -- --addr 127.0.0.1:7000 \
 //!     [--conns N] [--frames M] [--size S] [--depth D] [--timeout SECS] \
-//!     [--duration SECS] [--reconnect-interval MS]
+//!     [--duration SECS] [--reconnect-interval MS] [--transport tcp|ws] [--path /ws]
 //! ```
+//! With `--transport ws` it dials `ws://HOST:PORT/PATH` (default path `/ws`) and sends
+//! each frame as one binary WebSocket message; everything else is the same.
 //! Without `--duration`: sends M frames per connection (N × M in all, default 1 × 1000,
 //! 64 bytes, D = 16 in flight per session) and exits 0 only if every echo came back
 //! intact within `--timeout` (default 30 s).
@@ -27,11 +29,27 @@ use std::time::{Duration, Instant};
 
 use common::pinger::{Pinger, Tally};
 use common::Options;
-use getty::{ClientEvent, LengthDelimited, SessionConfig, TcpClient};
+use getty::ws::{WsClient, WsClientHandle};
+use getty::{ClientEvent, LengthDelimited, SessionConfig, TcpClient, TcpClientHandle};
+
+/// The running client, over either transport.
+enum Client {
+    Tcp(TcpClientHandle),
+    Ws(WsClientHandle),
+}
+
+impl Client {
+    async fn stop(&self) {
+        match self {
+            Client::Tcp(client) => client.stop().await,
+            Client::Ws(client) => client.stop().await,
+        }
+    }
+}
 
 const USAGE: &str =
     "usage: echo_client --addr HOST:PORT [--conns N] [--frames M] [--size S] [--depth D] \
-[--timeout SECS] [--duration SECS] [--reconnect-interval MS]";
+[--timeout SECS] [--duration SECS] [--reconnect-interval MS] [--transport tcp|ws] [--path /ws]";
 
 #[actix::main]
 async fn main() {
@@ -45,6 +63,8 @@ async fn main() {
             "timeout",
             "duration",
             "reconnect-interval",
+            "transport",
+            "path",
         ],
         USAGE,
     );
@@ -56,6 +76,12 @@ async fn main() {
     let timeout = Duration::from_secs_f64(opts.get("timeout", 30.0));
     let duration = opts.opt::<f64>("duration").map(Duration::from_secs_f64);
     let interval = Duration::from_millis(opts.get("reconnect-interval", 300));
+    let transport: String = opts.get("transport", "tcp".to_owned());
+    let path: String = opts.get("path", "/ws".to_owned());
+    if transport != "tcp" && transport != "ws" {
+        eprintln!("--transport must be tcp or ws\n{USAGE}");
+        std::process::exit(2);
+    }
 
     let tally = Arc::new(Tally::default());
     let budget = if duration.is_some() {
@@ -69,34 +95,53 @@ async fn main() {
     config.max_frame_length = size.max(16);
 
     let started = Instant::now();
-    let client = {
-        let (tally, ups) = (tally.clone(), ups.clone());
-        TcpClient::new(addr)
-            .connections(conns)
-            .reconnect_interval(interval)
-            .session_config(config)
-            .on_event(move |event| match event {
-                ClientEvent::SessionUp { id } => {
-                    ups.fetch_add(1, Relaxed);
-                    println!(
-                        "session up: {id} at {:.3} s",
-                        started.elapsed().as_secs_f64()
-                    );
-                }
-                ClientEvent::SessionDown { id } => {
-                    println!(
-                        "session down: {id} at {:.3} s",
-                        started.elapsed().as_secs_f64()
-                    );
-                }
-                ClientEvent::DialFailed { .. } => {}
-                _ => {}
-            })
-            .start(move |setup| {
-                let max = setup.config().max_frame_length;
-                let pinger = Pinger::new(tally.clone(), size, depth);
-                Ok((pinger, LengthDelimited::with_max_frame_length(max)))
-            })
+    let events = {
+        let ups = ups.clone();
+        move |event| match event {
+            ClientEvent::SessionUp { id } => {
+                ups.fetch_add(1, Relaxed);
+                println!(
+                    "session up: {id} at {:.3} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            ClientEvent::SessionDown { id } => {
+                println!(
+                    "session down: {id} at {:.3} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            ClientEvent::DialFailed { .. } => {}
+            _ => {}
+        }
+    };
+    let hook = {
+        let tally = tally.clone();
+        move |setup: &mut getty::SessionSetup| {
+            let max = setup.config().max_frame_length;
+            let pinger = Pinger::new(tally.clone(), size, depth);
+            Ok((pinger, LengthDelimited::with_max_frame_length(max)))
+        }
+    };
+    let client = if transport == "ws" {
+        let url = format!("ws://{addr}/{}", path.trim_start_matches('/'));
+        Client::Ws(
+            WsClient::new(url)
+                .connections(conns)
+                .reconnect_interval(interval)
+                .session_config(config)
+                .on_event(events)
+                .start(hook),
+        )
+    } else {
+        Client::Tcp(
+            TcpClient::new(addr)
+                .connections(conns)
+                .reconnect_interval(interval)
+                .session_config(config)
+                .on_event(events)
+                .start(hook),
+        )
     };
 
     // Run: for the duration, or until every budgeted frame is settled (or the timeout).

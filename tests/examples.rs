@@ -119,6 +119,52 @@ fn echo_client_checks_echo_server_and_sigterm_stops_it_cleanly() {
 }
 
 #[test]
+fn ws_echo_client_checks_ws_echo_server_over_a_custom_path() {
+    let ws = ["--transport", "ws", "--path", "/echo"];
+    let mut args = vec!["--threads", "2", "--max-frame", "65536"];
+    args.extend(ws);
+    let (mut server, addr) = start_echo_server(&args);
+    let mut args = vec![
+        "--addr",
+        &addr,
+        "--conns",
+        "8",
+        "--frames",
+        "500",
+        "--size",
+        "1000",
+        "--timeout",
+        "60",
+    ];
+    args.extend(ws);
+    let client = Command::new(example("echo_client"))
+        .args(args)
+        .output()
+        .expect("run echo_client");
+    let summary = String::from_utf8_lossy(&client.stdout);
+    assert!(client.status.success(), "echo_client failed: {summary}");
+    assert!(
+        summary.contains("sent=4000 received=4000 reconnects=0 errors=0"),
+        "{summary}"
+    );
+    // Over the server's max frame length: the session ends, and the client says so.
+    let client = Command::new(example("echo_client"))
+        .args(["--addr", &addr, "--frames", "3", "--size", "70000"])
+        .args(["--timeout", "10"])
+        .args(ws)
+        .output()
+        .expect("run echo_client");
+    assert_eq!(
+        client.status.code(),
+        Some(1),
+        "a refused frame is a failure"
+    );
+    signal(&server, "-TERM");
+    let status = wait_exit(&mut server.0, Duration::from_secs(20));
+    assert!(status.success(), "echo_server exit status {status:?}");
+}
+
+#[test]
 fn echo_client_fails_on_frames_over_the_server_max_and_sigint_stops_it() {
     let (mut server, addr) = start_echo_server(&["--max-frame", "100"]);
     let client = Command::new(example("echo_client"))
@@ -182,6 +228,11 @@ fn bad_options_exit_with_status_2() {
     assert_eq!(out.status.code(), Some(2));
     let out = Command::new(example("echo_client"))
         .args(["--conns", "many"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(example("echo_server"))
+        .args(["--transport", "carrier-pigeon"])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
