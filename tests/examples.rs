@@ -164,6 +164,50 @@ fn ws_echo_client_checks_ws_echo_server_over_a_custom_path() {
     assert!(status.success(), "echo_server exit status {status:?}");
 }
 
+/// A WebSocket client that is not this crate: Python's `websockets` package (Debian's
+/// `python3-websockets`; `.ci/run` installs it).
+const PYTHON_WS_CLIENT: &str = r#"
+import asyncio, struct, sys, websockets
+async def main(url):
+    async with websockets.connect(url, max_size=None) as ws:
+        frames = [bytes((i + j) & 0xff for j in range((i * 53) % 3000 + 1)) for i in range(100)]
+        for f in frames:
+            await ws.send(struct.pack('>I', len(f)) + f)
+        for f in frames:
+            msg = await asyncio.wait_for(ws.recv(), 10)
+            assert isinstance(msg, bytes), 'a binary message'
+            assert msg == struct.pack('>I', len(f)) + f, 'one intact frame per message'
+    print('python websockets ok', len(frames))
+asyncio.run(main(sys.argv[1]))
+"#;
+
+#[test]
+fn python_websockets_round_trips_with_ws_echo_server() {
+    let python = ["/usr/bin/python3", "python3"]
+        .into_iter()
+        .find(|py| {
+            Command::new(py)
+                .args(["-c", "import websockets"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("python3 with the websockets package (apt-get install -y python3-websockets)");
+    let (mut server, addr) = start_echo_server(&["--transport", "ws", "--path", "/echo"]);
+    let out = Command::new(python)
+        .args(["-c", PYTHON_WS_CLIENT, &format!("ws://{addr}/echo")])
+        .output()
+        .expect("run python");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("python websockets ok 100"),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    signal(&server, "-TERM");
+    let status = wait_exit(&mut server.0, Duration::from_secs(20));
+    assert!(status.success(), "echo_server exit status {status:?}");
+}
+
 #[test]
 fn echo_client_fails_on_frames_over_the_server_max_and_sigint_stops_it() {
     let (mut server, addr) = start_echo_server(&["--max-frame", "100"]);
