@@ -14,22 +14,14 @@ use super::pipe::Pipe;
 use crate::error::{BoxError, Error};
 use crate::session::{Inbound, SessionShared};
 
-/// Options of a WebSocket endpoint that its readers apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Options of a WebSocket endpoint that its readers apply (default: pings every cron
+/// period, no text).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct WsOptions {
     /// Ping period; `None`: the session's cron period.
     pub(crate) ping_interval: Option<Duration>,
     /// Feed text messages to the codec like binary ones instead of failing.
     pub(crate) allow_text: bool,
-}
-
-impl Default for WsOptions {
-    fn default() -> Self {
-        WsOptions {
-            ping_interval: None,
-            allow_text: false,
-        }
-    }
 }
 
 /// The reader's part of one WebSocket session, whatever actor runs it.
