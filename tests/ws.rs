@@ -678,3 +678,91 @@ async fn failed_handshakes_leave_nothing_behind() {
     within(SECS5, server.stop()).await;
     let _ = kind; // shared helper
 }
+
+/// A CA and a server certificate for 127.0.0.1 signed by it: (server config, client config).
+fn tls_configs() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![CertificateDer::from(leaf.der().to_vec())], key)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from(ca.der().to_vec())).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (Arc::new(server), Arc::new(client))
+}
+
+#[actix_rt::test]
+async fn wss_echo_and_a_plain_client_is_refused() {
+    let (server_tls, client_tls) = tls_configs();
+    let (server, server_log, _) = start_server(
+        WsServer::new("127.0.0.1:0").tls(server_tls),
+        Behaviour {
+            echo: true,
+            ..Behaviour::default()
+        },
+        SessionConfig::default(),
+    )
+    .await;
+    let wss = format!("wss://{}{PATH}", server.local_addr());
+    let (client, log) = start_client(
+        WsClient::new(wss).connections(2).tls(client_tls),
+        Behaviour::default(),
+    );
+    log.wait_for(SECS5, "2 sessions open", |e| {
+        e.iter().filter(|(_, e)| *e == Event::Open).count() == 2
+    })
+    .await;
+    for session in log.sessions() {
+        within(SECS5, session.write(Bytes::from_static(b"over tls")))
+            .await
+            .expect("write");
+    }
+    log.wait_for(SECS5, "2 echoes", |e| {
+        e.iter()
+            .filter(|(_, e)| *e == Event::Message(Bytes::from_static(b"over tls")))
+            .count()
+            == 2
+    })
+    .await;
+    // A plain ws:// client cannot speak to it: its dials fail, no session opens.
+    let (plain, plain_log) = start_client(
+        WsClient::new(url(&server))
+            .reconnect_interval(Duration::from_millis(20))
+            .connect_timeout(Duration::from_secs(1)),
+        Behaviour::default(),
+    );
+    common::wait_until(SECS5, "plain dials fail", || {
+        plain.stats().connect_failures >= 2
+    })
+    .await;
+    within(SECS5, plain.stop()).await;
+    assert!(plain_log.events().is_empty());
+    within(SECS5, client.stop()).await;
+    wait_closed(&server_log, 2).await;
+    assert!(
+        errors_of(&server_log).is_empty(),
+        "{:?}",
+        server_log.events()
+    );
+    within(SECS5, server.stop()).await;
+    assert_eq!(server.stats().opened, 2);
+}

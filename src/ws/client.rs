@@ -67,6 +67,7 @@ pub struct WsClient {
     connect_timeout: Duration,
     config: SessionConfig,
     options: WsOptions,
+    tls: Option<Arc<rustls::ClientConfig>>,
     events: Option<EventHook>,
 }
 
@@ -96,6 +97,7 @@ impl WsClient {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             config: SessionConfig::default(),
             options: WsOptions::default(),
+            tls: None,
             events: None,
         }
     }
@@ -151,6 +153,13 @@ impl WsClient {
         self
     }
 
+    /// Dials `wss://` URLs with this rustls config (the server name checked is the URL's
+    /// host). Default: none, and a `wss://` URL fails to dial.
+    pub fn tls(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// Calls `hook` on the client's supervisor each time a session comes up or goes
     /// down or a dial fails. It must return quickly.
     pub fn on_event(mut self, hook: impl Fn(ClientEvent) + 'static) -> Self {
@@ -172,6 +181,7 @@ impl WsClient {
             connect_timeout: self.connect_timeout,
             config: self.config.clone(),
             options: self.options,
+            tls: self.tls,
             hook: Arc::new(new_session),
             endpoint: endpoint.clone(),
         };
@@ -214,6 +224,7 @@ struct Dialer<L: EventListener> {
     connect_timeout: Duration,
     config: SessionConfig,
     options: WsOptions,
+    tls: Option<Arc<rustls::ClientConfig>>,
     hook: Arc<SessionFactory<L>>,
     endpoint: Arc<EndpointShared>,
 }
@@ -225,6 +236,7 @@ impl<L: EventListener> Clone for Dialer<L> {
             connect_timeout: self.connect_timeout,
             config: self.config.clone(),
             options: self.options,
+            tls: self.tls.clone(),
             hook: self.hook.clone(),
             endpoint: self.endpoint.clone(),
         }
@@ -255,9 +267,15 @@ impl<L: EventListener> Dialer<L> {
     async fn dial(self, slot: SessionSlot) {
         let connect = tokio::time::timeout(self.connect_timeout, async {
             let peer = self.resolve().await?;
-            let client = awc::Client::builder()
-                .timeout(self.connect_timeout)
-                .finish();
+            let client = match &self.tls {
+                Some(tls) => awc::Client::builder()
+                    .connector(awc::Connector::new().rustls_0_23(tls.clone()))
+                    .timeout(self.connect_timeout)
+                    .finish(),
+                None => awc::Client::builder()
+                    .timeout(self.connect_timeout)
+                    .finish(),
+            };
             let (_, connection) = client
                 .ws(&*self.url)
                 .address(peer)

@@ -68,6 +68,7 @@ pub struct WsServer {
     max_connections: usize,
     config: SessionConfig,
     options: WsOptions,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl WsServer {
@@ -81,6 +82,7 @@ impl WsServer {
             max_connections: usize::MAX,
             config: SessionConfig::default(),
             options: WsOptions::default(),
+            tls: None,
         }
     }
 
@@ -132,6 +134,13 @@ impl WsServer {
         self
     }
 
+    /// Serves `wss://` with this rustls config (its ALPN protocols are set to HTTP/1.1 and
+    /// h2 by actix-web). Default: plain `ws://`.
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// Binds, then serves until stopped, running `new_session` for each upgrade on the
     /// worker that accepted it. Call from within an actix system.
     pub async fn start<L, F>(self, new_session: F) -> Result<WsServerHandle>
@@ -162,8 +171,11 @@ impl WsServer {
         // hang up first, and the close handshake is already over.
         .client_disconnect_timeout(Duration::ZERO)
         .disable_signals()
-        .shutdown_timeout(1)
-        .bind(&self.addr)?;
+        .shutdown_timeout(1);
+        let server = match &self.tls {
+            Some(tls) => server.bind_rustls_0_23(&self.addr, (**tls).clone())?,
+            None => server.bind(&self.addr)?,
+        };
         let local_addr = server
             .addrs()
             .first()
