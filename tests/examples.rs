@@ -208,6 +208,62 @@ fn python_websockets_round_trips_with_ws_echo_server() {
     assert!(status.success(), "echo_server exit status {status:?}");
 }
 
+const PYTHON_CHAT: &str = r#"
+import asyncio, sys, websockets
+async def main(url):
+    async def member():
+        ws = await websockets.connect(url)
+        welcome = (await asyncio.wait_for(ws.recv(), 10)).decode()
+        assert welcome.startswith('* welcome'), welcome
+        return ws
+    alice = await member()
+    bob = await member()
+    carol = await member()
+    joined = (await asyncio.wait_for(bob.recv(), 10)).decode()
+    assert 'joined' in joined, joined
+    await alice.send('hello room\n')
+    for other in (bob, carol):
+        line = (await asyncio.wait_for(other.recv(), 10)).decode()
+        assert line.endswith('] hello room\n'), line
+    await alice.close()
+    left = (await asyncio.wait_for(bob.recv(), 10)).decode()
+    assert 'left' in left, left
+    await bob.close()
+    await carol.close()
+    print('chat ok')
+asyncio.run(main(sys.argv[1]))
+"#;
+
+#[test]
+fn ws_chat_serves_its_page_and_broadcasts_to_every_other_member() {
+    use std::io::{Read, Write};
+    let (server, addr) = start_listening_example("ws_chat", &[]);
+    let mut http = std::net::TcpStream::connect(&addr).expect("connect");
+    http.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    http.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut page = String::new();
+    http.read_to_string(&mut page).expect("the page");
+    assert!(
+        page.starts_with("HTTP/1.1 200") && page.contains("new WebSocket"),
+        "{page}"
+    );
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", PYTHON_CHAT, &format!("ws://{addr}/ws")])
+        .output()
+        .expect("run python3 (with python3-websockets)");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("chat ok"),
+        "{} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    signal(&server, "-TERM");
+    let mut server = server;
+    assert!(wait_exit(&mut server.0, Duration::from_secs(20)).success());
+}
+
 #[test]
 fn echo_client_fails_on_frames_over_the_server_max_and_sigint_stops_it() {
     let (mut server, addr) = start_echo_server(&["--max-frame", "100"]);

@@ -441,6 +441,7 @@ async fn close_handshake_from_the_peer() {
     peer.send(Message::Close(Some(CloseReason::from(CloseCode::Normal))))
         .await
         .unwrap();
+    let started = Instant::now();
     // The echo still comes, then the close answer with our code, then EOF.
     let got = binary_payload(next_frame(&mut peer).await);
     assert_eq!(&got[..], &length_prefixed(b"last words")[..]);
@@ -451,6 +452,11 @@ async fn close_handshake_from_the_peer() {
     assert!(
         next_frame(&mut peer).await.is_none(),
         "EOF after the handshake"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "the connection ends with the handshake, not later: {:?}",
+        started.elapsed()
     );
     wait_closed(&log, 1).await;
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -60,7 +60,7 @@ use crate::SessionConfig;
 /// server.stop().await;
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WsServer {
     addr: String,
     path: String,
@@ -69,6 +69,23 @@ pub struct WsServer {
     config: SessionConfig,
     options: WsOptions,
     tls: Option<Arc<rustls::ServerConfig>>,
+    routes: Option<Routes>,
+}
+
+/// The application's own routes, added to every worker's `App`.
+type Routes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
+impl std::fmt::Debug for WsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsServer")
+            .field("addr", &self.addr)
+            .field("path", &self.path)
+            .field("workers", &self.workers)
+            .field("max_connections", &self.max_connections)
+            .field("config", &self.config)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl WsServer {
@@ -83,6 +100,7 @@ impl WsServer {
             config: SessionConfig::default(),
             options: WsOptions::default(),
             tls: None,
+            routes: None,
         }
     }
 
@@ -141,6 +159,25 @@ impl WsServer {
         self
     }
 
+    /// Adds the application's own actix-web routes next to the WebSocket path (a page
+    /// that opens the WebSocket, a health check). `routes` runs once per worker.
+    ///
+    /// ```no_run
+    /// use actix_web::{web, HttpResponse};
+    /// let server = getty::ws::WsServer::new("127.0.0.1:7000")
+    ///     .path("/ws")
+    ///     .configure(|cfg| {
+    ///         cfg.route("/", web::get().to(|| async { HttpResponse::Ok().body("hello") }));
+    ///     });
+    /// ```
+    pub fn configure(
+        mut self,
+        routes: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static,
+    ) -> Self {
+        self.routes = Some(Arc::new(routes));
+        self
+    }
+
     /// Binds, then serves until stopped, running `new_session` for each upgrade on the
     /// worker that accepted it. Call from within an actix system.
     pub async fn start<L, F>(self, new_session: F) -> Result<WsServerHandle>
@@ -159,10 +196,17 @@ impl WsServer {
             supervisor: supervisor.clone(),
         });
         let path = self.path.clone();
+        let routes = self.routes.clone();
         let server = HttpServer::new(move || {
+            let routes = routes.clone();
             App::new()
                 .app_data(web::Data::from(state.clone()))
                 .route(&path, web::get().to(upgrade::<L>))
+                .configure(move |cfg| {
+                    if let Some(routes) = routes {
+                        routes(cfg);
+                    }
+                })
         })
         .workers(self.workers)
         // A connection serves one upgrade: once its WebSocket is closed, drop it.

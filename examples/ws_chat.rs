@@ -1,0 +1,133 @@
+//! A WebSocket chat room: every line a member sends goes to every other member. The
+//! room is one actor fed by getty's actor adapter; `/` serves a small page to try it.
+//!
+//! ```text
+//! cargo run --release --example ws_chat -- --addr 127.0.0.1:7300
+//! # open http://127.0.0.1:7300/ in two or more browser tabs
+//! ```
+//! The WebSocket is at `/ws`. Members send text messages, each holding one or more lines
+//! (`\n`-terminated, 1 KiB at most); the room sends each line as one binary message of
+//! UTF-8 text, prefixed with the sender's id. Prints `listening on <address>`; exits 0 on
+//! SIGINT or SIGTERM.
+
+mod common;
+
+use std::collections::HashMap;
+
+use actix::prelude::*;
+use actix_web::{web, HttpResponse};
+use common::Options;
+use getty::actor::{ActorListener, EventKind, SessionEvent};
+use getty::ws::WsServer;
+use getty::{Session, SessionId};
+use tokio_util::codec::LinesCodec;
+
+const USAGE: &str = "usage: ws_chat --addr HOST:PORT";
+const MAX_LINE: usize = 1024;
+
+const PAGE: &str = r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>getty chat</title></head>
+<body style="font-family: sans-serif">
+<pre id="log" style="height: 20em; overflow-y: scroll; border: 1px solid #ccc"></pre>
+<form id="form"><input id="line" size="60" autofocus> <button>send</button></form>
+<script>
+const log = document.getElementById('log');
+const show = (text) => { log.textContent += text + '\n'; log.scrollTop = log.scrollHeight; };
+const ws = new WebSocket(`ws://${location.host}/ws`);
+ws.binaryType = 'arraybuffer';
+const utf8 = new TextDecoder();
+ws.onmessage = (ev) => show(utf8.decode(ev.data).replace(/\n$/, ''));
+ws.onclose = (ev) => show(`* disconnected (${ev.code})`);
+document.getElementById('form').onsubmit = (ev) => {
+  ev.preventDefault();
+  const line = document.getElementById('line');
+  if (line.value) { ws.send(line.value + '\n'); show(`[me] ${line.value}`); line.value = ''; }
+};
+</script></body></html>"#;
+
+/// The room: every member's session, and the broadcast.
+#[derive(Default)]
+struct Room {
+    members: HashMap<SessionId, Session<String>>,
+}
+
+impl Room {
+    fn broadcast(&mut self, from: SessionId, line: &str) {
+        for (id, member) in &self.members {
+            if *id != from {
+                // A member too slow to keep up loses this line (and its session ends),
+                // rather than stall the room.
+                if let Err(err) = member.try_write(line.to_owned()) {
+                    tracing::debug!(%id, %err, "line not delivered");
+                }
+            }
+        }
+    }
+}
+
+impl Actor for Room {
+    type Context = Context<Self>;
+}
+
+impl Handler<SessionEvent<String, String>> for Room {
+    type Result = ();
+
+    fn handle(&mut self, event: SessionEvent<String, String>, _: &mut Context<Self>) {
+        let id = event.session.id();
+        match event.kind {
+            EventKind::Opened => {
+                let _ = event.session.try_write(format!(
+                    "* welcome, you are {id}; {} others here",
+                    self.members.len()
+                ));
+                self.members.insert(id, event.session);
+                self.broadcast(id, &format!("* {id} joined"));
+            }
+            EventKind::Frame(line) => self.broadcast(id, &format!("[{id}] {line}")),
+            EventKind::Closed => {
+                self.members.remove(&id);
+                self.broadcast(id, &format!("* {id} left"));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn main() {
+    let opts = Options::parse(&["addr"], USAGE);
+    let addr: String = opts.get("addr", "127.0.0.1:7300".to_owned());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let result = actix::System::new().block_on(async move {
+        let room = Room::default().start();
+        let server = WsServer::new(addr)
+            .path("/ws")
+            .workers(1)
+            .allow_text(true) // browsers send text; its bytes go to the line codec
+            .configure(|cfg| {
+                cfg.route(
+                    "/",
+                    web::get().to(|| async {
+                        HttpResponse::Ok()
+                            .content_type("text/html; charset=utf-8")
+                            .body(PAGE)
+                    }),
+                );
+            })
+            .start(move |_| {
+                Ok((
+                    ActorListener::new(room.clone().recipient()),
+                    LinesCodec::new_with_max_length(MAX_LINE),
+                ))
+            })
+            .await?;
+        common::serve_ws_until_signal(server).await?;
+        Ok::<_, getty::Error>(())
+    });
+    if let Err(err) = result {
+        eprintln!("ws_chat: {err}");
+        std::process::exit(1);
+    }
+}
