@@ -772,3 +772,25 @@ async fn wss_echo_and_a_plain_client_is_refused() {
     within(SECS5, server.stop()).await;
     assert_eq!(server.stats().opened, 2);
 }
+
+#[actix_rt::test]
+async fn a_peer_that_vanishes_without_a_close_frame_ends_its_session() {
+    let (server, log) = echo_server(SessionConfig::default()).await;
+    for round in 0..5 {
+        let mut peer = raw_peer(&server).await;
+        peer.send(Message::Binary(length_prefixed(b"hi").into()))
+            .await
+            .unwrap();
+        binary_payload(next_frame(&mut peer).await);
+        if round % 2 == 0 {
+            // An abortive close: RST instead of FIN (a zero linger never blocks).
+            #[allow(deprecated)]
+            peer.get_ref().set_linger(Some(Duration::ZERO)).unwrap();
+        }
+        drop(peer);
+        wait_closed(&log, round + 1).await;
+    }
+    assert_eq!(server.stats().live_sessions, 0);
+    assert_eq!(log.count(&Event::Close), 5);
+    within(SECS5, server.stop()).await;
+}

@@ -2,6 +2,8 @@
 //! decoded frames and protocol reactions out. Shared by the server's and the client's
 //! reader actors.
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use actix::fut::{wrap_future, ActorFutureExt};
@@ -188,11 +190,12 @@ pub(crate) fn protocol_error(err: &ProtocolError, bound: usize) -> (Error, Close
 
 /// Hands `msg` to the logic actor, waiting for mailbox room if needed (`do_send` would
 /// ignore the bound): while it waits, the actor reads nothing, so the peer is slowed by
-/// TCP flow control. Stops the actor after the message if `last`, or if the logic is gone.
+/// TCP flow control. For the last message (`last` is set), stops the actor after it and
+/// marks `last` delivered; stops the actor too if the logic is gone.
 pub(crate) fn forward<A, T>(
     logic: &Recipient<Inbound<T>>,
     msg: Inbound<T>,
-    last: bool,
+    last: Option<Rc<Cell<bool>>>,
     ctx: &mut A::Context,
 ) where
     A: Actor,
@@ -200,12 +203,19 @@ pub(crate) fn forward<A, T>(
     T: Send + 'static,
 {
     match logic.try_send(msg) {
-        Ok(()) if last => ctx.stop(),
-        Ok(()) => {}
+        Ok(()) => {
+            if let Some(delivered) = last {
+                delivered.set(true);
+                ctx.stop();
+            }
+        }
         Err(SendError::Full(msg)) => {
             let delivery = wrap_future::<_, A>(logic.send(msg));
             ctx.wait(delivery.map(move |sent, _, ctx: &mut A::Context| {
-                if sent.is_err() || last {
+                if let Some(delivered) = &last {
+                    delivered.set(sent.is_ok());
+                }
+                if sent.is_err() || last.is_some() {
                     ctx.stop();
                 }
             }));

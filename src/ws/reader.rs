@@ -1,6 +1,8 @@
 //! What the server's and the client's WebSocket reader actors share: reacting to each
 //! incoming message, pings, and the end of the connection.
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,8 +33,13 @@ pub(crate) struct WsReader<D: Decoder<Item: Send + 'static>> {
     pipe: Pipe,
     shared: Arc<SessionShared>,
     ping_interval: Duration,
-    /// The last message (EOF or error) went to the logic actor: deliver nothing more.
+    /// The last message (EOF or error) is on its way to the logic actor: deliver nothing
+    /// more.
     ended: bool,
+    /// That last message, kept until it is delivered: if the actor is dropped first (its
+    /// connection vanished), `stopped` sends it so the session still ends.
+    last: Option<Error>,
+    last_delivered: Rc<Cell<bool>>,
 }
 
 impl<D> WsReader<D>
@@ -57,6 +64,8 @@ where
             shared,
             ping_interval,
             ended: false,
+            last: None,
+            last_delivered: Rc::new(Cell::new(false)),
         }
     }
 
@@ -87,15 +96,14 @@ where
         match self.inflow.on_message(msg) {
             Step::Nothing => {}
             Step::Frames(batch) => {
-                forward::<A, _>(&self.logic, Inbound::Frames(batch), false, ctx);
+                forward::<A, _>(&self.logic, Inbound::Frames(batch), None, ctx);
                 wait_while_paused::<A>(&self.shared, ctx);
             }
             Step::Pong(payload) => self.pipe.push_control(Message::Pong(payload)),
             Step::Closed(reason) => {
                 // Our answer goes once the logic actor has flushed what it still sends.
-                self.ended = true;
                 self.pipe.close_received(reason);
-                forward::<A, _>(&self.logic, Inbound::Eof, true, ctx);
+                self.end::<A>(None, ctx);
             }
             Step::Failed(err, code) => self.fail::<A>(err, code, ctx),
         }
@@ -120,11 +128,25 @@ where
         A: Actor,
         A::Context: AsyncContext<A>,
     {
-        self.ended = true;
         tracing::debug!(%err, "websocket peer failed");
         self.pipe.close(Some(code.into()));
         // The actor stops after this: the codec would only refuse the same bytes again.
-        forward::<A, _>(&self.logic, Inbound::Failed(err), true, ctx);
+        self.end::<A>(Some(err), ctx);
+    }
+
+    /// Sends the last message (EOF, or the error that ends the session), then stops.
+    fn end<A>(&mut self, cause: Option<Error>, ctx: &mut A::Context)
+    where
+        A: Actor,
+        A::Context: AsyncContext<A>,
+    {
+        self.ended = true;
+        self.last = cause.clone();
+        let msg = match cause {
+            Some(err) => Inbound::Failed(err),
+            None => Inbound::Eof,
+        };
+        forward::<A, _>(&self.logic, msg, Some(self.last_delivered.clone()), ctx);
     }
 
     /// The connection ended (the stream of messages is over).
@@ -136,13 +158,23 @@ where
         if self.ended {
             ctx.stop();
         } else {
-            self.ended = true;
-            forward::<A, _>(&self.logic, Inbound::Eof, true, ctx);
+            self.end::<A>(None, ctx);
         }
     }
 
-    /// The actor stopped: nothing will read the peer's answer to a close any more.
-    pub(crate) fn stopped(&self) {
+    /// The actor stopped: nothing will read the peer's answer to a close any more. If the
+    /// session has not been told that the connection ended (the actor was dropped with
+    /// its connection, or before its last message got through), tell it now: one message,
+    /// so past the mailbox bound if need be.
+    pub(crate) fn stopped(&mut self) {
         self.pipe.reader_gone();
+        if !self.last_delivered.get() {
+            self.last_delivered.set(true);
+            let msg = match self.last.take() {
+                Some(err) => Inbound::Failed(err),
+                None => Inbound::Eof,
+            };
+            self.logic.do_send(msg);
+        }
     }
 }
