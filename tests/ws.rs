@@ -794,3 +794,51 @@ async fn a_peer_that_vanishes_without_a_close_frame_ends_its_session() {
     assert_eq!(log.count(&Event::Close), 5);
     within(SECS5, server.stop()).await;
 }
+
+#[actix_rt::test]
+async fn a_peer_that_does_not_read_meets_the_write_timeout_and_max_connections_hold() {
+    let mut config = SessionConfig::default();
+    config.write_timeout = Some(Duration::from_millis(300));
+    let (server, log, _) = start_server(
+        WsServer::new("127.0.0.1:0").max_connections(1),
+        Behaviour::default(),
+        config,
+    )
+    .await;
+    let _deaf = upgrade_raw(server.local_addr(), PATH).await; // never reads
+    log.wait_for(SECS5, "open", |e| !e.is_empty()).await;
+    // A second upgrade is over the limit: 503, no session.
+    let mut second = within(SECS5, TcpStream::connect(server.local_addr()))
+        .await
+        .unwrap();
+    let req = format!(
+        "GET {PATH} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    second.write_all(req.as_bytes()).await.unwrap();
+    let head = read_head(&mut second).await;
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    assert_eq!(server.stats().refused, 1);
+
+    let session = log.sessions()[0].clone();
+    let frame = Bytes::from(vec![7u8; 4000]);
+    // Write until a write hangs (every buffer on the way is full) or fails.
+    let mut stuck = false;
+    for _ in 0..50_000 {
+        match tokio::time::timeout(Duration::from_millis(200), session.write(frame.clone())).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => {
+                stuck = true;
+                break;
+            }
+        }
+    }
+    assert!(stuck, "a peer that does not read stops the writes");
+    log.wait_for(SECS5, "the write timeout", |e| {
+        e.iter().any(|(_, e)| *e == Event::Error("write_timeout"))
+    })
+    .await;
+    wait_closed(&log, 1).await;
+    assert_eq!(server.stats().live_sessions, 0);
+    within(SECS5, server.stop()).await;
+}
