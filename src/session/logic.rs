@@ -9,11 +9,12 @@ use std::task::Poll;
 
 use actix::fut::ActorFuture;
 use actix::prelude::*;
+use futures::{Stream, StreamExt};
 use tokio::io::AsyncWrite;
 
 use super::context::SessionContext;
 use super::messages::{Command, Control, Inbound, Payload, StopReading};
-use super::out_buffer::OutBuffer;
+use super::out_buffer::{MessageLimit, OutBuffer};
 use super::reader::ReaderActor;
 use super::{Phase, Session, SessionSetup, SessionShared};
 use crate::clock;
@@ -34,15 +35,49 @@ pub(crate) fn start_session<L, T>(
     L: EventListener,
     T: Transport,
 {
-    let shared = SessionShared::new(setup);
     let (read_half, write_half) = io.into_split();
+    let writer = SessionWriter {
+        io: write_half,
+        preserves_messages: T::PRESERVES_MESSAGES,
+        limit: None,
+    };
+    start_session_with(setup, listener, codec, slot, writer, |codec, shared| {
+        FrameReader::new(read_half, codec, shared).map(Inbound::from_batch)
+    });
+}
+
+/// The write side of a session as [`start_session_with`] takes it.
+pub(crate) struct SessionWriter<W> {
+    pub(crate) io: W,
+    /// Hand the writer one whole frame per write (see `Transport::PRESERVES_MESSAGES`).
+    pub(crate) preserves_messages: bool,
+    /// The bound on each message, for a message transport with one (datagrams).
+    pub(crate) limit: Option<MessageLimit>,
+}
+
+/// Starts a session whose reader is any stream of [`Inbound`] items, made by `reader`
+/// from the session's codec and shared state (a `Failed` item is the last; the end of
+/// the stream is EOF): the seam for transports that are not byte streams (datagrams).
+pub(crate) fn start_session_with<L, W, S>(
+    setup: SessionSetup,
+    listener: L,
+    codec: L::Codec,
+    slot: SessionSlot,
+    writer: SessionWriter<W>,
+    reader: impl FnOnce(L::Codec, Arc<SessionShared>) -> S,
+) where
+    L: EventListener,
+    W: AsyncWrite + Unpin + 'static,
+    S: Stream<Item = Inbound<Frame<L>>> + Unpin + 'static,
+{
+    let shared = SessionShared::new(setup);
     LogicActor::create(move |ctx| {
         ctx.set_mailbox_capacity(shared.config.read_queue);
         let session = Session::new(shared.clone(), ctx.address().recipient());
         // The reader may read before `on_open` runs; actix delivers nothing to the logic
         // actor before `started`, so frames still wait for `on_open`.
-        let frames = FrameReader::new(read_half, codec.clone(), shared.clone());
-        let reader = ReaderActor::start(frames, ctx.address().recipient());
+        let frames = reader(codec.clone(), shared.clone());
+        let reader = ReaderActor::<L::Codec>::start(frames, ctx.address().recipient());
         let span = tracing::debug_span!("session", id = shared.id.get(), name = %shared.name, peer = %shared.peer_addr);
         LogicActor {
             out: OutBuffer::new(
@@ -51,10 +86,11 @@ pub(crate) fn start_session<L, T>(
                 shared.config.write_high_water,
                 shared.config.write_low_water,
             )
-            .preserve_messages(T::PRESERVES_MESSAGES),
+            .preserve_messages(writer.preserves_messages)
+            .limit_messages(writer.limit),
             listener,
             session,
-            io: Some(write_half),
+            io: Some(writer.io),
             reader: Some(reader.recipient()),
             phase: Phase::Opening,
             backlog: VecDeque::new(),
@@ -253,6 +289,24 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
         ctx.stop();
     }
 
+    /// A datagram went wrong but the session goes on: tell `on_error` and count it.
+    fn soft_error(&mut self, err: Error, ctx: &mut Context<Self>) {
+        let err = err.with_session(self.session.id());
+        self.shared().stats.add_soft_error();
+        if self.phase != Phase::Open {
+            return; // nothing after on_close, and nothing before on_open
+        }
+        let _entered = self.span.enter();
+        tracing::debug!(%err, "datagram error; session goes on");
+        let (listener, session) = (&mut self.listener, &self.session);
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| listener.on_error(session, &err))) {
+            // Like any other callback that panics: the session ends.
+            let panic = panic_error(&*panic, self.session.id());
+            drop(_entered);
+            self.begin_close(Some(panic), ctx);
+        }
+    }
+
     /// A write to the socket failed: nothing more can leave, so close at once.
     fn write_failed(&mut self, err: Error, ctx: &mut Context<Self>) {
         let err = err.with_session(self.session.id());
@@ -351,8 +405,10 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
                     .into()));
                 }
                 Poll::Ready(Ok(n)) => {
+                    let envelope = self.out.message_overhead();
                     self.out.consume(n);
-                    self.session.shared().stats.add_bytes_written(n);
+                    let stats = &self.session.shared().stats;
+                    stats.add_bytes_written(n.saturating_sub(envelope));
                     wrote = true;
                     self.needs_flush = true;
                 }
@@ -459,6 +515,7 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> Handler<Inbound<Frame<L>
                 let err = err.with_session(self.session.id());
                 self.reader_ended(Some(err), ctx);
             }
+            Inbound::Warn(err) => self.soft_error(err, ctx),
         }
     }
 }

@@ -37,6 +37,19 @@ pub(crate) enum Inbound<Item> {
     Eof,
     /// Reading failed; the session ends with this error.
     Failed(Error),
+    /// One datagram (or one ICMP report) went wrong: `on_error` hears of it and the
+    /// session goes on. Only datagram transports send it.
+    Warn(Error),
+}
+
+impl<Item> Inbound<Item> {
+    /// The message for one item of a [`FrameReader`](crate::codec::FrameReader).
+    pub(crate) fn from_batch(batch: Result<Vec<Item>, Error>) -> Self {
+        match batch {
+            Ok(frames) => Inbound::Frames(frames),
+            Err(err) => Inbound::Failed(err),
+        }
+    }
 }
 
 impl<Item> Message for Inbound<Item> {

@@ -11,6 +11,15 @@ use tokio_util::codec::Encoder;
 
 use crate::error::{BoxError, Error, Result, SessionId};
 
+/// The bound on each message of a message transport (a datagram): `max` bytes of
+/// payload, plus `overhead` bytes of the transport's own envelope that the codec adapter
+/// put in front of it (not counted against `max`, nor in the session's byte stats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MessageLimit {
+    pub(crate) max: usize,
+    pub(crate) overhead: usize,
+}
+
 pub(crate) struct OutBuffer<C> {
     codec: C,
     buf: BytesMut,
@@ -27,6 +36,8 @@ pub(crate) struct OutBuffer<C> {
     /// message ends, as a position in `queued_total`. `None` for a byte stream, whose
     /// frames may share a write.
     message_ends: Option<VecDeque<u64>>,
+    /// For a message transport with a size limit: the bound on each message.
+    limit: Option<MessageLimit>,
     id: SessionId,
 }
 
@@ -43,8 +54,38 @@ impl<C> OutBuffer<C> {
             written_total: 0,
             acks: VecDeque::new(),
             message_ends: None,
+            limit: None,
             id,
         }
+    }
+
+    /// Refuses any message longer than `limit` with [`Error::FrameTooLong`], queueing
+    /// nothing of it (message mode only: a byte stream has no message to bound).
+    pub(crate) fn limit_messages(mut self, limit: Option<MessageLimit>) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Envelope bytes in each message that are not payload (see [`MessageLimit`]).
+    pub(crate) fn message_overhead(&self) -> usize {
+        self.limit.map_or(0, |l| l.overhead)
+    }
+
+    /// Checks the message queued from `start` against the limit; on failure drops it.
+    fn check_message(&mut self, start: usize) -> Result<()> {
+        let (Some(limit), Some(_)) = (self.limit, &self.message_ends) else {
+            return Ok(());
+        };
+        let len = (self.buf.len() - start).saturating_sub(limit.overhead);
+        if len > limit.max {
+            self.buf.truncate(start);
+            return Err(Error::FrameTooLong {
+                session: Some(self.id),
+                len,
+                max: limit.max,
+            });
+        }
+        Ok(())
     }
 
     /// Keeps every frame (and every raw write) a message of its own: [`chunk`](Self::chunk)
@@ -98,6 +139,7 @@ impl<C> OutBuffer<C> {
             self.buf.truncate(start);
             return Err(Error::from_encode(err).with_session(self.id));
         }
+        self.check_message(start)?;
         self.end_message(start);
         self.queued_since(start);
         Ok(())
@@ -113,12 +155,17 @@ impl<C> OutBuffer<C> {
         let ends_before = self.message_ends.as_ref().map_or(0, VecDeque::len);
         let mut count = 0;
         for frame in frames {
-            if let Err(err) = self.codec.encode(frame, &mut self.buf) {
+            let at = self.buf.len();
+            let encoded = match self.codec.encode(frame, &mut self.buf) {
+                Ok(()) => self.check_message(at),
+                Err(err) => Err(Error::from_encode(err).with_session(self.id)),
+            };
+            if let Err(err) = encoded {
                 self.buf.truncate(start);
                 if let Some(ends) = &mut self.message_ends {
                     ends.truncate(ends_before);
                 }
-                return Err(Error::from_encode(err).with_session(self.id));
+                return Err(err);
             }
             self.end_message(start);
             count += 1;
@@ -132,6 +179,7 @@ impl<C> OutBuffer<C> {
         self.check_room()?;
         let start = self.buf.len();
         self.buf.extend_from_slice(bytes);
+        self.check_message(start)?;
         self.end_message(start);
         self.queued_since(start);
         Ok(())
@@ -294,6 +342,31 @@ mod tests {
         assert_eq!(q.chunk(), b"\0\0\0\x02ok");
         q.consume(6);
         assert_eq!(q.chunk(), b"\0\0\0\x01z");
+    }
+
+    #[test]
+    fn message_limit_refuses_long_messages_and_queues_nothing() {
+        let limit = MessageLimit {
+            max: 6,
+            overhead: 2,
+        };
+        let mut q = queue(1000, 500)
+            .preserve_messages(true)
+            .limit_messages(Some(limit));
+        q.encode(Bytes::from_static(b"ab")).unwrap(); // 6 bytes past the envelope
+        let err = q.encode(Bytes::from_static(b"abcde")).unwrap_err();
+        assert!(matches!(err, Error::FrameTooLong { len: 7, max: 6, .. }));
+        let many = vec![Bytes::from_static(b"a"), Bytes::from_static(b"abcdefgh")];
+        assert!(q.encode_all(many).is_err());
+        assert!(q.push_raw(&[0; 9]).is_err());
+        q.push_raw(&[0; 8]).unwrap();
+        assert_eq!(q.message_overhead(), 2);
+        let mut sizes = Vec::new();
+        while !q.is_empty() {
+            sizes.push(q.chunk().len());
+            q.consume(q.chunk().len());
+        }
+        assert_eq!(sizes, [6, 8]);
     }
 
     #[test]
