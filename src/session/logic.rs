@@ -13,7 +13,7 @@ use futures::{Stream, StreamExt};
 use tokio::io::AsyncWrite;
 
 use super::context::SessionContext;
-use super::messages::{Command, Control, Inbound, Payload, StopReading};
+use super::messages::{Command, Control, Inbound, MessageRejected, Payload, StopReading};
 use super::out_buffer::{MessageLimit, OutBuffer};
 use super::reader::ReaderActor;
 use super::{Phase, Session, SessionSetup, SessionShared};
@@ -41,7 +41,7 @@ pub(crate) fn start_session<L, T>(
         preserves_messages: T::PRESERVES_MESSAGES,
         limit: None,
     };
-    start_session_with(setup, listener, codec, slot, writer, |codec, shared| {
+    let _ = start_session_with(setup, listener, codec, slot, writer, |codec, shared| {
         FrameReader::new(read_half, codec, shared).map(Inbound::from_batch)
     });
 }
@@ -58,6 +58,7 @@ pub(crate) struct SessionWriter<W> {
 /// Starts a session whose reader is any stream of [`Inbound`] items, made by `reader`
 /// from the session's codec and shared state (a `Failed` item is the last; the end of
 /// the stream is EOF): the seam for transports that are not byte streams (datagrams).
+/// Returns a handle to the new session.
 pub(crate) fn start_session_with<L, W, S>(
     setup: SessionSetup,
     listener: L,
@@ -65,13 +66,16 @@ pub(crate) fn start_session_with<L, W, S>(
     slot: SessionSlot,
     writer: SessionWriter<W>,
     reader: impl FnOnce(L::Codec, Arc<SessionShared>) -> S,
-) where
+) -> Session<L::Out>
+where
     L: EventListener,
     W: AsyncWrite + Unpin + 'static,
     S: Stream<Item = Inbound<Frame<L>>> + Unpin + 'static,
 {
     let shared = SessionShared::new(setup);
-    LogicActor::create(move |ctx| {
+    let mut ctx = Context::new();
+    let actor = {
+        let ctx = &mut ctx;
         ctx.set_mailbox_capacity(shared.config.read_queue);
         let session = Session::new(shared.clone(), ctx.address().recipient());
         // The reader may read before `on_open` runs; actix delivers nothing to the logic
@@ -100,10 +104,14 @@ pub(crate) fn start_session_with<L, W, S>(
             cause: None,
             needs_flush: false,
             stalled_ms: 0,
+            rejected: Vec::new(),
             slot,
             span,
         }
-    });
+    };
+    let session = actor.session.clone();
+    ctx.run(actor);
+    session
 }
 
 pub(crate) struct LogicActor<L: EventListener, W> {
@@ -129,6 +137,8 @@ pub(crate) struct LogicActor<L: EventListener, W> {
     needs_flush: bool,
     /// Since when queued bytes made no progress (0: they do, or none are queued).
     stalled_ms: u64,
+    /// Messages the transport rejected since the last report to `on_error`.
+    rejected: Vec<Error>,
     slot: SessionSlot,
     span: tracing::Span,
 }
@@ -339,6 +349,9 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
             }
             break false;
         };
+        for err in std::mem::take(&mut self.rejected) {
+            self.soft_error(err, ctx);
+        }
         if self.io.is_none() {
             return Poll::Ready(()); // a callback above ended the session
         }
@@ -411,6 +424,17 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
                     stats.add_bytes_written(n.saturating_sub(envelope));
                     wrote = true;
                     self.needs_flush = true;
+                }
+                Poll::Ready(Err(err)) if MessageRejected::is(&err) => {
+                    // One datagram the OS would not send: the write that queued it hears
+                    // it, `on_error` too, and the session goes on with the next message.
+                    if let Some(Ok(rejected)) =
+                        err.into_inner().map(|e| e.downcast::<MessageRejected>())
+                    {
+                        let rejected = rejected.0.with_session(self.session.id());
+                        self.out.reject_message(&rejected);
+                        self.rejected.push(rejected);
+                    }
                 }
                 Poll::Ready(Err(err)) => return Poll::Ready(Err(err.into())),
                 Poll::Pending if wrote => {

@@ -79,3 +79,29 @@ pub(crate) struct StopReading;
 impl Message for StopReading {
     type Result = ();
 }
+
+/// What a message transport's writer returns (inside an `io::Error`) for one message
+/// the OS refused to send, e.g. a datagram to an unreachable address: the session drops
+/// that message, fails the write that queued it, reports it to `on_error`, and goes on.
+#[derive(Debug)]
+pub(crate) struct MessageRejected(pub(crate) Error);
+
+impl MessageRejected {
+    /// The `io::Error` a writer returns for it.
+    pub(crate) fn into_io(err: Error) -> std::io::Error {
+        std::io::Error::other(MessageRejected(err))
+    }
+
+    /// Whether `err` is one.
+    pub(crate) fn is(err: &std::io::Error) -> bool {
+        err.get_ref().is_some_and(|inner| inner.is::<MessageRejected>())
+    }
+}
+
+impl std::fmt::Display for MessageRejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "message rejected: {}", self.0)
+    }
+}
+
+impl std::error::Error for MessageRejected {}
