@@ -173,6 +173,7 @@ mod server;
 pub mod session;
 mod supervisor;
 pub mod transport;
+pub mod udp;
 
 pub use client::{ClientEvent, TcpClient, TcpClientHandle, DEFAULT_CONNECT_TIMEOUT};
 pub use codec::{Codec, LengthDelimited, RawBytes};
@@ -183,3 +184,4 @@ pub use listener::{EventListener, Frame};
 pub use reconnect::{DEFAULT_MAX_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL};
 pub use server::{TcpServer, TcpServerHandle};
 pub use session::{Session, SessionContext, SessionSetup, SessionStats};
+pub use udp::{Datagram, Datagrams, UdpClient, UdpClientHandle, UdpServer, UdpServerHandle};

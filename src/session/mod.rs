@@ -19,8 +19,9 @@ pub use context::SessionContext;
 pub use setup::SessionSetup;
 pub use stats::SessionStats;
 
-pub(crate) use logic::start_session;
-pub(crate) use messages::Control;
+pub(crate) use logic::{start_session, start_session_with, SessionWriter};
+pub(crate) use messages::{Control, Inbound, MessageRejected};
+pub(crate) use out_buffer::MessageLimit;
 
 use std::any::Any;
 use std::net::SocketAddr;
