@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use actix::{Actor, Addr};
@@ -18,7 +18,7 @@ use super::reader::{is_retry, received, DatagramReader, Incoming, QueueSource, S
 use super::socket::{self, any_of_family, Destination, DatagramWriter, SocketOptions};
 use super::{run_hook, DEFAULT_MAX_DATAGRAM_SIZE};
 use crate::endpoint::{EndpointShared, EndpointStats, NewSession, Outcome, SessionFactory, SessionSlot};
-use crate::error::{BoxError, Result};
+use crate::error::{BoxError, Error, Result};
 use crate::listener::EventListener;
 use crate::session::{start_session_with, MessageLimit, Session, SessionSetup, SessionWriter};
 use crate::supervisor::{Shutdown, Supervisor};
@@ -425,7 +425,8 @@ type DemuxTask = (oneshot::Sender<()>, JoinHandle<()>, Arc<Counters>);
 
 struct HandleInner {
     local_addr: SocketAddr,
-    socket: Arc<UdpSocket>,
+    /// Weak, so the socket closes once its sessions (and demultiplexer) are gone.
+    socket: Weak<UdpSocket>,
     endpoint: Arc<EndpointShared>,
     supervisor: Addr<Supervisor>,
     counters: Option<Arc<Counters>>,
@@ -462,7 +463,7 @@ impl UdpServerHandle {
         UdpServerHandle {
             inner: Arc::new(HandleInner {
                 local_addr,
-                socket,
+                socket: Arc::downgrade(&socket),
                 endpoint,
                 supervisor,
                 counters,
@@ -494,24 +495,34 @@ impl UdpServerHandle {
         }
     }
 
-    /// Joins an IPv4 multicast group now, on the interface with address `interface`.
+    /// The socket, while the server serves.
+    fn socket(&self) -> Result<Arc<UdpSocket>> {
+        self.inner.socket.upgrade().ok_or_else(|| {
+            let msg = "the server's socket is closed";
+            Error::from(std::io::Error::new(std::io::ErrorKind::NotConnected, msg))
+        })
+    }
+
+    /// Joins an IPv4 multicast group now, on the interface with address `interface`
+    /// (`Ipv4Addr::UNSPECIFIED`: the OS picks).
     pub fn join_multicast_v4(&self, group: Ipv4Addr, interface: Ipv4Addr) -> Result<()> {
-        Ok(self.inner.socket.join_multicast_v4(group, interface)?)
+        Ok(self.socket()?.join_multicast_v4(group, interface)?)
     }
 
-    /// Leaves an IPv4 multicast group joined on `interface`.
+    /// Leaves an IPv4 multicast group joined on `interface`: its datagrams stop coming.
     pub fn leave_multicast_v4(&self, group: Ipv4Addr, interface: Ipv4Addr) -> Result<()> {
-        Ok(self.inner.socket.leave_multicast_v4(group, interface)?)
+        Ok(self.socket()?.leave_multicast_v4(group, interface)?)
     }
 
-    /// Joins an IPv6 multicast group now, on the interface with index `interface`.
+    /// Joins an IPv6 multicast group now, on the interface with index `interface`
+    /// (0: the OS picks).
     pub fn join_multicast_v6(&self, group: Ipv6Addr, interface: u32) -> Result<()> {
-        Ok(self.inner.socket.join_multicast_v6(&group, interface)?)
+        Ok(self.socket()?.join_multicast_v6(&group, interface)?)
     }
 
     /// Leaves an IPv6 multicast group joined on `interface`.
     pub fn leave_multicast_v6(&self, group: Ipv6Addr, interface: u32) -> Result<()> {
-        Ok(self.inner.socket.leave_multicast_v6(&group, interface)?)
+        Ok(self.socket()?.leave_multicast_v6(&group, interface)?)
     }
 
     /// Stops gracefully: stops reading the socket, closes every session (each flushes
