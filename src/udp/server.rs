@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use actix::{Actor, Addr};
+use socket2::SockRef;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -506,7 +507,9 @@ impl UdpServerHandle {
     /// Joins an IPv4 multicast group now, on the interface with address `interface`
     /// (`Ipv4Addr::UNSPECIFIED`: the OS picks).
     pub fn join_multicast_v4(&self, group: Ipv4Addr, interface: Ipv4Addr) -> Result<()> {
-        Ok(self.socket()?.join_multicast_v4(group, interface)?)
+        let socket = self.socket()?;
+        socket::only_joined_groups(&SockRef::from(&*socket), true)?;
+        Ok(socket.join_multicast_v4(group, interface)?)
     }
 
     /// Leaves an IPv4 multicast group joined on `interface`: its datagrams stop coming.
@@ -517,7 +520,9 @@ impl UdpServerHandle {
     /// Joins an IPv6 multicast group now, on the interface with index `interface`
     /// (0: the OS picks).
     pub fn join_multicast_v6(&self, group: Ipv6Addr, interface: u32) -> Result<()> {
-        Ok(self.socket()?.join_multicast_v6(&group, interface)?)
+        let socket = self.socket()?;
+        socket::only_joined_groups(&SockRef::from(&*socket), false)?;
+        Ok(socket.join_multicast_v6(&group, interface)?)
     }
 
     /// Leaves an IPv6 multicast group joined on `interface`.

@@ -74,6 +74,9 @@ pub(crate) fn bind(addr: SocketAddr, options: &SocketOptions) -> io::Result<UdpS
 }
 
 fn apply_multicast(socket: &Socket, v4: bool, m: &Multicast) -> io::Result<()> {
+    if !m.join_v4.is_empty() || !m.join_v6.is_empty() {
+        only_joined_groups(socket, v4)?;
+    }
     for (group, interface) in &m.join_v4 {
         socket.join_multicast_v4(group, interface)?;
     }
@@ -96,6 +99,22 @@ fn apply_multicast(socket: &Socket, v4: bool, m: &Multicast) -> io::Result<()> {
         (false, Some(hops)) => socket.set_multicast_hops_v6(hops)?,
         (_, None) => {}
     }
+    Ok(())
+}
+
+/// Makes the socket receive only the groups it joined itself. Linux by default hands a
+/// socket every group that any socket of the host joined on its port (IP_MULTICAST_ALL),
+/// so leaving a group would not stop its datagrams while a neighbour stays in it.
+pub(crate) fn only_joined_groups(socket: &Socket, v4: bool) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        if v4 {
+            socket.set_multicast_all_v4(false)?;
+        } else {
+            socket.set_multicast_all_v6(false)?;
+        }
+    }
+    let _ = (socket, v4);
     Ok(())
 }
 
