@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example echo_client -- --addr 127.0.0.1:7000 \
-//!     [--conns N] [--frames M] [--size S] [--depth D] [--timeout SECS] \
+//!     [--transport tcp|udp] [--conns N] [--frames M] [--size S] [--depth D] [--timeout SECS] \
 //!     [--duration SECS] [--reconnect-interval MS]
 //! ```
 //! Without `--duration`: sends M frames per connection (N × M in all, default 1 × 1000,
@@ -18,6 +18,10 @@
 //! came back wrong. In duration mode it exits 0 when every frame it counted as sent was
 //! echoed back or reported failed, and no echo was wrong. Exit 1 otherwise, 2 for bad
 //! options.
+//!
+//! `--transport udp` runs the same over connected UDP sockets (`UdpClient`), one frame
+//! per datagram, against `echo_server --transport udp`. UDP may lose datagrams: a lost
+//! one leaves its session waiting, and the run then fails rather than hide it.
 
 mod common;
 
@@ -27,17 +31,36 @@ use std::time::{Duration, Instant};
 
 use common::pinger::{Pinger, Tally};
 use common::Options;
-use getty::{ClientEvent, LengthDelimited, SessionConfig, TcpClient};
+use getty::{
+    ClientEvent, LengthDelimited, SessionConfig, TcpClient, TcpClientHandle, UdpClient,
+    UdpClientHandle,
+};
 
 const USAGE: &str =
-    "usage: echo_client --addr HOST:PORT [--conns N] [--frames M] [--size S] [--depth D] \
-[--timeout SECS] [--duration SECS] [--reconnect-interval MS]";
+    "usage: echo_client --addr HOST:PORT [--transport tcp|udp] [--conns N] [--frames M] \
+[--size S] [--depth D] [--timeout SECS] [--duration SECS] [--reconnect-interval MS]";
+
+/// The client of either transport.
+enum Client {
+    Tcp(TcpClientHandle),
+    Udp(UdpClientHandle),
+}
+
+impl Client {
+    async fn stop(&self) {
+        match self {
+            Client::Tcp(client) => client.stop().await,
+            Client::Udp(client) => client.stop().await,
+        }
+    }
+}
 
 #[actix::main]
 async fn main() {
     let opts = Options::parse(
         &[
             "addr",
+            "transport",
             "conns",
             "frames",
             "size",
@@ -56,6 +79,11 @@ async fn main() {
     let timeout = Duration::from_secs_f64(opts.get("timeout", 30.0));
     let duration = opts.opt::<f64>("duration").map(Duration::from_secs_f64);
     let interval = Duration::from_millis(opts.get("reconnect-interval", 300));
+    let transport: String = opts.get("transport", "tcp".to_owned());
+    if transport != "tcp" && transport != "udp" {
+        eprintln!("unknown transport {transport:?}\n{USAGE}");
+        std::process::exit(2);
+    }
 
     let tally = Arc::new(Tally::default());
     let budget = if duration.is_some() {
@@ -71,32 +99,45 @@ async fn main() {
     let started = Instant::now();
     let client = {
         let (tally, ups) = (tally.clone(), ups.clone());
-        TcpClient::new(addr)
-            .connections(conns)
-            .reconnect_interval(interval)
-            .session_config(config)
-            .on_event(move |event| match event {
-                ClientEvent::SessionUp { id } => {
-                    ups.fetch_add(1, Relaxed);
-                    println!(
-                        "session up: {id} at {:.3} s",
-                        started.elapsed().as_secs_f64()
-                    );
-                }
-                ClientEvent::SessionDown { id } => {
-                    println!(
-                        "session down: {id} at {:.3} s",
-                        started.elapsed().as_secs_f64()
-                    );
-                }
-                ClientEvent::DialFailed { .. } => {}
-                _ => {}
-            })
-            .start(move |setup| {
-                let max = setup.config().max_frame_length;
-                let pinger = Pinger::new(tally.clone(), size, depth);
-                Ok((pinger, LengthDelimited::with_max_frame_length(max)))
-            })
+        let on_event = move |event| match event {
+            ClientEvent::SessionUp { id } => {
+                ups.fetch_add(1, Relaxed);
+                println!(
+                    "session up: {id} at {:.3} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            ClientEvent::SessionDown { id } => {
+                println!(
+                    "session down: {id} at {:.3} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            ClientEvent::DialFailed { .. } => {}
+            _ => {}
+        };
+        let new_session = move |setup: &mut getty::SessionSetup| {
+            let max = setup.config().max_frame_length;
+            let pinger = Pinger::new(tally.clone(), size, depth);
+            Ok((pinger, LengthDelimited::with_max_frame_length(max)))
+        };
+        if transport == "udp" {
+            let client = UdpClient::new(addr)
+                .connections(conns)
+                .reconnect_interval(interval)
+                .session_config(config)
+                .on_event(on_event)
+                .start(new_session);
+            Client::Udp(client)
+        } else {
+            let client = TcpClient::new(addr)
+                .connections(conns)
+                .reconnect_interval(interval)
+                .session_config(config)
+                .on_event(on_event)
+                .start(new_session);
+            Client::Tcp(client)
+        }
     };
 
     // Run: for the duration, or until every budgeted frame is settled (or the timeout).

@@ -330,3 +330,60 @@ fn chat_room_broadcasts_a_line_to_every_other_member() {
     let mut server = server;
     assert!(wait_exit(&mut server.0, Duration::from_secs(20)).success());
 }
+
+#[test]
+fn udp_echo_client_checks_udp_echo_server_and_sigterm_stops_it() {
+    let (mut server, addr) = start_echo_server(&["--transport", "udp"]);
+    let client = Command::new(example("echo_client"))
+        .args([
+            "--transport",
+            "udp",
+            "--addr",
+            &addr,
+            "--conns",
+            "8",
+            "--frames",
+            "2000",
+            "--size",
+            "1000",
+            "--timeout",
+            "60",
+        ])
+        .output()
+        .expect("run echo_client");
+    let summary = String::from_utf8_lossy(&client.stdout);
+    assert!(
+        client.status.success(),
+        "echo_client failed: {summary} {}",
+        String::from_utf8_lossy(&client.stderr)
+    );
+    assert!(
+        summary.contains("sent=16000 received=16000 reconnects=0 errors=0"),
+        "{summary}"
+    );
+    signal(&server, "-TERM");
+    let status = wait_exit(&mut server.0, Duration::from_secs(20));
+    assert!(status.success(), "echo_server exit status {status:?}");
+}
+
+#[test]
+fn udp_echo_server_answers_a_plain_socket_peer_and_ignores_its_garbage() {
+    // A peer that is not this crate: a std socket speaking the framing by hand.
+    let (_server, addr) = start_echo_server(&["--transport", "udp", "--max-frame", "1000"]);
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    peer.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    for (i, payload) in [&b"hello"[..], b"", &[9u8; 1000][..]].into_iter().enumerate() {
+        // Garbage first each time (a truncated frame, then one over --max-frame): no
+        // answer, and the next good frame is still echoed.
+        let garbage: &[u8] = if i % 2 == 0 { b"\0\0\0\x09abc" } else { b"\0\0\x10\0" };
+        peer.send_to(garbage, &addr).expect("send");
+        let mut datagram = (payload.len() as u32).to_be_bytes().to_vec();
+        datagram.extend_from_slice(payload);
+        peer.send_to(&datagram, &addr).expect("send");
+        let (n, from) = peer.recv_from(&mut buf).expect("an echo");
+        assert_eq!(from.to_string(), addr);
+        assert_eq!(&buf[..n], &datagram[..], "echo of frame {i}");
+    }
+}

@@ -99,3 +99,13 @@ pub async fn serve_until_signal(server: getty::TcpServerHandle) -> std::io::Resu
     server.stop().await;
     Ok(())
 }
+
+/// Like [`serve_until_signal`], for a UDP server.
+pub async fn serve_udp_until_signal(server: getty::UdpServerHandle) -> std::io::Result<()> {
+    use std::io::Write;
+    println!("listening on {}", server.local_addr());
+    std::io::stdout().flush()?;
+    wait_for_signal().await?;
+    server.stop().await;
+    Ok(())
+}
