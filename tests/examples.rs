@@ -387,3 +387,22 @@ fn udp_echo_server_answers_a_plain_socket_peer_and_ignores_its_garbage() {
         assert_eq!(&buf[..n], &datagram[..], "echo of frame {i}");
     }
 }
+
+#[test]
+fn multicast_example_every_receiver_gets_every_datagram() {
+    let out = Command::new(example("multicast"))
+        .args(["--receivers", "3", "--datagrams", "100"])
+        .output()
+        .expect("run multicast");
+    let text = String::from_utf8_lossy(&out.stdout);
+    if out.status.code() == Some(3) {
+        eprintln!("SKIPPED: {}", text.trim());
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches(": 100/100 from ").count(), 3, "{text}");
+}
