@@ -46,7 +46,9 @@ fn main() {
     if transport == "udp" {
         // A frame and its 4-byte header must fit in one datagram.
         let header = 4;
-        config.max_frame_length = config.max_frame_length.min(DEFAULT_MAX_DATAGRAM_SIZE - header);
+        config.max_frame_length = config
+            .max_frame_length
+            .min(DEFAULT_MAX_DATAGRAM_SIZE - header);
         let result = system.block_on(async move {
             // Room for bursts from many peers: a datagram that finds the socket's
             // receive buffer full is dropped by the kernel (the OS caps the size asked).

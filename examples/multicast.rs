@@ -25,7 +25,8 @@ use bytes::{Bytes, BytesMut};
 use common::Options;
 use getty::{Datagram, Datagrams, EventListener, LengthDelimited, SessionContext, UdpServer};
 
-const USAGE: &str = "usage: multicast [--receivers N] [--datagrams M] [--group IPV4] [--interface IPV4]";
+const USAGE: &str =
+    "usage: multicast [--receivers N] [--datagrams M] [--group IPV4] [--interface IPV4]";
 
 /// What one receiver got: the numbers of the datagrams, and their source.
 #[derive(Default)]
@@ -42,7 +43,9 @@ impl EventListener for Receiver {
     type Out = Datagram<Bytes>;
 
     fn on_message(&mut self, _: &mut SessionContext<'_, Self>, d: Datagram<BytesMut>) {
-        let number: Option<u64> = std::str::from_utf8(&d.frame).ok().and_then(|s| s.parse().ok());
+        let number: Option<u64> = std::str::from_utf8(&d.frame)
+            .ok()
+            .and_then(|s| s.parse().ok());
         let mut got = self.0.lock().unwrap_or_else(|p| p.into_inner());
         got.numbers.extend(number);
         got.from = Some(d.peer);
@@ -71,7 +74,12 @@ async fn main() {
         let started = UdpServer::new(format!("0.0.0.0:{port}"))
             .reuse_address(true)
             .join_multicast_v4(group, interface)
-            .start(move |_| Ok((Receiver(inbox.clone()), Datagrams::new(LengthDelimited::new()))))
+            .start(move |_| {
+                Ok((
+                    Receiver(inbox.clone()),
+                    Datagrams::new(LengthDelimited::new()),
+                ))
+            })
             .await;
         match started {
             Ok((handle, _)) => {
@@ -86,18 +94,29 @@ async fn main() {
         .multicast_interface_v4(interface)
         .multicast_loop(true)
         .multicast_ttl(1)
-        .start(|_| Ok((Receiver(Arc::default()), Datagrams::new(LengthDelimited::new()))))
+        .start(|_| {
+            Ok((
+                Receiver(Arc::default()),
+                Datagrams::new(LengthDelimited::new()),
+            ))
+        })
         .await;
     let (sender, to_group) = match sender {
         Ok(started) => started,
         Err(err) => unavailable(format!("cannot bind a sender on {interface}: {err}")),
     };
     let dest = SocketAddr::new(IpAddr::V4(group), port);
-    println!("{receivers} receivers on {dest}; sending {datagrams} datagrams from {}", sender.local_addr());
+    println!(
+        "{receivers} receivers on {dest}; sending {datagrams} datagrams from {}",
+        sender.local_addr()
+    );
 
     let count = |i: usize| inboxes[i].lock().map_or(0, |g| g.numbers.len() as u64);
     for n in 0..datagrams {
-        if let Err(err) = to_group.write(Datagram::new(dest, Bytes::from(n.to_string()))).await {
+        if let Err(err) = to_group
+            .write(Datagram::new(dest, Bytes::from(n.to_string())))
+            .await
+        {
             unavailable(format!("cannot send to {dest}: {err}"));
         }
         if n == 0 {
@@ -122,7 +141,10 @@ async fn main() {
         let in_order = got.numbers.iter().copied().eq(0..datagrams);
         missed |= !in_order;
         let from = got.from.map_or("nobody".to_owned(), |a| a.to_string());
-        println!("receiver {i}: {}/{datagrams} from {from}", got.numbers.len());
+        println!(
+            "receiver {i}: {}/{datagrams} from {from}",
+            got.numbers.len()
+        );
     }
     for handle in &handles {
         handle.stop().await;

@@ -374,10 +374,17 @@ fn udp_echo_server_answers_a_plain_socket_peer_and_ignores_its_garbage() {
     peer.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let mut buf = [0u8; 2048];
-    for (i, payload) in [&b"hello"[..], b"", &[9u8; 1000][..]].into_iter().enumerate() {
+    for (i, payload) in [&b"hello"[..], b"", &[9u8; 1000][..]]
+        .into_iter()
+        .enumerate()
+    {
         // Garbage first each time (a truncated frame, then one over --max-frame): no
         // answer, and the next good frame is still echoed.
-        let garbage: &[u8] = if i % 2 == 0 { b"\0\0\0\x09abc" } else { b"\0\0\x10\0" };
+        let garbage: &[u8] = if i % 2 == 0 {
+            b"\0\0\0\x09abc"
+        } else {
+            b"\0\0\x10\0"
+        };
         peer.send_to(garbage, &addr).expect("send");
         let mut datagram = (payload.len() as u32).to_be_bytes().to_vec();
         datagram.extend_from_slice(payload);

@@ -42,9 +42,17 @@ impl EventListener for Receiver {
     }
 }
 
-async fn start(server: UdpServer, inbox: Inbox) -> getty::Result<(UdpServerHandle, Session<Datagram<Bytes>>)> {
+async fn start(
+    server: UdpServer,
+    inbox: Inbox,
+) -> getty::Result<(UdpServerHandle, Session<Datagram<Bytes>>)> {
     server
-        .start(move |_| Ok((Receiver(inbox.clone()), Datagrams::new(LengthDelimited::new()))))
+        .start(move |_| {
+            Ok((
+                Receiver(inbox.clone()),
+                Datagrams::new(LengthDelimited::new()),
+            ))
+        })
         .await
 }
 
@@ -92,7 +100,9 @@ async fn three_receivers_get_every_datagram_and_leaving_stops_delivery_v4() {
         .multicast_interface_v4(lo)
         .multicast_loop(true)
         .multicast_ttl(1);
-    let (sender, to_group) = start(sender, Inbox::default()).await.expect("sender starts");
+    let (sender, to_group) = start(sender, Inbox::default())
+        .await
+        .expect("sender starts");
     let dest = SocketAddr::new(IpAddr::V4(group), port);
     let send = |n: usize| {
         let to_group = to_group.clone();
@@ -141,7 +151,10 @@ async fn three_receivers_get_every_datagram_and_leaving_stops_delivery_v4() {
 #[actix::test]
 async fn a_receiver_gets_group_datagrams_v6_where_the_os_allows() {
     // Interface index 1 is loopback on Linux.
-    let (lo, group) = (1u32, Ipv6Addr::new(0xff12, 0, 0, 0, 0, 0, 0x7e7, std::process::id() as u16));
+    let (lo, group) = (
+        1u32,
+        Ipv6Addr::new(0xff12, 0, 0, 0, 0, 0, 0x7e7, std::process::id() as u16),
+    );
     let inbox = Inbox::default();
     let receiver = UdpServer::new("[::]:0").join_multicast_v6(group, lo);
     let (receiver, _) = match start(receiver, inbox.clone()).await {

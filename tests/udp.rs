@@ -55,12 +55,21 @@ impl EventListener for DatagramEcho {
 
     fn on_message(&mut self, s: &mut SessionContext<'_, Self>, d: Datagram<BytesMut>) {
         let payload = d.frame.freeze();
-        self.0.frames.lock().unwrap().push((d.peer, payload.clone()));
-        s.write(Datagram::new(d.peer, payload)).expect("echo queued");
+        self.0
+            .frames
+            .lock()
+            .unwrap()
+            .push((d.peer, payload.clone()));
+        s.write(Datagram::new(d.peer, payload))
+            .expect("echo queued");
     }
 
     fn on_error(&mut self, session: &Session<Datagram<Bytes>>, error: &Error) {
-        assert_eq!(error.session(), Some(session.id()), "errors name their session");
+        assert_eq!(
+            error.session(),
+            Some(session.id()),
+            "errors name their session"
+        );
         self.0.errors.lock().unwrap().push(kind(error));
     }
 
@@ -75,7 +84,12 @@ async fn start_datagram_echo(
     let seen = Arc::new(Seen::default());
     let s = seen.clone();
     let (handle, session) = server
-        .start(move |_| Ok((DatagramEcho(s.clone()), Datagrams::new(LengthDelimited::new()))))
+        .start(move |_| {
+            Ok((
+                DatagramEcho(s.clone()),
+                Datagrams::new(LengthDelimited::new()),
+            ))
+        })
         .await
         .expect("udp server starts");
     (handle, session, seen)
@@ -111,16 +125,27 @@ async fn unconnected_server_echoes_to_each_peer_and_counts_datagrams() {
     for (from, payload) in &frames {
         let i = usize::from(payload[5] - b'0'); // "peer {i} ..."
 
-        assert_eq!(*from, peers[i].local_addr().unwrap(), "frame tagged with its peer");
+        assert_eq!(
+            *from,
+            peers[i].local_addr().unwrap(),
+            "frame tagged with its peer"
+        );
     }
     let wire: u64 = frames.iter().map(|(_, p)| 4 + p.len() as u64).sum();
-    wait_until(SECS5, "writes counted", || session.stats().bytes_written == wire).await;
+    wait_until(SECS5, "writes counted", || {
+        session.stats().bytes_written == wire
+    })
+    .await;
     let stats = session.stats();
     assert_eq!(stats.frames_read, 4 * EACH as u64);
     assert_eq!(stats.bytes_read, wire, "payload bytes, no envelope");
     assert_eq!(stats.frames_written, 4 * EACH as u64);
     assert_eq!(stats.soft_errors, 0);
-    assert_eq!(session.peer_addr().port(), 0, "the shared session has no one peer");
+    assert_eq!(
+        session.peer_addr().port(),
+        0,
+        "the shared session has no one peer"
+    );
     server.stop().await;
     assert_eq!(*seen.closes.lock().unwrap(), 1);
     assert!(session.is_closed());
@@ -142,7 +167,10 @@ async fn bad_datagrams_from_one_peer_are_reported_and_others_are_still_served() 
         let (echo, _) = recv(&good).await;
         assert_eq!(echo, frame(b"still here"));
     }
-    wait_until(SECS5, "four errors", || seen.errors.lock().unwrap().len() == 4).await;
+    wait_until(SECS5, "four errors", || {
+        seen.errors.lock().unwrap().len() == 4
+    })
+    .await;
     let mut errors = seen.errors.lock().unwrap().clone();
     errors.sort_unstable();
     assert_eq!(errors, ["decode", "decode", "decode", "frame_too_long"]);
@@ -151,7 +179,11 @@ async fn bad_datagrams_from_one_peer_are_reported_and_others_are_still_served() 
     bad.send_to(&frame(b"sorry"), to).await.unwrap();
     assert_eq!(recv(&bad).await.0, frame(b"sorry"));
     assert!(!session.is_closed());
-    assert_eq!(*seen.closes.lock().unwrap(), 0, "no on_close for a bad datagram");
+    assert_eq!(
+        *seen.closes.lock().unwrap(),
+        0,
+        "no on_close for a bad datagram"
+    );
     server.stop().await;
     assert_eq!(*seen.closes.lock().unwrap(), 1);
 }
@@ -174,10 +206,20 @@ async fn unconnected_writes_past_the_max_or_without_a_peer_are_refused_and_send_
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::FrameTooLong { len: 101, max: 100, .. }),
+        matches!(
+            err,
+            Error::FrameTooLong {
+                len: 101,
+                max: 100,
+                ..
+            }
+        ),
         "{err}"
     );
-    let err = session.write_bytes(Bytes::from_static(b"raw")).await.unwrap_err();
+    let err = session
+        .write_bytes(Bytes::from_static(b"raw"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Encode { .. }), "{err}");
     // The OS refuses to send an IPv6 destination on an IPv4 socket: that write fails,
     // on_error hears it, and the session goes on.
@@ -235,7 +277,11 @@ async fn per_peer_sessions_each_have_their_own_listener_and_peer() {
             p.send_to(&frame(payload.as_bytes()), server.local_addr())
                 .await
                 .unwrap();
-            assert_eq!(recv(p).await.0, frame(payload.as_bytes()), "echo to its peer");
+            assert_eq!(
+                recv(p).await.0,
+                frame(payload.as_bytes()),
+                "echo to its peer"
+            );
         }
     }
     let sessions = log.sessions();
@@ -253,7 +299,10 @@ async fn per_peer_sessions_each_have_their_own_listener_and_peer() {
         let want: Vec<Event> = (0..5)
             .map(|r| Event::Message(Bytes::from(format!("{i}:{r}"))))
             .collect();
-        assert_eq!(messages, want, "a listener sees only its own peer, in order");
+        assert_eq!(
+            messages, want,
+            "a listener sees only its own peer, in order"
+        );
         assert_eq!(session.stats().frames_read, 5);
         assert_eq!(session.stats().bytes_written, 5 * 7);
         assert_eq!(session.local_addr(), server.local_addr());
@@ -281,7 +330,10 @@ async fn per_peer_refusals_by_the_hook_and_by_the_bound_are_counted() {
     let to = server.local_addr();
     // The hook refuses this peer at each of its datagrams.
     for _ in 0..3 {
-        refused_peer.send_to(&frame(b"let me in"), to).await.unwrap();
+        refused_peer
+            .send_to(&frame(b"let me in"), to)
+            .await
+            .unwrap();
     }
     wait_until(SECS5, "three refusals", || server.stats().refused == 3).await;
     let (a, b, c) = (peer().await, peer().await, peer().await);
@@ -312,11 +364,15 @@ async fn per_peer_idle_sessions_expire_with_one_on_close_and_come_back() {
     )
     .await;
     let p = peer().await;
-    p.send_to(&frame(b"one"), server.local_addr()).await.unwrap();
+    p.send_to(&frame(b"one"), server.local_addr())
+        .await
+        .unwrap();
     assert_eq!(recv(&p).await.0, frame(b"one"));
     let first = log.sessions()[0].id();
-    log.wait_for(SECS5, "expiry", |e| e.iter().any(|(_, ev)| *ev == Event::Close))
-        .await;
+    log.wait_for(SECS5, "expiry", |e| {
+        e.iter().any(|(_, ev)| *ev == Event::Close)
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(100)).await; // room for a second on_close
     assert_eq!(
         log.of(first),
@@ -328,7 +384,9 @@ async fn per_peer_idle_sessions_expire_with_one_on_close_and_come_back() {
         ]
     );
     // The peer's next datagram opens a new session.
-    p.send_to(&frame(b"two"), server.local_addr()).await.unwrap();
+    p.send_to(&frame(b"two"), server.local_addr())
+        .await
+        .unwrap();
     assert_eq!(recv(&p).await.0, frame(b"two"));
     let sessions = log.sessions();
     assert_eq!(sessions.len(), 2);
@@ -350,9 +408,14 @@ async fn per_peer_full_queue_drops_and_counts_without_holding_up_other_peers() {
             .await
             .unwrap();
     }
-    calm.send_to(&frame(b"calm"), server.local_addr()).await.unwrap();
+    calm.send_to(&frame(b"calm"), server.local_addr())
+        .await
+        .unwrap();
     assert_eq!(recv(&calm).await.0, frame(b"calm"));
-    wait_until(SECS5, "every datagram seen", || server.udp_stats().datagrams == BURST + 1).await;
+    wait_until(SECS5, "every datagram seen", || {
+        server.udp_stats().datagrams == BURST + 1
+    })
+    .await;
     let flood_session = log
         .sessions()
         .into_iter()
@@ -374,15 +437,23 @@ async fn connected_client_echoes_runs_cron_and_counts() {
     config.cron_period = Duration::from_millis(30);
     let client = UdpClient::new(server.local_addr().to_string()).session_config(config);
     let (client, log) = start_udp_probe_client(client);
-    log.wait_for(SECS5, "open", |e| e.iter().any(|(_, ev)| *ev == Event::Open))
-        .await;
+    log.wait_for(SECS5, "open", |e| {
+        e.iter().any(|(_, ev)| *ev == Event::Open)
+    })
+    .await;
     let session = log.sessions()[0].clone();
     assert_eq!(session.peer_addr(), server.local_addr());
     for i in 0..10 {
-        session.write(Bytes::from(format!("ping {i}"))).await.unwrap();
+        session
+            .write(Bytes::from(format!("ping {i}")))
+            .await
+            .unwrap();
     }
     log.wait_for(SECS5, "echoes and crons", |e| {
-        let echoes = e.iter().filter(|(_, ev)| matches!(ev, Event::Message(_))).count();
+        let echoes = e
+            .iter()
+            .filter(|(_, ev)| matches!(ev, Event::Message(_)))
+            .count();
         let crons = e.iter().filter(|(_, ev)| *ev == Event::Cron).count();
         echoes == 10 && crons >= 2
     })
@@ -418,8 +489,10 @@ async fn client_of_a_closed_port_hears_port_unreachable_and_keeps_its_session() 
     let addr = closed.local_addr().unwrap();
     drop(closed); // nobody listens there now: the kernel answers with ICMP
     let (client, log) = start_udp_probe_client(UdpClient::new(addr.to_string()));
-    log.wait_for(SECS5, "open", |e| e.iter().any(|(_, ev)| *ev == Event::Open))
-        .await;
+    log.wait_for(SECS5, "open", |e| {
+        e.iter().any(|(_, ev)| *ev == Event::Open)
+    })
+    .await;
     let session = log.sessions()[0].clone();
     let mut write_errors = 0;
     for _ in 0..20 {
@@ -433,11 +506,17 @@ async fn client_of_a_closed_port_hears_port_unreachable_and_keeps_its_session() 
         e.iter().any(|(_, ev)| *ev == Event::Error("io"))
     })
     .await;
-    assert!(!session.is_closed(), "port unreachable does not end a UDP session");
+    assert!(
+        !session.is_closed(),
+        "port unreachable does not end a UDP session"
+    );
     assert_eq!(log.count(&Event::Close), 0);
     let reported = log.count(&Event::Error("io")) as u64;
     assert_eq!(session.stats().soft_errors, reported);
-    assert!(reported >= write_errors, "every failed write was also reported");
+    assert!(
+        reported >= write_errors,
+        "every failed write was also reported"
+    );
     assert_eq!(client.stats().open_sessions, 1);
     client.stop().await;
     assert_eq!(log.count(&Event::Close), 1);
@@ -448,13 +527,31 @@ async fn client_writes_past_the_max_datagram_are_frame_too_long() {
     let (server, _, seen) = start_datagram_echo(UdpServer::new("127.0.0.1:0")).await;
     let client = UdpClient::new(server.local_addr().to_string()).max_datagram_size(64);
     let (client, log) = start_udp_probe_client(client);
-    log.wait_for(SECS5, "open", |e| e.iter().any(|(_, ev)| *ev == Event::Open))
-        .await;
+    log.wait_for(SECS5, "open", |e| {
+        e.iter().any(|(_, ev)| *ev == Event::Open)
+    })
+    .await;
     let session = log.sessions()[0].clone();
     let err = session.write(Bytes::from(vec![0u8; 61])).await.unwrap_err();
-    assert!(matches!(err, Error::FrameTooLong { len: 65, max: 64, .. }), "{err}");
-    session.write(Bytes::from(vec![0u8; 60])).await.expect("64 bytes fit");
-    wait_until(SECS5, "the server got it", || seen.frames.lock().unwrap().len() == 1).await;
+    assert!(
+        matches!(
+            err,
+            Error::FrameTooLong {
+                len: 65,
+                max: 64,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    session
+        .write(Bytes::from(vec![0u8; 60]))
+        .await
+        .expect("64 bytes fit");
+    wait_until(SECS5, "the server got it", || {
+        seen.frames.lock().unwrap().len() == 1
+    })
+    .await;
     assert!(!session.is_closed());
     client.stop().await;
     server.stop().await;
@@ -464,14 +561,19 @@ async fn client_writes_past_the_max_datagram_are_frame_too_long() {
 async fn stop_closes_every_session_once_and_releases_the_sockets() {
     let (per_peer, log) = start_per_peer(UdpServer::new("127.0.0.1:0"), None).await;
     let (shared, shared_session, seen) = start_datagram_echo(UdpServer::new("127.0.0.1:0")).await;
-    let (client, client_log) = start_udp_probe_client(UdpClient::new(shared.local_addr().to_string()));
+    let (client, client_log) =
+        start_udp_probe_client(UdpClient::new(shared.local_addr().to_string()));
     let peers = [peer().await, peer().await, peer().await];
     for p in &peers {
-        p.send_to(&frame(b"x"), per_peer.local_addr()).await.unwrap();
+        p.send_to(&frame(b"x"), per_peer.local_addr())
+            .await
+            .unwrap();
         recv(p).await;
     }
     client_log
-        .wait_for(SECS5, "client open", |e| e.iter().any(|(_, ev)| *ev == Event::Open))
+        .wait_for(SECS5, "client open", |e| {
+            e.iter().any(|(_, ev)| *ev == Event::Open)
+        })
         .await;
     let client_addr = client_log.sessions()[0].local_addr();
     let ids: Vec<SessionId> = log.sessions().iter().map(|s| s.id()).collect();

@@ -94,7 +94,8 @@ impl MessageRejected {
 
     /// Whether `err` is one.
     pub(crate) fn is(err: &std::io::Error) -> bool {
-        err.get_ref().is_some_and(|inner| inner.is::<MessageRejected>())
+        err.get_ref()
+            .is_some_and(|inner| inner.is::<MessageRejected>())
     }
 }
 

@@ -228,7 +228,10 @@ impl<C> OutBuffer<C> {
         let start = self.written_total;
         let n = self.chunk().len();
         let end = start + n as u64;
-        let owner = self.acks.iter_mut().find(|w| w.from <= start && w.upto >= end);
+        let owner = self
+            .acks
+            .iter_mut()
+            .find(|w| w.from <= start && w.upto >= end);
         if let Some(waiting) = owner {
             waiting.error.get_or_insert_with(|| err.clone());
         }
@@ -282,7 +285,9 @@ impl<C> OutBuffer<C> {
             ends.clear();
         }
         for waiting in self.acks.drain(..) {
-            let _ = waiting.ack.send(Err(waiting.error.unwrap_or_else(|| err.clone())));
+            let _ = waiting
+                .ack
+                .send(Err(waiting.error.unwrap_or_else(|| err.clone())));
         }
     }
 
@@ -408,7 +413,10 @@ mod tests {
         assert_eq!(sizes, [6]);
         let mut plain = queue(1000, 500)
             .preserve_messages(true)
-            .limit_messages(Some(MessageLimit { max: 4, overhead: 0 }));
+            .limit_messages(Some(MessageLimit {
+                max: 4,
+                overhead: 0,
+            }));
         assert!(plain.push_raw(&[0; 5]).is_err());
         plain.push_raw(&[0; 4]).unwrap();
     }

@@ -7,10 +7,12 @@ use actix::{Actor, Addr};
 
 use super::codec::Plain;
 use super::reader::{DatagramReader, SocketSource};
-use super::socket::{self, any_of_family, Destination, DatagramWriter, SocketOptions};
+use super::socket::{self, any_of_family, DatagramWriter, Destination, SocketOptions};
 use super::{run_hook, DEFAULT_MAX_DATAGRAM_SIZE};
 use crate::client::{ClientEvent, EventHook};
-use crate::endpoint::{EndpointShared, EndpointStats, NewSession, Outcome, SessionFactory, SessionSlot};
+use crate::endpoint::{
+    EndpointShared, EndpointStats, NewSession, Outcome, SessionFactory, SessionSlot,
+};
 use crate::error::{Error, Result};
 use crate::listener::EventListener;
 use crate::reconnect::{Backoff, DEFAULT_MAX_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL};

@@ -166,7 +166,9 @@ where
 
     fn encode(&mut self, item: Datagram<O>, dst: &mut BytesMut) -> Result<(), Error> {
         put_envelope(item.peer, dst);
-        self.inner.encode(item.frame, dst).map_err(Error::from_encode)
+        self.inner
+            .encode(item.frame, dst)
+            .map_err(Error::from_encode)
     }
 }
 
@@ -175,8 +177,11 @@ pub(crate) trait DecodeDatagram: Clone + 'static {
     /// The frame type.
     type Item: Send + 'static;
     /// Decodes the whole of `datagram`, from `peer`, as exactly one frame.
-    fn decode_datagram(&mut self, peer: SocketAddr, datagram: &mut BytesMut)
-        -> Result<Self::Item, Error>;
+    fn decode_datagram(
+        &mut self,
+        peer: SocketAddr,
+        datagram: &mut BytesMut,
+    ) -> Result<Self::Item, Error>;
 }
 
 /// A codec whose frames come without their address (a connected socket, or one peer's
@@ -190,7 +195,11 @@ where
 {
     type Item = D::Item;
 
-    fn decode_datagram(&mut self, _: SocketAddr, datagram: &mut BytesMut) -> Result<D::Item, Error> {
+    fn decode_datagram(
+        &mut self,
+        _: SocketAddr,
+        datagram: &mut BytesMut,
+    ) -> Result<D::Item, Error> {
         decode_whole(&mut self.0, datagram)
     }
 }
@@ -310,6 +319,9 @@ mod tests {
     fn lines_end_with_the_datagram() {
         let mut lines = tokio_util::codec::LinesCodec::new();
         let mut datagram = BytesMut::from(&b"no newline"[..]);
-        assert_eq!(decode_whole(&mut lines, &mut datagram).unwrap(), "no newline");
+        assert_eq!(
+            decode_whole(&mut lines, &mut datagram).unwrap(),
+            "no newline"
+        );
     }
 }

@@ -16,9 +16,11 @@ use tokio_util::codec::Decoder;
 
 use super::codec::{Datagrams, Plain, ENVELOPE_LEN};
 use super::reader::{is_retry, received, DatagramReader, Incoming, QueueSource, SocketSource};
-use super::socket::{self, any_of_family, Destination, DatagramWriter, SocketOptions};
+use super::socket::{self, any_of_family, DatagramWriter, Destination, SocketOptions};
 use super::{run_hook, DEFAULT_MAX_DATAGRAM_SIZE};
-use crate::endpoint::{EndpointShared, EndpointStats, NewSession, Outcome, SessionFactory, SessionSlot};
+use crate::endpoint::{
+    EndpointShared, EndpointStats, NewSession, Outcome, SessionFactory, SessionSlot,
+};
 use crate::error::{BoxError, Error, Result};
 use crate::listener::EventListener;
 use crate::session::{start_session_with, MessageLimit, Session, SessionSetup, SessionWriter};
@@ -276,7 +278,9 @@ impl UdpServer {
         let task = actix_rt::spawn(demux.run(stop_rx));
         tracing::debug!(%local_addr, "udp per-peer server bound");
         let demux = Some((stop_tx, task, counters));
-        Ok(UdpServerHandle::new(local_addr, socket, endpoint, supervisor, demux))
+        Ok(UdpServerHandle::new(
+            local_addr, socket, endpoint, supervisor, demux,
+        ))
     }
 }
 
@@ -391,8 +395,13 @@ impl<L: EventListener> Demux<L> {
             return;
         }
         let mut slot = SessionSlot::new(self.endpoint.clone(), self.supervisor.clone());
-        let mut setup =
-            SessionSetup::new(slot.id(), "udp-peer", self.local_addr, peer, self.config.clone());
+        let mut setup = SessionSetup::new(
+            slot.id(),
+            "udp-peer",
+            self.local_addr,
+            peer,
+            self.config.clone(),
+        );
         let (listener, codec) = match run_hook(&*self.hook, &mut setup) {
             Ok(made) => made,
             Err(err) => {

@@ -206,7 +206,11 @@ impl DatagramWriter {
 }
 
 impl AsyncWrite for DatagramWriter {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let (to, payload) = match this.destination {
             Destination::Connected => (None, buf),
