@@ -25,7 +25,7 @@ pub type Frame<L> = <<L as EventListener>::Codec as Decoder>::Item;
 /// - `on_error` runs just before that when an error ended the session, once.
 /// - On a datagram session (UDP), `on_error` may also report an error that concerns
 ///   one datagram only (a bad, truncated or oversized datagram, an ICMP "port
-///   unreachable", a datagram dropped on a full queue): no `on_close` follows it and
+///   unreachable", a datagram the OS refused to send): no `on_close` follows it and
 ///   the session goes on. [`SessionStats::soft_errors`](crate::SessionStats) counts them.
 /// - A callback that panics ends its session with
 ///   [`Error::ListenerPanic`](crate::Error::ListenerPanic) (`on_error`, then `on_close`);

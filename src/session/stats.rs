@@ -16,7 +16,7 @@ pub struct SessionStats {
     pub frames_written: u64,
     /// Errors reported to `on_error` that did not end the session: on a datagram
     /// transport, a bad, truncated or oversized datagram, an ICMP report, or a datagram
-    /// dropped because the session's queue was full. Always 0 for byte streams.
+    /// the OS refused to send. Always 0 for byte streams.
     pub soft_errors: u64,
 }
 
