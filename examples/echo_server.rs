@@ -3,7 +3,10 @@
 //! ```text
 //! cargo run --release --example echo_server -- --addr 127.0.0.1:7000 \
 //!     [--max-frame BYTES] [--read-timeout SECS] [--threads N]
+//! cargo run --release --example echo_server -- --transport unix --path /tmp/echo.sock
 //! ```
+//! `--transport` is `tcp` (the default) or `unix` (listening at `--path`; a stale socket
+//! file there is removed, and the file is removed again on stop).
 //! Prints `listening on <address>` once it accepts; on SIGINT or SIGTERM it stops
 //! gracefully (every session flushes its echoes and closes) and exits 0.
 //! `--max-frame` defaults to 8 MiB, the yardstick protocol's limit; `--threads` to one
@@ -14,13 +17,23 @@ mod common;
 use std::time::Duration;
 
 use common::{Echo, Options};
-use getty::{LengthDelimited, SessionConfig, TcpServer};
+use getty::{LengthDelimited, SessionConfig, TcpServer, UnixServer};
 
-const USAGE: &str =
-    "usage: echo_server --addr HOST:PORT [--max-frame BYTES] [--read-timeout SECS] [--threads N]";
+const USAGE: &str = "usage: echo_server [--transport tcp|unix] [--addr HOST:PORT] [--path FILE] \
+[--max-frame BYTES] [--read-timeout SECS] [--threads N]";
 
 fn main() {
-    let opts = Options::parse(&["addr", "max-frame", "read-timeout", "threads"], USAGE);
+    let opts = Options::parse(
+        &[
+            "transport",
+            "addr",
+            "path",
+            "max-frame",
+            "read-timeout",
+            "threads",
+        ],
+        USAGE,
+    );
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
@@ -30,26 +43,54 @@ fn main() {
     let mut config = SessionConfig::default();
     config.max_frame_length = opts.get("max-frame", 8 * 1024 * 1024);
     config.read_timeout = opts.opt::<f64>("read-timeout").map(Duration::from_secs_f64);
-    let threads = opts.opt::<usize>("threads");
+    let threads = opts.opt::<usize>("threads").unwrap_or_else(|| num_cpus());
+    let transport: String = opts.get("transport", "tcp".to_owned());
+    let path: Option<std::path::PathBuf> = opts.opt("path");
+    let hook = |setup: &mut getty::SessionSetup| {
+        let max = setup.config().max_frame_length;
+        Ok((Echo, LengthDelimited::with_max_frame_length(max)))
+    };
 
     let system = actix::System::new();
     let result = system.block_on(async move {
-        let mut server = TcpServer::new(addr).session_config(config);
-        if let Some(n) = threads {
-            server = server.workers(n);
+        match transport.as_str() {
+            "tcp" => {
+                let server = TcpServer::new(addr)
+                    .session_config(config)
+                    .workers(threads)
+                    .start(hook)
+                    .await?;
+                common::serve_until_signal(server.local_addr(), server.stop()).await?;
+                eprintln!("stopped: {:?}", server.stats());
+            }
+            "unix" => {
+                let Some(path) = path else {
+                    eprintln!("--transport unix needs --path\n{USAGE}");
+                    std::process::exit(2);
+                };
+                let server = UnixServer::new(&path)
+                    .remove_stale_socket(true)
+                    .session_config(config)
+                    .workers(threads)
+                    .start(hook)
+                    .await?;
+                common::serve_until_signal(path.display(), server.stop()).await?;
+                eprintln!("stopped: {:?}", server.stats());
+            }
+            other => {
+                eprintln!("unknown transport {other:?}\n{USAGE}");
+                std::process::exit(2);
+            }
         }
-        let server = server
-            .start(|setup| {
-                let max = setup.config().max_frame_length;
-                Ok((Echo, LengthDelimited::with_max_frame_length(max)))
-            })
-            .await?;
-        common::serve_until_signal(server.clone()).await?;
-        eprintln!("stopped: {:?}", server.stats());
         Ok::<_, getty::Error>(())
     });
     if let Err(err) = result {
         eprintln!("echo_server: {err}");
         std::process::exit(1);
     }
+}
+
+/// One arbiter per core, the servers' default.
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
