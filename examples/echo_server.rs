@@ -43,7 +43,7 @@ fn main() {
     let mut config = SessionConfig::default();
     config.max_frame_length = opts.get("max-frame", 8 * 1024 * 1024);
     config.read_timeout = opts.opt::<f64>("read-timeout").map(Duration::from_secs_f64);
-    let threads = opts.opt::<usize>("threads").unwrap_or_else(|| num_cpus());
+    let threads = opts.opt::<usize>("threads").unwrap_or_else(num_cpus);
     let transport: String = opts.get("transport", "tcp".to_owned());
     let path: Option<std::path::PathBuf> = opts.opt("path");
     let hook = |setup: &mut getty::SessionSetup| {
