@@ -1,9 +1,10 @@
-//! Echo client on getty's `TcpClient`: keeps N sessions to an echo server, sends frames,
+//! Echo client on getty's `TcpClient` (or `UnixClient`, `UdpClient`): keeps N sessions to an echo server, sends frames,
 //! checks every echo, and re-dials sessions it loses.
 //!
 //! ```text
-//! cargo run --release --example echo_client -- --addr 127.0.0.1:7000 \
-//!     [--transport tcp|udp] [--conns N] [--frames M] [--size S] [--depth D] [--timeout SECS] \
+//! cargo run --release --example echo_client -- [--transport tcp|unix|udp] \
+//!     [--addr 127.0.0.1:7000 | --path /tmp/echo.sock] \
+//!     [--conns N] [--frames M] [--size S] [--depth D] [--timeout SECS] \
 //!     [--duration SECS] [--reconnect-interval MS]
 //! ```
 //! Without `--duration`: sends M frames per connection (N × M in all, default 1 × 1000,
@@ -31,36 +32,19 @@ use std::time::{Duration, Instant};
 
 use common::pinger::{Pinger, Tally};
 use common::Options;
-use getty::{
-    ClientEvent, LengthDelimited, SessionConfig, TcpClient, TcpClientHandle, UdpClient,
-    UdpClientHandle,
-};
+use getty::{ClientEvent, LengthDelimited, SessionConfig, TcpClient, UdpClient, UnixClient};
 
 const USAGE: &str =
-    "usage: echo_client --addr HOST:PORT [--transport tcp|udp] [--conns N] [--frames M] \
-[--size S] [--depth D] [--timeout SECS] [--duration SECS] [--reconnect-interval MS]";
-
-/// The client of either transport.
-enum Client {
-    Tcp(TcpClientHandle),
-    Udp(UdpClientHandle),
-}
-
-impl Client {
-    async fn stop(&self) {
-        match self {
-            Client::Tcp(client) => client.stop().await,
-            Client::Udp(client) => client.stop().await,
-        }
-    }
-}
+    "usage: echo_client [--transport tcp|unix|udp] [--addr HOST:PORT] [--path FILE] [--conns N] [--frames M] [--size S] [--depth D] \
+[--timeout SECS] [--duration SECS] [--reconnect-interval MS]";
 
 #[actix::main]
 async fn main() {
     let opts = Options::parse(
         &[
-            "addr",
             "transport",
+            "addr",
+            "path",
             "conns",
             "frames",
             "size",
@@ -72,6 +56,8 @@ async fn main() {
         USAGE,
     );
     let addr: String = opts.get("addr", "127.0.0.1:7000".to_owned());
+    let transport: String = opts.get("transport", "tcp".to_owned());
+    let path: Option<std::path::PathBuf> = opts.opt("path");
     let conns: usize = opts.get("conns", 1);
     let frames: u64 = opts.get("frames", 1000);
     let size: usize = opts.get("size", 64);
@@ -79,11 +65,6 @@ async fn main() {
     let timeout = Duration::from_secs_f64(opts.get("timeout", 30.0));
     let duration = opts.opt::<f64>("duration").map(Duration::from_secs_f64);
     let interval = Duration::from_millis(opts.get("reconnect-interval", 300));
-    let transport: String = opts.get("transport", "tcp".to_owned());
-    if transport != "tcp" && transport != "udp" {
-        eprintln!("unknown transport {transport:?}\n{USAGE}");
-        std::process::exit(2);
-    }
 
     let tally = Arc::new(Tally::default());
     let budget = if duration.is_some() {
@@ -113,7 +94,6 @@ async fn main() {
                     started.elapsed().as_secs_f64()
                 );
             }
-            ClientEvent::DialFailed { .. } => {}
             _ => {}
         };
         let new_session = move |setup: &mut getty::SessionSetup| {
@@ -121,22 +101,31 @@ async fn main() {
             let pinger = Pinger::new(tally.clone(), size, depth);
             Ok((pinger, LengthDelimited::with_max_frame_length(max)))
         };
-        if transport == "udp" {
-            let client = UdpClient::new(addr)
-                .connections(conns)
-                .reconnect_interval(interval)
-                .session_config(config)
-                .on_event(on_event)
-                .start(new_session);
-            Client::Udp(client)
-        } else {
-            let client = TcpClient::new(addr)
-                .connections(conns)
-                .reconnect_interval(interval)
-                .session_config(config)
-                .on_event(on_event)
-                .start(new_session);
-            Client::Tcp(client)
+        // The same options on every transport's client builder.
+        macro_rules! start {
+            ($builder:expr) => {
+                $builder
+                    .connections(conns)
+                    .reconnect_interval(interval)
+                    .session_config(config)
+                    .on_event(on_event)
+                    .start(new_session)
+            };
+        }
+        match transport.as_str() {
+            "tcp" => start!(TcpClient::new(addr)),
+            "udp" => start!(UdpClient::new(addr)),
+            "unix" => {
+                let Some(path) = path else {
+                    eprintln!("--transport unix needs --path\n{USAGE}");
+                    std::process::exit(2);
+                };
+                start!(UnixClient::new(path))
+            }
+            other => {
+                eprintln!("unknown transport {other:?}\n{USAGE}");
+                std::process::exit(2);
+            }
         }
     };
 

@@ -2,17 +2,19 @@
 //!
 //! ```text
 //! cargo run --release --example echo_server -- --addr 127.0.0.1:7000 \
-//!     [--transport tcp|udp] [--max-frame BYTES] [--read-timeout SECS] [--threads N]
+//!     [--max-frame BYTES] [--read-timeout SECS] [--threads N]
+//! cargo run --release --example echo_server -- --transport unix --path /tmp/echo.sock
+//! cargo run --release --example echo_server -- --transport udp --addr 127.0.0.1:7000
 //! ```
+//! `--transport` is `tcp` (the default), `unix` (listening at `--path`; a stale socket
+//! file there is removed, and the file is removed again on stop), or `udp` (one frame
+//! per datagram, a session per peer address; `--read-timeout` then expires idle peers,
+//! `--max-frame` is capped to what fits in a datagram, and `--threads` is ignored: a
+//! UDP endpoint runs on one arbiter).
 //! Prints `listening on <address>` once it accepts; on SIGINT or SIGTERM it stops
 //! gracefully (every session flushes its echoes and closes) and exits 0.
 //! `--max-frame` defaults to 8 MiB, the yardstick protocol's limit; `--threads` to one
 //! arbiter per core. Set `RUST_LOG=debug` to see sessions come and go.
-//!
-//! `--transport udp` serves the same framing over UDP, one frame per datagram, with a
-//! session per peer address (`UdpServer::start_per_peer`); `--read-timeout` then expires
-//! idle peers, `--max-frame` is capped to what fits in a datagram, and `--threads` is
-//! ignored (a UDP endpoint runs on one arbiter).
 
 mod common;
 
@@ -20,14 +22,22 @@ use std::time::Duration;
 
 use common::{Echo, Options};
 use getty::udp::DEFAULT_MAX_DATAGRAM_SIZE;
-use getty::{LengthDelimited, SessionConfig, TcpServer, UdpServer};
+use getty::{LengthDelimited, SessionConfig, TcpServer, UdpServer, UnixServer};
 
-const USAGE: &str = "usage: echo_server --addr HOST:PORT [--transport tcp|udp] \
+const USAGE: &str =
+    "usage: echo_server [--transport tcp|unix|udp] [--addr HOST:PORT] [--path FILE] \
 [--max-frame BYTES] [--read-timeout SECS] [--threads N]";
 
 fn main() {
     let opts = Options::parse(
-        &["addr", "transport", "max-frame", "read-timeout", "threads"],
+        &[
+            "transport",
+            "addr",
+            "path",
+            "max-frame",
+            "read-timeout",
+            "threads",
+        ],
         USAGE,
     );
     tracing_subscriber::fmt()
@@ -39,61 +49,71 @@ fn main() {
     let mut config = SessionConfig::default();
     config.max_frame_length = opts.get("max-frame", 8 * 1024 * 1024);
     config.read_timeout = opts.opt::<f64>("read-timeout").map(Duration::from_secs_f64);
-    let threads = opts.opt::<usize>("threads");
+    let threads = opts.opt::<usize>("threads").unwrap_or_else(num_cpus);
     let transport: String = opts.get("transport", "tcp".to_owned());
+    let path: Option<std::path::PathBuf> = opts.opt("path");
+    let hook = |setup: &mut getty::SessionSetup| {
+        let max = setup.config().max_frame_length;
+        Ok((Echo, LengthDelimited::with_max_frame_length(max)))
+    };
 
     let system = actix::System::new();
-    if transport == "udp" {
-        // A frame and its 4-byte header must fit in one datagram.
-        let header = 4;
-        config.max_frame_length = config
-            .max_frame_length
-            .min(DEFAULT_MAX_DATAGRAM_SIZE - header);
-        let result = system.block_on(async move {
-            // Room for bursts from many peers: a datagram that finds the socket's
-            // receive buffer full is dropped by the kernel (the OS caps the size asked).
-            let mut server = UdpServer::new(addr).recv_buffer_size(4 * 1024 * 1024);
-            if let Some(idle) = config.read_timeout {
-                server = server.peer_idle_timeout(idle);
-            }
-            let server = server
-                .session_config(config)
-                .start_per_peer(|setup| {
-                    let max = setup.config().max_frame_length;
-                    Ok((Echo, LengthDelimited::with_max_frame_length(max)))
-                })
-                .await?;
-            common::serve_udp_until_signal(server.clone()).await?;
-            eprintln!("stopped: {:?} {:?}", server.stats(), server.udp_stats());
-            Ok::<_, getty::Error>(())
-        });
-        if let Err(err) = result {
-            eprintln!("echo_server: {err}");
-            std::process::exit(1);
-        }
-        return;
-    }
-    if transport != "tcp" {
-        eprintln!("unknown transport {transport:?}\n{USAGE}");
-        std::process::exit(2);
-    }
     let result = system.block_on(async move {
-        let mut server = TcpServer::new(addr).session_config(config);
-        if let Some(n) = threads {
-            server = server.workers(n);
+        match transport.as_str() {
+            "tcp" => {
+                let server = TcpServer::new(addr)
+                    .session_config(config)
+                    .workers(threads)
+                    .start(hook)
+                    .await?;
+                common::serve_until_signal(server.local_addr(), server.stop()).await?;
+                eprintln!("stopped: {:?}", server.stats());
+            }
+            "unix" => {
+                let Some(path) = path else {
+                    eprintln!("--transport unix needs --path\n{USAGE}");
+                    std::process::exit(2);
+                };
+                let server = UnixServer::new(&path)
+                    .remove_stale_socket(true)
+                    .session_config(config)
+                    .workers(threads)
+                    .start(hook)
+                    .await?;
+                common::serve_until_signal(path.display(), server.stop()).await?;
+                eprintln!("stopped: {:?}", server.stats());
+            }
+            "udp" => {
+                // A frame and its 4-byte header must fit in one datagram.
+                let header = 4;
+                let mut config = config;
+                config.max_frame_length = config
+                    .max_frame_length
+                    .min(DEFAULT_MAX_DATAGRAM_SIZE - header);
+                // Room for bursts from many peers: a datagram that finds the socket's
+                // receive buffer full is dropped by the kernel (the OS caps the size).
+                let mut server = UdpServer::new(addr).recv_buffer_size(4 * 1024 * 1024);
+                if let Some(idle) = config.read_timeout {
+                    server = server.peer_idle_timeout(idle);
+                }
+                let server = server.session_config(config).start_per_peer(hook).await?;
+                common::serve_until_signal(server.local_addr(), server.stop()).await?;
+                eprintln!("stopped: {:?} {:?}", server.stats(), server.udp_stats());
+            }
+            other => {
+                eprintln!("unknown transport {other:?}\n{USAGE}");
+                std::process::exit(2);
+            }
         }
-        let server = server
-            .start(|setup| {
-                let max = setup.config().max_frame_length;
-                Ok((Echo, LengthDelimited::with_max_frame_length(max)))
-            })
-            .await?;
-        common::serve_until_signal(server.clone()).await?;
-        eprintln!("stopped: {:?}", server.stats());
         Ok::<_, getty::Error>(())
     });
     if let Err(err) = result {
         eprintln!("echo_server: {err}");
         std::process::exit(1);
     }
+}
+
+/// One arbiter per core, the servers' default.
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }

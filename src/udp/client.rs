@@ -3,25 +3,24 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr};
+use actix::Actor;
 
 use super::codec::Plain;
 use super::reader::{DatagramReader, SocketSource};
 use super::socket::{self, any_of_family, DatagramWriter, Destination, SocketOptions};
 use super::{run_hook, DEFAULT_MAX_DATAGRAM_SIZE};
-use crate::client::{ClientEvent, EventHook};
-use crate::endpoint::{
-    EndpointShared, EndpointStats, NewSession, Outcome, SessionFactory, SessionSlot,
-};
+use crate::arbiters::ArbiterPool;
+use crate::client::{ClientEvent, ClientHandle, EventHook, DEFAULT_CONNECT_TIMEOUT};
+use crate::endpoint::{EndpointShared, NewSession, Outcome, SessionFactory, SessionSlot};
 use crate::error::{Error, Result};
 use crate::listener::EventListener;
 use crate::reconnect::{Backoff, DEFAULT_MAX_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL};
 use crate::session::{start_session_with, MessageLimit, SessionSetup, SessionWriter};
-use crate::supervisor::{Redial, Shutdown, Supervisor};
+use crate::supervisor::{Redial, Supervisor};
 use crate::SessionConfig;
 
 /// Builds and starts a UDP client: sessions over **connected** sockets to one server
-/// address, with the same listener, options and events as a
+/// address, with the same listener, options, events and [`ClientHandle`] as a
 /// [`TcpClient`](crate::TcpClient).
 ///
 /// A "dial" binds a local socket and connects it to the server (no packet is sent), so it
@@ -64,6 +63,8 @@ pub struct UdpClient {
     reconnect_interval: Duration,
     max_reconnect_interval: Duration,
     max_datagram_size: usize,
+    workers: usize,
+    connect_timeout: Duration,
     socket: SocketOptions,
     config: SessionConfig,
     events: Option<EventHook>,
@@ -90,6 +91,8 @@ impl UdpClient {
             reconnect_interval: DEFAULT_RECONNECT_INTERVAL,
             max_reconnect_interval: DEFAULT_MAX_RECONNECT_INTERVAL,
             max_datagram_size: DEFAULT_MAX_DATAGRAM_SIZE,
+            workers: 1,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             socket: SocketOptions::default(),
             config: SessionConfig::default(),
             events: None,
@@ -140,6 +143,20 @@ impl UdpClient {
         self
     }
 
+    /// Arbiters (threads) the sessions are spread over, round-robin; the calling arbiter
+    /// is the first. Default 1.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n.max(1);
+        self
+    }
+
+    /// How long one dial (resolving the addresses, binding and connecting the socket)
+    /// may take. Default 3 s, as for TCP.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
     /// The config each session starts with, before the `new_session` hook changes it.
     pub fn session_config(mut self, config: SessionConfig) -> Self {
         self.config = config;
@@ -153,9 +170,9 @@ impl UdpClient {
         self
     }
 
-    /// Starts. Call from within an actix system; every session runs on this arbiter. The
-    /// client runs until [`UdpClientHandle::stop`] or until every handle is dropped.
-    pub fn start<L, F>(self, new_session: F) -> UdpClientHandle
+    /// Starts. Call from within an actix system. The client runs until
+    /// [`ClientHandle::stop`] or until every handle is dropped.
+    pub fn start<L, F>(self, new_session: F) -> ClientHandle
     where
         L: EventListener,
         F: NewSession<L>,
@@ -165,16 +182,32 @@ impl UdpClient {
             addr: Arc::from(self.addr),
             local_addr: self.local_addr.map(Arc::from),
             max_datagram: self.max_datagram_size,
+            connect_timeout: self.connect_timeout,
             socket: Arc::new(self.socket),
             config: self.config.clone(),
             hook: Arc::new(new_session),
             endpoint: endpoint.clone(),
         };
         let seed = crate::clock::now_ms() ^ (Arc::as_ptr(&endpoint) as u64);
+        let pool = Arc::new(ArbiterPool::start(self.workers));
         let redial = Redial {
             wanted: self.connections,
-            dial: Box::new(move |slot| {
-                actix_rt::spawn(dialer.clone().dial(slot));
+            dial: Box::new({
+                let pool = pool.clone();
+                move |slot| {
+                    let (index, arbiter) = pool.next();
+                    let dialer = dialer.clone();
+                    if index == 0 {
+                        actix_rt::spawn(dialer.dial(slot));
+                    } else {
+                        // The socket is made on that arbiter, so it belongs to its
+                        // reactor; if the arbiter is gone the slot is dropped, which
+                        // counts as a failed dial.
+                        arbiter.spawn_fn(move || {
+                            actix_rt::spawn(dialer.dial(slot));
+                        });
+                    }
+                }
             }),
             backoff: Backoff::new(self.reconnect_interval, self.max_reconnect_interval, seed),
             events: self.events,
@@ -182,13 +215,9 @@ impl UdpClient {
         };
         let supervisor = Supervisor::new(endpoint.clone(), &self.config)
             .with_redial(redial)
+            .on_stopped(move || pool.stop())
             .start();
-        UdpClientHandle {
-            inner: Arc::new(HandleInner {
-                endpoint,
-                supervisor,
-            }),
-        }
+        ClientHandle::new(endpoint, supervisor)
     }
 }
 
@@ -197,6 +226,7 @@ struct Dialer<L: EventListener> {
     addr: Arc<str>,
     local_addr: Option<Arc<str>>,
     max_datagram: usize,
+    connect_timeout: Duration,
     socket: Arc<SocketOptions>,
     config: SessionConfig,
     hook: Arc<SessionFactory<L>>,
@@ -209,6 +239,7 @@ impl<L: EventListener> Clone for Dialer<L> {
             addr: self.addr.clone(),
             local_addr: self.local_addr.clone(),
             max_datagram: self.max_datagram,
+            connect_timeout: self.connect_timeout,
             socket: self.socket.clone(),
             config: self.config.clone(),
             hook: self.hook.clone(),
@@ -230,13 +261,22 @@ impl<L: EventListener> Dialer<L> {
     }
 
     async fn dial(self, mut slot: SessionSlot) {
+        let connect = tokio::time::timeout(self.connect_timeout, self.connect());
         let connected = tokio::select! {
-            connected = self.connect() => connected,
+            connected = connect => connected,
             _ = self.endpoint.stopped() => return slot.abandon(),
         };
         let udp = match connected {
-            Ok(udp) => udp,
-            Err(err) => return slot.dial_failed(err),
+            Ok(Ok(udp)) => udp,
+            Ok(Err(err)) => return slot.dial_failed(err),
+            Err(_) => {
+                let msg = format!(
+                    "udp dial of {} timed out after {:?}",
+                    self.addr, self.connect_timeout
+                );
+                let err = std::io::Error::new(std::io::ErrorKind::TimedOut, msg);
+                return slot.dial_failed(Error::from(err));
+            }
         };
         if self.endpoint.is_stopping() {
             return slot.abandon();
@@ -246,7 +286,13 @@ impl<L: EventListener> Dialer<L> {
             Ok(addrs) => addrs,
             Err(err) => return slot.dial_failed(Error::from(err)),
         };
-        let mut setup = SessionSetup::new(slot.id(), "udp-client", local, peer, self.config);
+        let mut setup = SessionSetup::new(
+            slot.id(),
+            "udp-client",
+            local.into(),
+            peer.into(),
+            self.config,
+        );
         let (listener, codec) = match run_hook(&*self.hook, &mut setup) {
             Ok(made) => made,
             Err(err) => {
@@ -267,46 +313,5 @@ impl<L: EventListener> Dialer<L> {
         let _ = start_session_with(setup, listener, codec, slot, writer, |codec, shared| {
             DatagramReader::new(source, Plain(codec), shared)
         });
-    }
-}
-
-struct HandleInner {
-    endpoint: Arc<EndpointShared>,
-    supervisor: Addr<Supervisor>,
-}
-
-impl Drop for HandleInner {
-    fn drop(&mut self) {
-        // Nobody can stop the client any more: stop it now, in the background.
-        self.supervisor.do_send(Shutdown);
-    }
-}
-
-/// A running UDP client. Cheap to clone; when the last clone is dropped the client stops
-/// (gracefully, in the background).
-#[derive(Clone)]
-pub struct UdpClientHandle {
-    inner: Arc<HandleInner>,
-}
-
-impl std::fmt::Debug for UdpClientHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UdpClientHandle")
-            .field("stats", &self.stats())
-            .finish()
-    }
-}
-
-impl UdpClientHandle {
-    /// Sessions held, dials and failures so far.
-    pub fn stats(&self) -> EndpointStats {
-        self.inner.endpoint.stats()
-    }
-
-    /// Stops gracefully: no more dials, every session flushes what it has queued for at
-    /// most its wait time and gets `on_close`, then this resolves.
-    pub async fn stop(&self) {
-        // Fails only when an earlier stop already finished.
-        let _ = self.inner.supervisor.send(Shutdown).await;
     }
 }

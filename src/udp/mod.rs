@@ -54,7 +54,7 @@ mod reader;
 mod server;
 mod socket;
 
-pub use client::{UdpClient, UdpClientHandle};
+pub use client::UdpClient;
 pub use codec::{Datagram, Datagrams};
 pub use reader::MAX_ERRORS_IN_A_ROW;
 pub use server::{UdpServer, UdpServerHandle, UdpStats, DEFAULT_PEER_QUEUE};

@@ -16,7 +16,7 @@ use tokio_util::codec::Decoder;
 
 use super::codec::{Datagrams, Plain, ENVELOPE_LEN};
 use super::reader::{is_retry, received, DatagramReader, Incoming, QueueSource, SocketSource};
-use super::socket::{self, any_of_family, DatagramWriter, Destination, SocketOptions};
+use super::socket::{self, DatagramWriter, Destination, SocketOptions};
 use super::{run_hook, DEFAULT_MAX_DATAGRAM_SIZE};
 use crate::endpoint::{
     EndpointShared, EndpointStats, NewSession, Outcome, SessionFactory, SessionSlot,
@@ -25,6 +25,7 @@ use crate::error::{BoxError, Error, Result};
 use crate::listener::EventListener;
 use crate::session::{start_session_with, MessageLimit, Session, SessionSetup, SessionWriter};
 use crate::supervisor::{Shutdown, Supervisor};
+use crate::transport::Address;
 use crate::SessionConfig;
 
 /// Default queue of one peer's session in per-peer mode: 256 datagrams waiting for its
@@ -204,8 +205,8 @@ impl UdpServer {
     /// Its listener's codec is a [`Datagrams`] adapter: frames arrive as
     /// [`Datagram`](crate::Datagram)s with their source address, and writes name their
     /// destination. Returns the server and that session. The `new_session` hook runs
-    /// once, here (its refusal is returned); the session's peer address is unspecified
-    /// (`0.0.0.0:0` or `[::]:0`). If the session closes, the server serves no more.
+    /// once, here (its refusal is returned); the session's peer address is
+    /// `Address::Other("*")`. If the session closes, the server serves no more.
     pub async fn start<L, C, F>(self, new_session: F) -> Result<(UdpServerHandle, Session<L::Out>)>
     where
         L: EventListener<Codec = Datagrams<C>>,
@@ -215,8 +216,9 @@ impl UdpServer {
         let (socket, local_addr) = self.bind().await?;
         let (endpoint, supervisor) = start_supervisor(&self.config);
         let slot = SessionSlot::new(endpoint.clone(), supervisor.clone());
-        let peer = any_of_family(&local_addr);
-        let mut setup = SessionSetup::new(slot.id(), "udp", local_addr, peer, self.config);
+        // One session serves every peer: its frames carry their own addresses.
+        let peer = Address::other("*");
+        let mut setup = SessionSetup::new(slot.id(), "udp", local_addr.into(), peer, self.config);
         let (listener, codec) = match run_hook(&new_session, &mut setup) {
             Ok(made) => made,
             Err(err) => {
@@ -398,8 +400,8 @@ impl<L: EventListener> Demux<L> {
         let mut setup = SessionSetup::new(
             slot.id(),
             "udp-peer",
-            self.local_addr,
-            peer,
+            self.local_addr.into(),
+            peer.into(),
             self.config.clone(),
         );
         let (listener, codec) = match run_hook(&*self.hook, &mut setup) {
