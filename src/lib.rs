@@ -153,6 +153,10 @@
 //! stream type of your own, and its guide **Writing a transport** walks through the Unix
 //! socket transport as the model.
 //!
+//! UDP ([`UdpServer`], [`UdpClient`], see [`udp`]) has no byte stream to read: its
+//! sessions read datagrams (one frame each, with the peer address on the unconnected
+//! server) through the same reader, logic and supervisor actors, and the same listener.
+//!
 //! ## Guarantees
 //! - Backpressure both ways: a full read queue stops reading; a full write queue refuses
 //!   writes with [`Error::QueueFull`]. Nothing is dropped silently and nothing is retried:
