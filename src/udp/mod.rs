@@ -29,6 +29,8 @@
 //! returns it). A full send buffer is not an error: the session waits for room, bounded
 //! by the write queue and the write timeout like any session. Only
 //! [`MAX_ERRORS_IN_A_ROW`] receive errors with no datagram between them end a session.
+//! Such an error is reported when it happens: frames read earlier that still wait for
+//! room in a full write queue are delivered after it.
 //!
 //! ## Lossy by nature
 //! Nothing is retried or acknowledged on the wire. A per-peer session whose queue is
