@@ -15,6 +15,7 @@ use crate::error::{Error, SessionId};
 use crate::listener::EventListener;
 use crate::reconnect::{Backoff, DEFAULT_MAX_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL};
 use crate::supervisor::{Redial, Shutdown, Supervisor};
+use crate::tls::{handshake, TlsClientConfig};
 use crate::SessionConfig;
 
 /// getty's default connect timeout: 3 s.
@@ -110,6 +111,7 @@ pub struct TcpClient {
     nodelay: bool,
     connect_timeout: Duration,
     config: SessionConfig,
+    tls: Option<TlsClientConfig>,
     events: Option<EventHook>,
 }
 
@@ -122,6 +124,7 @@ impl std::fmt::Debug for TcpClient {
             .field("max_reconnect_interval", &self.max_reconnect_interval)
             .field("workers", &self.workers)
             .field("connect_timeout", &self.connect_timeout)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -139,6 +142,7 @@ impl TcpClient {
             nodelay: true,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             config: SessionConfig::default(),
+            tls: None,
             events: None,
         }
     }
@@ -188,6 +192,16 @@ impl TcpClient {
         self
     }
 
+    /// Speaks TLS: after each connect, the client runs a TLS handshake with `config`
+    /// (within the config's handshake timeout) and the session runs over the TLS
+    /// stream. A failed handshake is a failed dial: [`ClientEvent::DialFailed`] with an
+    /// [`Error::Tls`] that says why, counted in both `connect_failures` and
+    /// `handshake_failures`, and re-dialed after the backoff. Default: plain TCP.
+    pub fn tls(mut self, config: TlsClientConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// Calls `hook` on the client's supervisor (the arbiter that called
     /// [`start`](Self::start)) each time a session comes up or goes down or a dial fails.
     /// It must return quickly.
@@ -210,6 +224,7 @@ impl TcpClient {
             connect_timeout: self.connect_timeout,
             nodelay: self.nodelay,
             config: self.config.clone(),
+            tls: self.tls,
             hook: Arc::new(new_session),
             endpoint: endpoint.clone(),
         };
@@ -248,6 +263,7 @@ struct Dialer<L: EventListener> {
     connect_timeout: Duration,
     nodelay: bool,
     config: SessionConfig,
+    tls: Option<TlsClientConfig>,
     hook: Arc<SessionFactory<L>>,
     endpoint: Arc<EndpointShared>,
 }
@@ -259,6 +275,7 @@ impl<L: EventListener> Clone for Dialer<L> {
             connect_timeout: self.connect_timeout,
             nodelay: self.nodelay,
             config: self.config.clone(),
+            tls: self.tls.clone(),
             hook: self.hook.clone(),
             endpoint: self.endpoint.clone(),
         }
@@ -289,7 +306,29 @@ impl<L: EventListener> Dialer<L> {
         if let Err(err) = stream.set_nodelay(self.nodelay) {
             tracing::debug!(%err, "set_nodelay failed");
         }
-        open_session(stream, "tcp-client", self.config, &*self.hook, slot);
+        match &self.tls {
+            Some(tls) => self.handshake(stream, tls, slot).await,
+            None => open_session(stream, "tcp-client", self.config, &*self.hook, slot),
+        }
+    }
+
+    /// Runs the TLS handshake over a fresh connection, then the session; a failed
+    /// handshake is a failed dial.
+    async fn handshake(&self, stream: TcpStream, tls: &TlsClientConfig, slot: SessionSlot) {
+        let established = tokio::select! {
+            established = handshake::connect(tls, &self.addr, stream) => established,
+            _ = self.endpoint.stopped() => return slot.abandon(),
+        };
+        match established {
+            Ok(stream) => {
+                open_session(stream, "tls-client", self.config.clone(), &*self.hook, slot)
+            }
+            Err(err) => {
+                self.endpoint.count_handshake_failure();
+                let err = err.with_session(slot.id());
+                slot.dial_failed(err);
+            }
+        }
     }
 }
 

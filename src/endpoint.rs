@@ -58,6 +58,9 @@ pub struct EndpointStats {
     pub refused: u64,
     /// Opened sessions that have closed since.
     pub closed: u64,
+    /// TLS handshakes that failed or timed out. A server counts them here only (not in
+    /// `refused`); a client counts them in `connect_failures` too.
+    pub handshake_failures: u64,
 }
 
 /// Shared counters of one endpoint.
@@ -70,6 +73,7 @@ pub(crate) struct EndpointShared {
     closed: AtomicU64,
     connect_attempts: AtomicU64,
     connect_failures: AtomicU64,
+    handshake_failures: AtomicU64,
     stopping: AtomicBool,
     stop: Notify,
 }
@@ -81,6 +85,10 @@ impl EndpointShared {
 
     pub(crate) fn count_refused(&self) {
         self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_handshake_failure(&self) {
+        self.handshake_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn count_attempt(&self) {
@@ -114,6 +122,7 @@ impl EndpointShared {
             opened: self.opened.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
             closed: self.closed.load(Ordering::Relaxed),
+            handshake_failures: self.handshake_failures.load(Ordering::Relaxed),
         }
     }
 }
@@ -176,6 +185,13 @@ impl SessionSlot {
             .connect_failures
             .fetch_add(1, Ordering::Relaxed);
         self.supervisor.do_send(DialFailed(error));
+        self.release(Outcome::NotConnected);
+    }
+
+    /// A server-side TLS handshake for this slot failed: counted as a handshake failure
+    /// (not as refused), and the slot released.
+    pub(crate) fn handshake_failed(mut self) {
+        self.endpoint.count_handshake_failure();
         self.release(Outcome::NotConnected);
     }
 

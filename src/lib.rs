@@ -172,6 +172,7 @@ mod reconnect;
 mod server;
 pub mod session;
 mod supervisor;
+pub mod tls;
 pub mod transport;
 
 pub use client::{ClientEvent, TcpClient, TcpClientHandle, DEFAULT_CONNECT_TIMEOUT};
@@ -183,3 +184,4 @@ pub use listener::{EventListener, Frame};
 pub use reconnect::{DEFAULT_MAX_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL};
 pub use server::{TcpServer, TcpServerHandle};
 pub use session::{Session, SessionContext, SessionSetup, SessionStats};
+pub use tls::{TlsClientConfig, TlsServerConfig};

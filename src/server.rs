@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix::{Actor, Addr};
+use actix::{Actor, Addr, ArbiterHandle};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -14,9 +14,11 @@ use crate::arbiters::{self, ArbiterPool};
 use crate::endpoint::{
     open_session, EndpointShared, EndpointStats, NewSession, SessionFactory, SessionSlot,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::listener::EventListener;
 use crate::supervisor::{Shutdown, Supervisor};
+use crate::tls::handshake::{HandshakeHook, TlsAccepted};
+use crate::tls::TlsServerConfig;
 use crate::SessionConfig;
 
 /// Pause after an accept error that is not about one connection (e.g. out of file
@@ -58,6 +60,8 @@ pub struct TcpServer {
     max_connections: usize,
     nodelay: bool,
     config: SessionConfig,
+    tls: Option<TlsServerConfig>,
+    on_handshake_error: Option<HandshakeHook>,
 }
 
 impl TcpServer {
@@ -70,6 +74,8 @@ impl TcpServer {
             max_connections: usize::MAX,
             nodelay: true,
             config: SessionConfig::default(),
+            tls: None,
+            on_handshake_error: None,
         }
     }
 
@@ -101,6 +107,27 @@ impl TcpServer {
         self
     }
 
+    /// Serves TLS: every accepted connection first completes a server handshake with
+    /// `config` (on the arbiter that will host its session, within the config's
+    /// handshake timeout), and its session then runs over the TLS stream. A connection
+    /// whose handshake fails or times out is closed, counted in
+    /// [`EndpointStats::handshake_failures`], and handed to
+    /// [`on_handshake_error`](Self::on_handshake_error); it never reaches `new_session`.
+    /// Default: plain TCP.
+    pub fn tls(mut self, config: TlsServerConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Calls `hook` with the [`Error::Tls`] of every failed TLS handshake (a bad or
+    /// missing client certificate, a peer that does not speak TLS, a timeout), on the
+    /// arbiter that ran the handshake. It must return quickly; a panic in it is caught
+    /// and logged. Default: failures are only logged (at debug level) and counted.
+    pub fn on_handshake_error(mut self, hook: impl Fn(&Error) + Send + Sync + 'static) -> Self {
+        self.on_handshake_error = Some(HandshakeHook(Arc::new(hook)));
+        self
+    }
+
     /// Binds, then accepts until stopped, running `new_session` for each connection on
     /// the arbiter it is assigned to. Call from within an actix system.
     pub async fn start<L, F>(self, new_session: F) -> Result<TcpServerHandle>
@@ -118,6 +145,8 @@ impl TcpServer {
             hook: Arc::new(new_session),
             config: self.config,
             nodelay: self.nodelay,
+            tls: self.tls,
+            on_handshake_error: self.on_handshake_error,
             max_connections: self.max_connections,
             endpoint: endpoint.clone(),
             supervisor: supervisor.clone(),
@@ -143,6 +172,8 @@ struct Acceptor<L: EventListener> {
     hook: Arc<SessionFactory<L>>,
     config: SessionConfig,
     nodelay: bool,
+    tls: Option<TlsServerConfig>,
+    on_handshake_error: Option<HandshakeHook>,
     max_connections: usize,
     endpoint: Arc<EndpointShared>,
     supervisor: Addr<Supervisor>,
@@ -182,6 +213,9 @@ impl<L: EventListener> Acceptor<L> {
         }
         let slot = SessionSlot::new(self.endpoint.clone(), self.supervisor.clone());
         let (index, arbiter) = self.pool.next();
+        if let Some(tls) = &self.tls {
+            return self.dispatch_tls(stream, tls, arbiter, slot);
+        }
         if index == 0 {
             open_session(stream, "tcp", self.config.clone(), &*self.hook, slot);
             return;
@@ -201,6 +235,51 @@ impl<L: EventListener> Acceptor<L> {
             match TcpStream::from_std(std_stream) {
                 Ok(stream) => open_session(stream, "tcp", config, &*hook, slot),
                 Err(err) => tracing::debug!(%err, "could not register the connection"),
+            }
+        });
+    }
+
+    /// Hands a connection to its arbiter, which runs the TLS handshake and then the
+    /// session, or counts and reports the failed handshake.
+    fn dispatch_tls(
+        &self,
+        stream: TcpStream,
+        tls: &TlsServerConfig,
+        arbiter: &ArbiterHandle,
+        slot: SessionSlot,
+    ) {
+        let std_stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(err) => {
+                tracing::debug!(%err, "could not hand the connection to a worker");
+                return; // the slot releases itself as refused
+            }
+        };
+        let accepted = TlsAccepted::new(std_stream, tls.clone());
+        let hook = self.hook.clone();
+        let config = self.config.clone();
+        let endpoint = self.endpoint.clone();
+        let on_error = self.on_handshake_error.clone();
+        // If the arbiter is gone the task is dropped, and with it the slot and socket.
+        arbiter.spawn(async move {
+            let established = tokio::select! {
+                established = accepted.establish() => established,
+                // A stop does not wait for handshakes.
+                _ = endpoint.stopped() => return slot.abandon(),
+            };
+            match established {
+                Ok(stream) => open_session(stream, "tls", config, &*hook, slot),
+                Err(err) => {
+                    let err = err.with_session(slot.id());
+                    tracing::debug!(%err, "TLS handshake failed");
+                    if let Some(HandshakeHook(on_error)) = on_error {
+                        let call = std::panic::AssertUnwindSafe(|| on_error(&err));
+                        if std::panic::catch_unwind(call).is_err() {
+                            tracing::error!("on_handshake_error panicked");
+                        }
+                    }
+                    slot.handshake_failed();
+                }
             }
         });
     }

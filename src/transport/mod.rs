@@ -6,6 +6,7 @@
 //! TCP implements it here; TLS wraps it, and other transports fit the same seam.
 
 mod tcp;
+mod tls;
 
 use std::io;
 use std::net::SocketAddr;
