@@ -4,8 +4,12 @@
 //! ```text
 //! cargo run --release --example echo_client -- --addr 127.0.0.1:7000 \
 //!     [--conns N] [--frames M] [--size S] [--depth D] [--timeout SECS] \
-//!     [--duration SECS] [--reconnect-interval MS]
+//!     [--duration SECS] [--reconnect-interval MS] \
+//!     [--tls-ca CA.pem [--tls-server-name NAME]]
 //! ```
+//! With `--tls-ca` it speaks TLS and trusts the certificates in that PEM file; the
+//! server name checked against the server's certificate is the address's host unless
+//! `--tls-server-name` gives another. Failed dials (TLS ones included) are printed.
 //! Without `--duration`: sends M frames per connection (N × M in all, default 1 × 1000,
 //! 64 bytes, D = 16 in flight per session) and exits 0 only if every echo came back
 //! intact within `--timeout` (default 30 s).
@@ -27,11 +31,12 @@ use std::time::{Duration, Instant};
 
 use common::pinger::{Pinger, Tally};
 use common::Options;
-use getty::{ClientEvent, LengthDelimited, SessionConfig, TcpClient};
+use getty::{ClientEvent, LengthDelimited, SessionConfig, TcpClient, TlsClientConfig};
 
 const USAGE: &str =
     "usage: echo_client --addr HOST:PORT [--conns N] [--frames M] [--size S] [--depth D] \
-[--timeout SECS] [--duration SECS] [--reconnect-interval MS]";
+[--timeout SECS] [--duration SECS] [--reconnect-interval MS] \
+[--tls-ca CA.pem [--tls-server-name NAME]]";
 
 #[actix::main]
 async fn main() {
@@ -45,6 +50,8 @@ async fn main() {
             "timeout",
             "duration",
             "reconnect-interval",
+            "tls-ca",
+            "tls-server-name",
         ],
         USAGE,
     );
@@ -56,6 +63,16 @@ async fn main() {
     let timeout = Duration::from_secs_f64(opts.get("timeout", 30.0));
     let duration = opts.opt::<f64>("duration").map(Duration::from_secs_f64);
     let interval = Duration::from_millis(opts.get("reconnect-interval", 300));
+    let tls = opts.opt::<String>("tls-ca").map(|ca| {
+        let mut tls = TlsClientConfig::builder().root_certificate_file(ca);
+        if let Some(name) = opts.opt::<String>("tls-server-name") {
+            tls = tls.map(|b| b.server_name(name));
+        }
+        tls.and_then(|b| b.build()).unwrap_or_else(|err| {
+            eprintln!("echo_client: {err}");
+            std::process::exit(2);
+        })
+    });
 
     let tally = Arc::new(Tally::default());
     let budget = if duration.is_some() {
@@ -71,7 +88,11 @@ async fn main() {
     let started = Instant::now();
     let client = {
         let (tally, ups) = (tally.clone(), ups.clone());
-        TcpClient::new(addr)
+        let mut client = TcpClient::new(addr);
+        if let Some(tls) = tls {
+            client = client.tls(tls);
+        }
+        client
             .connections(conns)
             .reconnect_interval(interval)
             .session_config(config)
@@ -89,7 +110,7 @@ async fn main() {
                         started.elapsed().as_secs_f64()
                     );
                 }
-                ClientEvent::DialFailed { .. } => {}
+                ClientEvent::DialFailed { error } => eprintln!("dial failed: {error}"),
                 _ => {}
             })
             .start(move |setup| {

@@ -300,7 +300,10 @@ mod tests {
         let alert = rustls::Error::AlertReceived(rustls::AlertDescription::BadCertificate);
         let err = Error::from(io::Error::new(io::ErrorKind::InvalidData, alert));
         assert!(err.is_tls(), "{err:?}");
-        assert_eq!(err.tls_reason(), Some("received fatal alert: BadCertificate"));
+        assert_eq!(
+            err.tls_reason(),
+            Some("received fatal alert: BadCertificate")
+        );
         let err = err.with_session(SessionId(3));
         assert_eq!(
             err.to_string(),
