@@ -324,8 +324,8 @@ impl<L: EventListener> Dialer<L> {
                 open_session(stream, "tls-client", self.config.clone(), &*self.hook, slot)
             }
             Err(err) => {
+                // Like every failed dial, it names no session: none was started.
                 self.endpoint.count_handshake_failure();
-                let err = err.with_session(slot.id());
                 slot.dial_failed(err);
             }
         }

@@ -369,7 +369,8 @@ fn echo_client_checks_echo_server_over_tls_with_a_tls_cert_certificate() {
     let stderr = String::from_utf8_lossy(&client.stderr);
     assert!(
         stderr.contains(
-            "dial failed: TLS error: invalid peer certificate: certificate not valid for name"
+            "dial failed: TLS error: invalid peer certificate: \
+             certificate not valid for name \"elsewhere.example\""
         ),
         "{stderr}"
     );
