@@ -1,15 +1,16 @@
-//! Echo client on getty's `TcpClient`: keeps N sessions to an echo server, sends frames,
+//! Echo client on getty's `TcpClient` (or `UnixClient`): keeps N sessions to an echo server, sends frames,
 //! checks every echo, and re-dials sessions it loses.
 //!
 //! ```text
-//! cargo run --release --example echo_client -- --addr 127.0.0.1:7000 \
+//! cargo run --release --example echo_client -- [--transport tcp|unix] \
+//!     [--addr 127.0.0.1:7000 | --path /tmp/echo.sock] \
 //!     [--conns N] [--frames M] [--size S] [--depth D] [--timeout SECS] \
 //!     [--duration SECS] [--reconnect-interval MS] \
 //!     [--tls-ca CA.pem [--tls-server-name NAME]]
 //! ```
-//! With `--tls-ca` it speaks TLS and trusts the certificates in that PEM file; the
-//! server name checked against the server's certificate is the address's host unless
-//! `--tls-server-name` gives another. Failed dials (TLS ones included) are printed.
+//! With `--tls-ca` the TCP client speaks TLS and trusts the certificates in that PEM
+//! file; the name checked against the server's certificate is the address's host unless
+//! `--tls-server-name` gives another. Failed dials (TLS ones included) go to stderr.
 //! Without `--duration`: sends M frames per connection (N × M in all, default 1 × 1000,
 //! 64 bytes, D = 16 in flight per session) and exits 0 only if every echo came back
 //! intact within `--timeout` (default 30 s).
@@ -31,18 +32,19 @@ use std::time::{Duration, Instant};
 
 use common::pinger::{Pinger, Tally};
 use common::Options;
-use getty::{ClientEvent, LengthDelimited, SessionConfig, TcpClient, TlsClientConfig};
+use getty::{ClientEvent, LengthDelimited, SessionConfig, TcpClient, TlsClientConfig, UnixClient};
 
 const USAGE: &str =
-    "usage: echo_client --addr HOST:PORT [--conns N] [--frames M] [--size S] [--depth D] \
-[--timeout SECS] [--duration SECS] [--reconnect-interval MS] \
-[--tls-ca CA.pem [--tls-server-name NAME]]";
+    "usage: echo_client [--transport tcp|unix] [--addr HOST:PORT] [--path FILE] [--conns N] [--frames M] [--size S] [--depth D] \
+[--timeout SECS] [--duration SECS] [--reconnect-interval MS] [--tls-ca CA.pem [--tls-server-name NAME]]";
 
 #[actix::main]
 async fn main() {
     let opts = Options::parse(
         &[
+            "transport",
             "addr",
+            "path",
             "conns",
             "frames",
             "size",
@@ -56,6 +58,8 @@ async fn main() {
         USAGE,
     );
     let addr: String = opts.get("addr", "127.0.0.1:7000".to_owned());
+    let transport: String = opts.get("transport", "tcp".to_owned());
+    let path: Option<std::path::PathBuf> = opts.opt("path");
     let conns: usize = opts.get("conns", 1);
     let frames: u64 = opts.get("frames", 1000);
     let size: usize = opts.get("size", 64);
@@ -88,36 +92,60 @@ async fn main() {
     let started = Instant::now();
     let client = {
         let (tally, ups) = (tally.clone(), ups.clone());
-        let mut client = TcpClient::new(addr);
-        if let Some(tls) = tls {
-            client = client.tls(tls);
+        let on_event = move |event| match event {
+            ClientEvent::SessionUp { id } => {
+                ups.fetch_add(1, Relaxed);
+                println!(
+                    "session up: {id} at {:.3} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            ClientEvent::SessionDown { id } => {
+                println!(
+                    "session down: {id} at {:.3} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            ClientEvent::DialFailed { error } => eprintln!("dial failed: {error}"),
+            _ => {}
+        };
+        let new_session = move |setup: &mut getty::SessionSetup| {
+            let max = setup.config().max_frame_length;
+            let pinger = Pinger::new(tally.clone(), size, depth);
+            Ok((pinger, LengthDelimited::with_max_frame_length(max)))
+        };
+        // The same options on every transport's client builder.
+        macro_rules! start {
+            ($builder:expr) => {
+                $builder
+                    .connections(conns)
+                    .reconnect_interval(interval)
+                    .session_config(config)
+                    .on_event(on_event)
+                    .start(new_session)
+            };
         }
-        client
-            .connections(conns)
-            .reconnect_interval(interval)
-            .session_config(config)
-            .on_event(move |event| match event {
-                ClientEvent::SessionUp { id } => {
-                    ups.fetch_add(1, Relaxed);
-                    println!(
-                        "session up: {id} at {:.3} s",
-                        started.elapsed().as_secs_f64()
-                    );
-                }
-                ClientEvent::SessionDown { id } => {
-                    println!(
-                        "session down: {id} at {:.3} s",
-                        started.elapsed().as_secs_f64()
-                    );
-                }
-                ClientEvent::DialFailed { error } => eprintln!("dial failed: {error}"),
-                _ => {}
-            })
-            .start(move |setup| {
-                let max = setup.config().max_frame_length;
-                let pinger = Pinger::new(tally.clone(), size, depth);
-                Ok((pinger, LengthDelimited::with_max_frame_length(max)))
-            })
+        match transport.as_str() {
+            "tcp" => match tls {
+                Some(tls) => start!(TcpClient::new(addr).tls(tls)),
+                None => start!(TcpClient::new(addr)),
+            },
+            "unix" if tls.is_some() => {
+                eprintln!("TLS is for --transport tcp\n{USAGE}");
+                std::process::exit(2);
+            }
+            "unix" => {
+                let Some(path) = path else {
+                    eprintln!("--transport unix needs --path\n{USAGE}");
+                    std::process::exit(2);
+                };
+                start!(UnixClient::new(path))
+            }
+            other => {
+                eprintln!("unknown transport {other:?}\n{USAGE}");
+                std::process::exit(2);
+            }
+        }
     };
 
     // Run: for the duration, or until every budgeted frame is settled (or the timeout).

@@ -4,30 +4,34 @@
 //! cargo run --release --example echo_server -- --addr 127.0.0.1:7000 \
 //!     [--max-frame BYTES] [--read-timeout SECS] [--threads N] \
 //!     [--tls-cert CERT.pem --tls-key KEY.pem]
+//! cargo run --release --example echo_server -- --transport unix --path /tmp/echo.sock
 //! ```
+//! `--transport` is `tcp` (the default) or `unix` (listening at `--path`; a stale socket
+//! file there is removed, and the file is removed again on stop).
 //! Prints `listening on <address>` once it accepts; on SIGINT or SIGTERM it stops
 //! gracefully (every session flushes its echoes and closes) and exits 0.
 //! `--max-frame` defaults to 8 MiB, the yardstick protocol's limit; `--threads` to one
 //! arbiter per core. With `--tls-cert` and `--tls-key` (a PEM certificate chain and its
-//! private key; `cargo run --example tls_cert` makes a test set) it speaks TLS, and
-//! prints each failed handshake to stderr. Set `RUST_LOG=debug` to see sessions come
-//! and go.
+//! private key; `cargo run --example tls_cert` makes a test set) the TCP server speaks
+//! TLS and prints each failed handshake to stderr. Set `RUST_LOG=debug` to see sessions
+//! come and go.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{Echo, Options};
-use getty::{LengthDelimited, SessionConfig, TcpServer, TlsServerConfig};
+use getty::{LengthDelimited, SessionConfig, TcpServer, TlsServerConfig, UnixServer};
 
-const USAGE: &str =
-    "usage: echo_server --addr HOST:PORT [--max-frame BYTES] [--read-timeout SECS] \
-[--threads N] [--tls-cert CERT.pem --tls-key KEY.pem]";
+const USAGE: &str = "usage: echo_server [--transport tcp|unix] [--addr HOST:PORT] [--path FILE] \
+[--max-frame BYTES] [--read-timeout SECS] [--threads N] [--tls-cert CERT.pem --tls-key KEY.pem]";
 
 fn main() {
     let opts = Options::parse(
         &[
+            "transport",
             "addr",
+            "path",
             "max-frame",
             "read-timeout",
             "threads",
@@ -45,8 +49,63 @@ fn main() {
     let mut config = SessionConfig::default();
     config.max_frame_length = opts.get("max-frame", 8 * 1024 * 1024);
     config.read_timeout = opts.opt::<f64>("read-timeout").map(Duration::from_secs_f64);
-    let threads = opts.opt::<usize>("threads");
-    let tls = match (
+    let threads = opts.opt::<usize>("threads").unwrap_or_else(num_cpus);
+    let transport: String = opts.get("transport", "tcp".to_owned());
+    let path: Option<std::path::PathBuf> = opts.opt("path");
+    let tls = tls_config(&opts);
+    let hook = |setup: &mut getty::SessionSetup| {
+        let max = setup.config().max_frame_length;
+        Ok((Echo, LengthDelimited::with_max_frame_length(max)))
+    };
+
+    let system = actix::System::new();
+    let result = system.block_on(async move {
+        match transport.as_str() {
+            "tcp" => {
+                let mut server = TcpServer::new(addr).session_config(config).workers(threads);
+                if let Some(tls) = tls {
+                    server = server
+                        .tls(tls)
+                        .on_establish_error(|err| eprintln!("handshake failed: {err}"));
+                }
+                let server = server.start(hook).await?;
+                common::serve_until_signal(server.local_addr(), server.stop()).await?;
+                eprintln!("stopped: {:?}", server.stats());
+            }
+            "unix" if tls.is_some() => {
+                eprintln!("TLS is for --transport tcp\n{USAGE}");
+                std::process::exit(2);
+            }
+            "unix" => {
+                let Some(path) = path else {
+                    eprintln!("--transport unix needs --path\n{USAGE}");
+                    std::process::exit(2);
+                };
+                let server = UnixServer::new(&path)
+                    .remove_stale_socket(true)
+                    .session_config(config)
+                    .workers(threads)
+                    .start(hook)
+                    .await?;
+                common::serve_until_signal(path.display(), server.stop()).await?;
+                eprintln!("stopped: {:?}", server.stats());
+            }
+            other => {
+                eprintln!("unknown transport {other:?}\n{USAGE}");
+                std::process::exit(2);
+            }
+        }
+        Ok::<_, getty::Error>(())
+    });
+    if let Err(err) = result {
+        eprintln!("echo_server: {err}");
+        std::process::exit(1);
+    }
+}
+
+/// The TLS config from `--tls-cert` and `--tls-key`, if given; exits 2 on bad options.
+fn tls_config(opts: &Options) -> Option<TlsServerConfig> {
+    match (
         opts.opt::<String>("tls-cert"),
         opts.opt::<String>("tls-key"),
     ) {
@@ -64,31 +123,10 @@ fn main() {
             eprintln!("--tls-cert and --tls-key go together\n{USAGE}");
             std::process::exit(2);
         }
-    };
-
-    let system = actix::System::new();
-    let result = system.block_on(async move {
-        let mut server = TcpServer::new(addr).session_config(config);
-        if let Some(n) = threads {
-            server = server.workers(n);
-        }
-        if let Some(tls) = tls {
-            server = server
-                .tls(tls)
-                .on_handshake_error(|err| eprintln!("handshake failed: {err}"));
-        }
-        let server = server
-            .start(|setup| {
-                let max = setup.config().max_frame_length;
-                Ok((Echo, LengthDelimited::with_max_frame_length(max)))
-            })
-            .await?;
-        common::serve_until_signal(server.clone()).await?;
-        eprintln!("stopped: {:?}", server.stats());
-        Ok::<_, getty::Error>(())
-    });
-    if let Err(err) = result {
-        eprintln!("echo_server: {err}");
-        std::process::exit(1);
     }
+}
+
+/// One arbiter per core, the servers' default.
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }

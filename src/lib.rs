@@ -175,13 +175,19 @@ mod supervisor;
 pub mod tls;
 pub mod transport;
 
-pub use client::{ClientEvent, TcpClient, TcpClientHandle, DEFAULT_CONNECT_TIMEOUT};
+pub use client::{Client, ClientEvent, ClientHandle, DEFAULT_CONNECT_TIMEOUT};
 pub use codec::{Codec, LengthDelimited, RawBytes};
 pub use config::SessionConfig;
 pub use endpoint::{EndpointStats, NewSession};
 pub use error::{BoxError, Error, Result, SessionId};
 pub use listener::{EventListener, Frame};
 pub use reconnect::{DEFAULT_MAX_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL};
-pub use server::{TcpServer, TcpServerHandle};
+pub use server::{Server, ServerHandle};
+pub use transport::{
+    Address, TcpClient, TcpServer, TcpServerHandle, UnixClient, UnixServer, UnixServerHandle,
+};
+
+/// The handle of a running [`TcpClient`] (a [`ClientHandle`]).
+pub type TcpClientHandle = ClientHandle;
 pub use session::{Session, SessionContext, SessionSetup, SessionStats};
 pub use tls::{TlsClientConfig, TlsServerConfig};

@@ -332,6 +332,38 @@ fn chat_room_broadcasts_a_line_to_every_other_member() {
 }
 
 #[test]
+fn echo_client_and_server_over_a_unix_socket_and_the_file_goes_on_stop() {
+    let path = std::env::temp_dir().join(format!("getty-example-{}.sock", std::process::id()));
+    let path_arg = path.to_str().expect("utf-8 temp path");
+    let (mut server, listening) =
+        start_echo_server(&["--transport", "unix", "--path", path_arg, "--threads", "2"]);
+    assert_eq!(listening, path_arg);
+    let client = Command::new(example("echo_client"))
+        .args([
+            "--transport",
+            "unix",
+            "--path",
+            path_arg,
+            "--conns",
+            "4",
+            "--frames",
+            "1000",
+        ])
+        .output()
+        .expect("run echo_client");
+    let summary = String::from_utf8_lossy(&client.stdout);
+    assert!(client.status.success(), "echo_client failed: {summary}");
+    assert!(
+        summary.contains("sent=4000 received=4000 reconnects=0 errors=0"),
+        "{summary}"
+    );
+    signal(&server, "-TERM");
+    let status = wait_exit(&mut server.0, Duration::from_secs(20));
+    assert!(status.success(), "echo_server exit status {status:?}");
+    assert!(!path.exists(), "socket file removed on a graceful stop");
+}
+
+#[test]
 fn echo_client_checks_echo_server_over_tls_with_a_tls_cert_certificate() {
     let dir = std::env::temp_dir().join(format!("getty-examples-tls-{}", std::process::id()));
     let made = Command::new(example("tls_cert"))

@@ -50,7 +50,8 @@ pub(crate) fn start_session<L, T>(
                 shared.id,
                 shared.config.write_high_water,
                 shared.config.write_low_water,
-            ),
+            )
+            .preserve_messages(T::PRESERVES_MESSAGES),
             listener,
             session,
             io: Some(write_half),
@@ -333,6 +334,21 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
                     return Poll::Ready(Err(
                         std::io::Error::from(std::io::ErrorKind::WriteZero).into()
                     ))
+                }
+                Poll::Ready(Ok(n))
+                    if n < self.out.chunk().len() && self.out.preserves_messages() =>
+                {
+                    // A message transport must take a message whole; a part would be a
+                    // different message on the wire.
+                    let msg = format!(
+                        "transport wrote {n} of a {}-byte message",
+                        self.out.chunk().len()
+                    );
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::WriteZero,
+                        msg,
+                    )
+                    .into()));
                 }
                 Poll::Ready(Ok(n)) => {
                     self.out.consume(n);

@@ -23,7 +23,6 @@ pub(crate) use logic::start_session;
 pub(crate) use messages::Control;
 
 use std::any::Any;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +36,7 @@ use tokio::sync::{oneshot, Notify};
 use crate::clock;
 use crate::config::SessionConfig;
 use crate::error::{Error, Result, SessionId};
+use crate::transport::Address;
 use attributes::Attributes;
 use messages::{Command, Payload};
 use stats::Counters;
@@ -59,8 +59,8 @@ pub(crate) enum Phase {
 pub(crate) struct SessionShared {
     pub(crate) id: SessionId,
     pub(crate) name: Arc<str>,
-    pub(crate) local_addr: SocketAddr,
-    pub(crate) peer_addr: SocketAddr,
+    pub(crate) local_addr: Address,
+    pub(crate) peer_addr: Address,
     pub(crate) config: SessionConfig,
     pub(crate) stats: Counters,
     last_read_ms: AtomicU64,
@@ -249,13 +249,13 @@ impl<Out: Send + 'static> Session<Out> {
     }
 
     /// The local address of the connection.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.shared.local_addr
+    pub fn local_addr(&self) -> &Address {
+        &self.shared.local_addr
     }
 
     /// The peer's address.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.shared.peer_addr
+    pub fn peer_addr(&self) -> &Address {
+        &self.shared.peer_addr
     }
 
     /// The limits and timers in force for this session.

@@ -23,6 +23,10 @@ pub(crate) struct OutBuffer<C> {
     written_total: u64,
     /// Writers waiting for every byte up to a position to be written.
     acks: VecDeque<(u64, oneshot::Sender<Result<()>>)>,
+    /// For a message transport (datagrams, WebSocket messages): where each queued
+    /// message ends, as a position in `queued_total`. `None` for a byte stream, whose
+    /// frames may share a write.
+    message_ends: Option<VecDeque<u64>>,
     id: SessionId,
 }
 
@@ -38,7 +42,27 @@ impl<C> OutBuffer<C> {
             queued_total: 0,
             written_total: 0,
             acks: VecDeque::new(),
+            message_ends: None,
             id,
+        }
+    }
+
+    /// Keeps every frame (and every raw write) a message of its own: [`chunk`](Self::chunk)
+    /// then yields one message at a time, for transports whose writes are messages.
+    pub(crate) fn preserve_messages(mut self, on: bool) -> Self {
+        self.message_ends = on.then(VecDeque::new);
+        self
+    }
+
+    /// Whether each [`chunk`](Self::chunk) is one whole message to be written at once.
+    pub(crate) fn preserves_messages(&self) -> bool {
+        self.message_ends.is_some()
+    }
+
+    /// Marks the end of a message at the current end of the queue.
+    fn end_message(&mut self, start: usize) {
+        if let Some(ends) = &mut self.message_ends {
+            ends.push_back(self.queued_total + (self.buf.len() - start) as u64);
         }
     }
 
@@ -74,6 +98,7 @@ impl<C> OutBuffer<C> {
             self.buf.truncate(start);
             return Err(Error::from_encode(err).with_session(self.id));
         }
+        self.end_message(start);
         self.queued_since(start);
         Ok(())
     }
@@ -85,12 +110,17 @@ impl<C> OutBuffer<C> {
     {
         self.check_room()?;
         let start = self.buf.len();
+        let ends_before = self.message_ends.as_ref().map_or(0, VecDeque::len);
         let mut count = 0;
         for frame in frames {
             if let Err(err) = self.codec.encode(frame, &mut self.buf) {
                 self.buf.truncate(start);
+                if let Some(ends) = &mut self.message_ends {
+                    ends.truncate(ends_before);
+                }
                 return Err(Error::from_encode(err).with_session(self.id));
             }
+            self.end_message(start);
             count += 1;
         }
         self.queued_since(start);
@@ -102,6 +132,7 @@ impl<C> OutBuffer<C> {
         self.check_room()?;
         let start = self.buf.len();
         self.buf.extend_from_slice(bytes);
+        self.end_message(start);
         self.queued_since(start);
         Ok(())
     }
@@ -115,15 +146,25 @@ impl<C> OutBuffer<C> {
         }
     }
 
-    /// Bytes to hand to the socket next.
+    /// Bytes to hand to the socket next: everything queued for a byte stream, the next
+    /// whole message for a message transport.
     pub(crate) fn chunk(&self) -> &[u8] {
-        &self.buf
+        match self.message_ends.as_ref().and_then(VecDeque::front) {
+            // The difference is at most `buf.len()`, so the cast cannot truncate.
+            Some(end) => &self.buf[..(end - self.written_total) as usize],
+            None => &self.buf,
+        }
     }
 
-    /// The socket took `n` bytes of [`chunk`](Self::chunk).
+    /// The socket took `n` bytes of [`chunk`](Self::chunk) (all of it, for a message).
     pub(crate) fn consume(&mut self, n: usize) {
         self.buf.advance(n);
         self.written_total += n as u64;
+        if let Some(ends) = &mut self.message_ends {
+            while ends.front().is_some_and(|end| *end <= self.written_total) {
+                ends.pop_front();
+            }
+        }
         while let Some((upto, _)) = self.acks.front() {
             if *upto > self.written_total {
                 break;
@@ -148,6 +189,9 @@ impl<C> OutBuffer<C> {
         self.accepting = false;
         self.buf.clear();
         self.written_total = self.queued_total;
+        if let Some(ends) = &mut self.message_ends {
+            ends.clear();
+        }
         for (_, ack) in self.acks.drain(..) {
             let _ = ack.send(Err(err.clone()));
         }
@@ -214,6 +258,42 @@ mod tests {
         q.fail(&Error::closed(SessionId(1)));
         assert!(matches!(rx2.try_recv(), Ok(Err(Error::Closed { .. }))));
         assert!(q.encode(Bytes::from_static(b"x")).unwrap_err().is_closed());
+    }
+
+    #[test]
+    fn message_mode_yields_one_message_per_chunk() {
+        let mut q = queue(1000, 500).preserve_messages(true);
+        q.encode(Bytes::from_static(b"ab")).unwrap();
+        q.encode_all(vec![Bytes::from_static(b"c"), Bytes::from_static(b"def")])
+            .unwrap();
+        assert!(q.encode_all(vec![Bytes::from(vec![0; 200])]).is_ok());
+        q.push_raw(b"raw").unwrap();
+        let mut sizes = Vec::new();
+        while !q.is_empty() {
+            let n = q.chunk().len();
+            sizes.push(n);
+            q.consume(n);
+        }
+        assert_eq!(sizes, [6, 5, 7, 204, 3]);
+        assert_eq!(q.chunk(), b"");
+    }
+
+    #[test]
+    fn message_mode_failed_batch_leaves_no_boundary() {
+        let mut q = OutBuffer::new(
+            LengthDelimited::with_max_frame_length(2),
+            SessionId(1),
+            100,
+            50,
+        )
+        .preserve_messages(true);
+        q.encode(Bytes::from_static(b"ok")).unwrap();
+        let bad = vec![Bytes::from_static(b"a"), Bytes::from_static(b"too long")];
+        assert!(q.encode_all(bad).is_err());
+        q.encode(Bytes::from_static(b"z")).unwrap();
+        assert_eq!(q.chunk(), b"\0\0\0\x02ok");
+        q.consume(6);
+        assert_eq!(q.chunk(), b"\0\0\0\x01z");
     }
 
     #[test]

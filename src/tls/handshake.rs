@@ -1,8 +1,6 @@
 //! Running a handshake under its timeout, and naming its failures.
 
-use std::fmt;
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -11,35 +9,13 @@ use tokio_rustls::{client, server, TlsAcceptor, TlsConnector};
 use super::{TlsClientConfig, TlsServerConfig};
 use crate::error::{Error, Result};
 
-/// A server's `on_handshake_error` hook, shared by its arbiters.
-#[derive(Clone)]
-pub(crate) struct HandshakeHook(pub(crate) Arc<dyn Fn(&Error) + Send + Sync>);
-
-impl fmt::Debug for HandshakeHook {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("HandshakeHook")
-    }
-}
-
-/// A connection a TLS server accepted, not yet registered with any reactor, so it can
-/// move to the arbiter that will host its session.
-pub(crate) struct TlsAccepted {
-    stream: std::net::TcpStream,
-    config: TlsServerConfig,
-}
-
-impl TlsAccepted {
-    pub(crate) fn new(stream: std::net::TcpStream, config: TlsServerConfig) -> Self {
-        TlsAccepted { stream, config }
-    }
-
-    /// On the arbiter that hosts the session: registers the socket with its reactor and
-    /// runs the server handshake under the config's timeout.
-    pub(crate) async fn establish(self) -> Result<server::TlsStream<TcpStream>> {
-        let stream = TcpStream::from_std(self.stream)?;
-        let accept = TlsAcceptor::from(self.config.rustls.clone()).accept(stream);
-        within(self.config.handshake_timeout, accept).await
-    }
+/// Runs the server handshake over an accepted socket, under the config's timeout.
+pub(crate) async fn accept(
+    config: &TlsServerConfig,
+    stream: TcpStream,
+) -> Result<server::TlsStream<TcpStream>> {
+    let accept = TlsAcceptor::from(config.rustls.clone()).accept(stream);
+    within(config.handshake_timeout, accept).await
 }
 
 /// Runs the client handshake over a connected socket, to the server `addr` names

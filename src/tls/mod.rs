@@ -8,8 +8,8 @@
 //! Every handshake runs under a timeout ([`DEFAULT_HANDSHAKE_TIMEOUT`] unless set), so a
 //! peer that connects and says nothing cannot pin a socket. Handshake failures are
 //! [`Error::Tls`](crate::Error::Tls) with rustls's reason: a server counts them in
-//! [`EndpointStats::handshake_failures`](crate::EndpointStats::handshake_failures) and
-//! hands them to its [`on_handshake_error`](crate::TcpServer::on_handshake_error) hook;
+//! [`EndpointStats::establish_failures`](crate::EndpointStats::establish_failures) and
+//! hands them to its [`on_establish_error`](crate::TcpServer::on_establish_error) hook;
 //! a client reports them as failed dials (and so re-dials with backoff).
 //!
 //! Configs built here use rustls's *ring* crypto provider, passed explicitly, so no
@@ -34,7 +34,7 @@
 //! let tls = TlsServerConfig::from_pem_files("cert.pem", "key.pem")?.build()?;
 //! let server = TcpServer::new("127.0.0.1:7443")
 //!     .tls(tls)
-//!     .on_handshake_error(|err| eprintln!("{err}"))
+//!     .on_establish_error(|err| eprintln!("{err}"))
 //!     .start(|_| Ok((Echo, LengthDelimited::new())))
 //!     .await?;
 //!
