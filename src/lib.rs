@@ -145,6 +145,14 @@
 //! connections with a capped, jittered exponential backoff. See [`session`] for the data flow and
 //! [`SessionConfig`] for every limit and its default.
 //!
+//! ## Transports
+//! [`TcpServer`]/[`TcpClient`] and [`UnixServer`]/[`UnixClient`] are thin builders over
+//! one public seam: [`Server`] runs sessions over a stream of accepted connections of any
+//! [`transport::Transport`], and [`Client`] over a dial function that its supervisor
+//! calls again to reconnect. The [`transport`] module shows how to run sessions over a
+//! stream type of your own, and its guide **Writing a transport** walks through the Unix
+//! socket transport as the model.
+//!
 //! ## Guarantees
 //! - Backpressure both ways: a full read queue stops reading; a full write queue refuses
 //!   writes with [`Error::QueueFull`]. Nothing is dropped silently and nothing is retried:

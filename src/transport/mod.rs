@@ -14,8 +14,8 @@
 //! - [`Connection`]: wraps any `AsyncRead + AsyncWrite` value (a duplex pipe, a serial
 //!   port, a QUIC stream) with its addresses, as both a `Transport` and an `Accepted`.
 //!
-//! TCP ([`TcpServer`](crate::TcpServer), [`TcpClient`](crate::TcpClient)) and Unix
-//! domain sockets ([`UnixServer`](crate::UnixServer), [`UnixClient`](crate::UnixClient))
+//! TCP ([`TcpServer`], [`TcpClient`]) and Unix
+//! domain sockets ([`UnixServer`], [`UnixClient`])
 //! are built on this seam alone.
 //!
 //! # Writing a transport

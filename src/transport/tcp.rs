@@ -196,17 +196,13 @@ impl TcpServerHandle {
 /// Builds and starts a TCP client that keeps a number of sessions to one server
 /// (getty's `NewTCPClient`).
 ///
-/// The client's supervisor dials the connection number at start, and whenever a session
-/// closes (EOF, reset, timeout, error, refusal) or a dial fails it dials again, after a
-/// backoff that starts at the reconnect interval, doubles with each failed round (with
-/// jitter) up to a cap, and resets once a session stayed up for ten intervals (at most
-/// the cap). A dial counts
-/// toward the connection number from the moment it starts, so the client never holds
-/// more. It never resends frames: use [`on_event`](Self::on_event) to learn when
-/// sessions come and go.
+/// Its supervisor re-dials lost sessions with a capped, jittered exponential backoff
+/// and never resends frames; see [`Client`] for the rules, which every transport's client
+/// shares.
 ///
 /// ```
-/// /// use bytes::{Bytes, BytesMut};
+/// use std::time::Duration;
+/// use bytes::{Bytes, BytesMut};
 /// use getty::{EventListener, LengthDelimited, SessionContext, TcpClient, TcpServer};
 ///
 /// struct Echo;
