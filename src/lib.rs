@@ -153,6 +153,10 @@
 //! stream type of your own, and its guide **Writing a transport** walks through the Unix
 //! socket transport as the model.
 //!
+//! TCP speaks TLS (rustls) with [`TcpServer::tls`] and [`TcpClient::tls`]: the handshake
+//! runs on the session's arbiter under a timeout, and its failures are [`Error::Tls`].
+//! See [`tls`].
+//!
 //! ## Guarantees
 //! - Backpressure both ways: a full read queue stops reading; a full write queue refuses
 //!   writes with [`Error::QueueFull`]. Nothing is dropped silently and nothing is retried:

@@ -7,7 +7,6 @@
 //! reader and logic actors of a session share an arbiter, so the halves' lock is never
 //! contended.
 
-use std::future::Future;
 use std::io;
 
 use tokio::io::{ReadHalf, WriteHalf};
@@ -71,16 +70,14 @@ impl Accepted for TlsAccepted {
     /// Registers the socket with this arbiter's reactor and runs the server handshake
     /// under the config's handshake timeout; every failure is an
     /// [`Error::Tls`](crate::Error::Tls).
-    fn establish(self) -> impl Future<Output = Result<Self::Transport>> + 'static {
-        async move {
-            let registered = self
-                .stream
-                .set_nonblocking(true)
-                .and_then(|()| TcpStream::from_std(self.stream));
-            let stream = registered.map_err(|err| {
-                crate::Error::tls(format!("could not register the connection: {err}"))
-            })?;
-            handshake::accept(&self.config, stream).await
-        }
+    async fn establish(self) -> Result<Self::Transport> {
+        let registered = self
+            .stream
+            .set_nonblocking(true)
+            .and_then(|()| TcpStream::from_std(self.stream));
+        let stream = registered.map_err(|err| {
+            crate::Error::tls(format!("could not register the connection: {err}"))
+        })?;
+        handshake::accept(&self.config, stream).await
     }
 }
