@@ -699,3 +699,83 @@ fn read_first_line(stdout: std::process::ChildStdout, limit: Duration) -> String
     rx.recv_timeout(limit)
         .expect("the server prints its address")
 }
+
+#[test]
+fn config_errors_are_tls_errors_that_say_what_is_wrong() {
+    let missing = TlsServerConfig::from_pem_files("/nonexistent/cert.pem", "/nonexistent/key.pem")
+        .expect_err("no such file");
+    let reason = missing.tls_reason().expect("a TLS error").to_owned();
+    assert!(reason.contains("/nonexistent/cert.pem"), "{reason}");
+
+    let empty = TlsServerConfig::from_pem(b"", b"").expect_err("no certificate");
+    assert!(
+        empty.tls_reason().unwrap().contains("no certificate found"),
+        "{empty}"
+    );
+
+    let ca = Ca::new("test ca");
+    let leaf = ca.server();
+    let no_key = TlsServerConfig::from_pem(leaf.cert.as_bytes(), leaf.cert.as_bytes())
+        .expect_err("a certificate is not a key");
+    assert!(
+        no_key.tls_reason().unwrap().contains("private key"),
+        "{no_key}"
+    );
+
+    let no_roots = TlsClientConfig::builder()
+        .build()
+        .expect_err("trusts nothing");
+    assert!(
+        no_roots
+            .tls_reason()
+            .unwrap()
+            .contains("no root certificates"),
+        "{no_roots}"
+    );
+
+    let bad_name = client_trusting(&ca)
+        .server_name("not a host name!")
+        .build()
+        .expect_err("not a name");
+    assert!(
+        bad_name
+            .tls_reason()
+            .unwrap()
+            .contains("invalid server name"),
+        "{bad_name}"
+    );
+
+    // The bundled Mozilla roots are a root store of their own.
+    #[cfg(feature = "webpki-roots")]
+    {
+        let webpki = TlsClientConfig::builder().webpki_roots().build();
+        assert!(webpki.is_ok(), "{webpki:?}");
+    }
+}
+
+#[actix::test]
+async fn alpn_is_negotiated_and_the_session_runs_over_it() {
+    let ca = Ca::new("test ca");
+    let tls = server_config(&ca.server())
+        .alpn_protocols(["getty/1", "h2"])
+        .build()
+        .unwrap();
+    let (server, _, _) = tls_server(tls, 1).await;
+    let client_tls = client_trusting(&ca)
+        .alpn_protocols(["getty/1"])
+        .build()
+        .unwrap();
+    let connector = tokio_rustls::TlsConnector::from(client_tls.rustls_config().clone());
+    let tcp = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let stream = within(SECS5, connector.connect(name, tcp)).await.unwrap();
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"getty/1"[..]));
+    let mut framed = tokio_util::codec::Framed::new(stream, getty::LengthDelimited::new());
+    use futures::{SinkExt, StreamExt};
+    framed.send(Bytes::from_static(b"over alpn")).await.unwrap();
+    let echo = within(SECS5, framed.next()).await.unwrap().unwrap();
+    assert_eq!(&echo[..], b"over alpn");
+    server.stop().await;
+}
