@@ -63,8 +63,10 @@ impl TlsClientConfig {
         self
     }
 
-    /// How long a handshake may take before the dial fails. Default
-    /// [`DEFAULT_HANDSHAKE_TIMEOUT`].
+    /// How long a handshake may take before the dial fails with an
+    /// [`Error::Tls`]. Default [`DEFAULT_HANDSHAKE_TIMEOUT`]. The client's connect
+    /// timeout (3 s by default) bounds the whole dial, handshake included, so the
+    /// shorter of the two applies.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
@@ -193,8 +195,10 @@ impl TlsClientBuilder {
         self
     }
 
-    /// How long a handshake may take before the dial fails. Default
-    /// [`DEFAULT_HANDSHAKE_TIMEOUT`].
+    /// How long a handshake may take before the dial fails with an
+    /// [`Error::Tls`]. Default [`DEFAULT_HANDSHAKE_TIMEOUT`]. The client's connect
+    /// timeout (3 s by default) bounds the whole dial, handshake included, so the
+    /// shorter of the two applies.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
