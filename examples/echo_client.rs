@@ -5,8 +5,12 @@
 //! cargo run --release --example echo_client -- [--transport tcp|unix|udp] \
 //!     [--addr 127.0.0.1:7000 | --path /tmp/echo.sock] \
 //!     [--conns N] [--frames M] [--size S] [--depth D] [--timeout SECS] \
-//!     [--duration SECS] [--reconnect-interval MS]
+//!     [--duration SECS] [--reconnect-interval MS] \
+//!     [--tls-ca CA.pem [--tls-server-name NAME]]
 //! ```
+//! With `--tls-ca` the TCP client speaks TLS and trusts the certificates in that PEM
+//! file; the name checked against the server's certificate is the address's host unless
+//! `--tls-server-name` gives another. Failed dials (TLS ones included) go to stderr.
 //! Without `--duration`: sends M frames per connection (N × M in all, default 1 × 1000,
 //! 64 bytes, D = 16 in flight per session) and exits 0 only if every echo came back
 //! intact within `--timeout` (default 30 s).
@@ -32,11 +36,13 @@ use std::time::{Duration, Instant};
 
 use common::pinger::{Pinger, Tally};
 use common::Options;
-use getty::{ClientEvent, LengthDelimited, SessionConfig, TcpClient, UdpClient, UnixClient};
+use getty::{
+    ClientEvent, LengthDelimited, SessionConfig, TcpClient, TlsClientConfig, UdpClient, UnixClient,
+};
 
 const USAGE: &str =
     "usage: echo_client [--transport tcp|unix|udp] [--addr HOST:PORT] [--path FILE] [--conns N] [--frames M] [--size S] [--depth D] \
-[--timeout SECS] [--duration SECS] [--reconnect-interval MS]";
+[--timeout SECS] [--duration SECS] [--reconnect-interval MS] [--tls-ca CA.pem [--tls-server-name NAME]]";
 
 #[actix::main]
 async fn main() {
@@ -52,6 +58,8 @@ async fn main() {
             "timeout",
             "duration",
             "reconnect-interval",
+            "tls-ca",
+            "tls-server-name",
         ],
         USAGE,
     );
@@ -65,6 +73,16 @@ async fn main() {
     let timeout = Duration::from_secs_f64(opts.get("timeout", 30.0));
     let duration = opts.opt::<f64>("duration").map(Duration::from_secs_f64);
     let interval = Duration::from_millis(opts.get("reconnect-interval", 300));
+    let tls = opts.opt::<String>("tls-ca").map(|ca| {
+        let mut tls = TlsClientConfig::builder().root_certificate_file(ca);
+        if let Some(name) = opts.opt::<String>("tls-server-name") {
+            tls = tls.map(|b| b.server_name(name));
+        }
+        tls.and_then(|b| b.build()).unwrap_or_else(|err| {
+            eprintln!("echo_client: {err}");
+            std::process::exit(2);
+        })
+    });
 
     let tally = Arc::new(Tally::default());
     let budget = if duration.is_some() {
@@ -94,6 +112,7 @@ async fn main() {
                     started.elapsed().as_secs_f64()
                 );
             }
+            ClientEvent::DialFailed { error } => eprintln!("dial failed: {error}"),
             _ => {}
         };
         let new_session = move |setup: &mut getty::SessionSetup| {
@@ -113,8 +132,14 @@ async fn main() {
             };
         }
         match transport.as_str() {
-            "tcp" => start!(TcpClient::new(addr)),
-            "udp" => start!(UdpClient::new(addr)),
+            "tcp" => match tls {
+                Some(tls) => start!(TcpClient::new(addr).tls(tls)),
+                None => start!(TcpClient::new(addr)),
+            },
+            "unix" | "udp" if tls.is_some() => {
+                eprintln!("TLS is for --transport tcp\n{USAGE}");
+                std::process::exit(2);
+            }
             "unix" => {
                 let Some(path) = path else {
                     eprintln!("--transport unix needs --path\n{USAGE}");
@@ -122,6 +147,7 @@ async fn main() {
                 };
                 start!(UnixClient::new(path))
             }
+            "udp" => start!(UdpClient::new(addr)),
             other => {
                 eprintln!("unknown transport {other:?}\n{USAGE}");
                 std::process::exit(2);

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo run --release --example echo_server -- --addr 127.0.0.1:7000 \
-//!     [--max-frame BYTES] [--read-timeout SECS] [--threads N]
+//!     [--max-frame BYTES] [--read-timeout SECS] [--threads N] \
+//!     [--tls-cert CERT.pem --tls-key KEY.pem]
 //! cargo run --release --example echo_server -- --transport unix --path /tmp/echo.sock
 //! cargo run --release --example echo_server -- --transport udp --addr 127.0.0.1:7000
 //! ```
@@ -14,7 +15,10 @@
 //! Prints `listening on <address>` once it accepts; on SIGINT or SIGTERM it stops
 //! gracefully (every session flushes its echoes and closes) and exits 0.
 //! `--max-frame` defaults to 8 MiB, the yardstick protocol's limit; `--threads` to one
-//! arbiter per core. Set `RUST_LOG=debug` to see sessions come and go.
+//! arbiter per core. With `--tls-cert` and `--tls-key` (a PEM certificate chain and its
+//! private key; `cargo run --example tls_cert` makes a test set) the TCP server speaks
+//! TLS and prints each failed handshake to stderr. Set `RUST_LOG=debug` to see sessions
+//! come and go.
 
 mod common;
 
@@ -22,11 +26,11 @@ use std::time::Duration;
 
 use common::{Echo, Options};
 use getty::udp::DEFAULT_MAX_DATAGRAM_SIZE;
-use getty::{LengthDelimited, SessionConfig, TcpServer, UdpServer, UnixServer};
+use getty::{LengthDelimited, SessionConfig, TcpServer, TlsServerConfig, UdpServer, UnixServer};
 
 const USAGE: &str =
     "usage: echo_server [--transport tcp|unix|udp] [--addr HOST:PORT] [--path FILE] \
-[--max-frame BYTES] [--read-timeout SECS] [--threads N]";
+[--max-frame BYTES] [--read-timeout SECS] [--threads N] [--tls-cert CERT.pem --tls-key KEY.pem]";
 
 fn main() {
     let opts = Options::parse(
@@ -37,6 +41,8 @@ fn main() {
             "max-frame",
             "read-timeout",
             "threads",
+            "tls-cert",
+            "tls-key",
         ],
         USAGE,
     );
@@ -52,6 +58,7 @@ fn main() {
     let threads = opts.opt::<usize>("threads").unwrap_or_else(num_cpus);
     let transport: String = opts.get("transport", "tcp".to_owned());
     let path: Option<std::path::PathBuf> = opts.opt("path");
+    let tls = tls_config(&opts);
     let hook = |setup: &mut getty::SessionSetup| {
         let max = setup.config().max_frame_length;
         Ok((Echo, LengthDelimited::with_max_frame_length(max)))
@@ -61,13 +68,19 @@ fn main() {
     let result = system.block_on(async move {
         match transport.as_str() {
             "tcp" => {
-                let server = TcpServer::new(addr)
-                    .session_config(config)
-                    .workers(threads)
-                    .start(hook)
-                    .await?;
+                let mut server = TcpServer::new(addr).session_config(config).workers(threads);
+                if let Some(tls) = tls {
+                    server = server
+                        .tls(tls)
+                        .on_establish_error(|err| eprintln!("handshake failed: {err}"));
+                }
+                let server = server.start(hook).await?;
                 common::serve_until_signal(server.local_addr(), server.stop()).await?;
                 eprintln!("stopped: {:?}", server.stats());
+            }
+            "unix" | "udp" if tls.is_some() => {
+                eprintln!("TLS is for --transport tcp\n{USAGE}");
+                std::process::exit(2);
             }
             "unix" => {
                 let Some(path) = path else {
@@ -110,6 +123,29 @@ fn main() {
     if let Err(err) = result {
         eprintln!("echo_server: {err}");
         std::process::exit(1);
+    }
+}
+
+/// The TLS config from `--tls-cert` and `--tls-key`, if given; exits 2 on bad options.
+fn tls_config(opts: &Options) -> Option<TlsServerConfig> {
+    match (
+        opts.opt::<String>("tls-cert"),
+        opts.opt::<String>("tls-key"),
+    ) {
+        (Some(cert), Some(key)) => {
+            match TlsServerConfig::from_pem_files(cert, key).and_then(|b| b.build()) {
+                Ok(tls) => Some(tls),
+                Err(err) => {
+                    eprintln!("echo_server: {err}");
+                    std::process::exit(2);
+                }
+            }
+        }
+        (None, None) => None,
+        _ => {
+            eprintln!("--tls-cert and --tls-key go together\n{USAGE}");
+            std::process::exit(2);
+        }
     }
 }
 

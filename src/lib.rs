@@ -153,6 +153,10 @@
 //! stream type of your own, and its guide **Writing a transport** walks through the Unix
 //! socket transport as the model.
 //!
+//! TCP speaks TLS (rustls) with [`TcpServer::tls`] and [`TcpClient::tls`]: the handshake
+//! runs on the session's arbiter under a timeout, and its failures are [`Error::Tls`].
+//! See [`tls`].
+//!
 //! UDP ([`UdpServer`], [`UdpClient`], see [`udp`]) has no byte stream to read: its
 //! sessions read datagrams (one frame each, with the peer address on the unconnected
 //! server) through the same reader, logic and supervisor actors, and the same listener.
@@ -184,6 +188,7 @@ mod reconnect;
 mod server;
 pub mod session;
 mod supervisor;
+pub mod tls;
 pub mod transport;
 pub mod udp;
 
@@ -202,4 +207,5 @@ pub use transport::{
 /// The handle of a running [`TcpClient`] (a [`ClientHandle`]).
 pub type TcpClientHandle = ClientHandle;
 pub use session::{Session, SessionContext, SessionSetup, SessionStats};
+pub use tls::{TlsClientConfig, TlsServerConfig};
 pub use udp::{Datagram, Datagrams, UdpClient, UdpServer, UdpServerHandle};

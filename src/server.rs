@@ -235,6 +235,8 @@ impl<L: EventListener> Establish<L> {
         match established {
             Ok(transport) => open_session(transport, &self.kind, self.config, &*self.hook, slot),
             Err(err) => {
+                // The error concerns the session this connection would have become.
+                let err = err.with_session(slot.id());
                 tracing::debug!(%err, kind = %self.kind, "connection failed to establish");
                 if let Some(hook) = &self.on_error {
                     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&err)))

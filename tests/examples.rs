@@ -364,6 +364,55 @@ fn echo_client_and_server_over_a_unix_socket_and_the_file_goes_on_stop() {
 }
 
 #[test]
+fn echo_client_checks_echo_server_over_tls_with_a_tls_cert_certificate() {
+    let dir = std::env::temp_dir().join(format!("getty-examples-tls-{}", std::process::id()));
+    let made = Command::new(example("tls_cert"))
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .expect("run tls_cert");
+    assert!(made.status.success(), "{made:?}");
+    let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let (cert, key, ca) = (file("cert.pem"), file("key.pem"), file("ca.pem"));
+    let (mut server, addr) =
+        start_echo_server(&["--threads", "2", "--tls-cert", &cert, "--tls-key", &key]);
+    let run_client = |extra: &[&str]| {
+        Command::new(example("echo_client"))
+            .args(["--addr", &addr, "--conns", "4", "--frames", "500"])
+            .args(["--tls-ca", &ca])
+            .args(extra)
+            .output()
+            .expect("run echo_client")
+    };
+    let client = run_client(&["--timeout", "60"]);
+    let summary = String::from_utf8_lossy(&client.stdout);
+    assert!(
+        client.status.success(),
+        "echo_client over TLS failed: {summary} {}",
+        String::from_utf8_lossy(&client.stderr)
+    );
+    assert!(
+        summary.contains("sent=2000 received=2000 reconnects=0 errors=0"),
+        "{summary}"
+    );
+    // A name the certificate does not have: every dial fails with a TLS error.
+    let client = run_client(&["--tls-server-name", "elsewhere.example", "--timeout", "1"]);
+    assert!(!client.status.success());
+    let stderr = String::from_utf8_lossy(&client.stderr);
+    assert!(
+        stderr.contains(
+            "dial failed: TLS error: invalid peer certificate: \
+             certificate not valid for name \"elsewhere.example\""
+        ),
+        "{stderr}"
+    );
+    signal(&server, "-TERM");
+    let status = wait_exit(&mut server.0, Duration::from_secs(20));
+    assert!(status.success(), "echo_server exit status {status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn udp_echo_client_checks_udp_echo_server_and_sigterm_stops_it() {
     let (mut server, addr) = start_echo_server(&["--transport", "udp"]);
     let client = Command::new(example("echo_client"))

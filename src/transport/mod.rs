@@ -80,6 +80,7 @@
 
 mod address;
 mod tcp;
+mod tls;
 mod unix;
 
 pub use address::Address;

@@ -7,16 +7,18 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::tls::TlsAccepted;
 use super::{Accepted, Address, Transport};
 use crate::client::{Client, ClientHandle};
 use crate::endpoint::{EndpointStats, NewSession};
 use crate::error::Result;
 use crate::listener::EventListener;
 use crate::server::{Server, ServerHandle};
+use crate::tls::{handshake, TlsClientConfig, TlsServerConfig};
 
 impl Transport for TcpStream {
     type Reader = OwnedReadHalf;
@@ -102,6 +104,7 @@ impl Stream for TcpIncoming {
 pub struct TcpServer {
     addr: String,
     nodelay: bool,
+    tls: Option<TlsServerConfig>,
     server: Server,
 }
 
@@ -112,6 +115,7 @@ impl TcpServer {
         TcpServer {
             addr: addr.into(),
             nodelay: true,
+            tls: None,
             server: Server::new().kind("tcp"),
         }
     }
@@ -121,6 +125,19 @@ impl TcpServer {
     /// Sets TCP_NODELAY on accepted sockets. Default: on.
     pub fn nodelay(mut self, on: bool) -> Self {
         self.nodelay = on;
+        self
+    }
+
+    /// Serves TLS: every accepted connection first completes a server handshake with
+    /// `config` (on the arbiter that will host its session, within the config's
+    /// handshake timeout), and its session then runs over the TLS stream. A connection
+    /// whose handshake fails or times out is closed, counted in
+    /// [`EndpointStats::establish_failures`], and handed to
+    /// [`on_establish_error`](Self::on_establish_error) as an
+    /// [`Error::Tls`](crate::Error::Tls); it never reaches `new_session`. Sessions are
+    /// named `tls:<peer>`. Default: plain TCP.
+    pub fn tls(mut self, config: TlsServerConfig) -> Self {
+        self.tls = Some(config);
         self
     }
 
@@ -137,7 +154,15 @@ impl TcpServer {
             listener,
             nodelay: self.nodelay,
         };
-        let server = self.server.serve(incoming, new_session);
+        let server = match self.tls {
+            None => self.server.serve(incoming, new_session),
+            Some(tls) => {
+                let incoming = incoming.map(move |accepted| {
+                    accepted.map(|stream| TlsAccepted::new(stream, tls.clone()))
+                });
+                self.server.kind("tls").serve(incoming, new_session)
+            }
+        };
         tracing::debug!(%local_addr, "tcp server listening");
         Ok(TcpServerHandle { local_addr, server })
     }
@@ -223,6 +248,7 @@ impl TcpServerHandle {
 pub struct TcpClient {
     addr: Arc<str>,
     nodelay: bool,
+    tls: Option<TlsClientConfig>,
     client: Client,
 }
 
@@ -231,6 +257,7 @@ impl std::fmt::Debug for TcpClient {
         f.debug_struct("TcpClient")
             .field("addr", &self.addr)
             .field("nodelay", &self.nodelay)
+            .field("tls", &self.tls)
             .field("client", &self.client)
             .finish()
     }
@@ -243,6 +270,7 @@ impl TcpClient {
         TcpClient {
             addr: Arc::from(addr.as_ref()),
             nodelay: true,
+            tls: None,
             client: Client::new().kind("tcp-client"),
         }
     }
@@ -255,6 +283,18 @@ impl TcpClient {
         self
     }
 
+    /// Speaks TLS: each dial connects, then runs a TLS handshake with `config` (within
+    /// the config's handshake timeout, and the whole dial within the connect timeout),
+    /// and the session runs over the TLS stream. A failed handshake is a failed dial:
+    /// [`ClientEvent::DialFailed`](crate::ClientEvent::DialFailed) with an
+    /// [`Error::Tls`](crate::Error::Tls) that says why, counted in `connect_failures`,
+    /// and re-dialed after the backoff. Sessions are named `tls-client:<peer>`.
+    /// Default: plain TCP.
+    pub fn tls(mut self, config: TlsClientConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// Starts dialing. Call from within an actix system; the client runs until
     /// [`ClientHandle::stop`] or until every handle is dropped.
     pub fn start<L, F>(self, new_session: F) -> ClientHandle
@@ -263,16 +303,26 @@ impl TcpClient {
         F: NewSession<L>,
     {
         let (addr, nodelay) = (self.addr, self.nodelay);
+        let Some(tls) = self.tls else {
+            let dial = move || connect(addr.clone(), nodelay);
+            return self.client.start(dial, new_session);
+        };
         let dial = move || {
-            let addr = addr.clone();
+            let (addr, tls) = (addr.clone(), tls.clone());
             async move {
-                let stream = TcpStream::connect(&*addr).await?;
-                if let Err(err) = stream.set_nodelay(nodelay) {
-                    tracing::debug!(%err, "set_nodelay failed");
-                }
-                Ok(stream)
+                let stream = connect(addr.clone(), nodelay).await?;
+                handshake::connect(&tls, &addr, stream).await
             }
         };
-        self.client.start(dial, new_session)
+        self.client.kind("tls-client").start(dial, new_session)
     }
+}
+
+/// Connects to `addr` with TCP_NODELAY set as asked.
+async fn connect(addr: Arc<str>, nodelay: bool) -> Result<TcpStream> {
+    let stream = TcpStream::connect(&*addr).await?;
+    if let Err(err) = stream.set_nodelay(nodelay) {
+        tracing::debug!(%err, "set_nodelay failed");
+    }
+    Ok(stream)
 }

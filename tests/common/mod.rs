@@ -38,6 +38,7 @@ pub fn kind(err: &Error) -> &'static str {
         Error::Closed { .. } => "closed",
         Error::Refused { .. } => "refused",
         Error::ListenerPanic { .. } => "listener_panic",
+        Error::Tls { .. } => "tls",
         _ => "other",
     }
 }
