@@ -1,5 +1,7 @@
-//! Hot-path benchmarks: decoding and encoding batches of small frames, and a pipelined
-//! echo through a real getty server over loopback.
+//! Hot-path benchmarks: decoding and encoding batches of small frames; a whole session
+//! (read, decode, dispatch to the listener, encode, write) over an in-memory pipe, with
+//! no kernel and no second thread, per frame and per batch; and a pipelined echo through
+//! a real getty server over loopback.
 //!
 //! `cargo bench --bench hot_path`. For comparisons with raw tokio and plain actix, use
 //! `../shared/yardstick` against `examples/echo_server` (see README).
@@ -10,7 +12,8 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures::{SinkExt, StreamExt};
-use getty::{EventListener, LengthDelimited, SessionContext, TcpServer};
+use getty::transport::{Address, Connection};
+use getty::{EventListener, LengthDelimited, Server, SessionContext, TcpServer};
 use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
 
 const FRAMES: usize = 256;
@@ -123,5 +126,53 @@ fn echo(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, codec, echo);
+/// The session's own cost: client and server share one actix system on this thread and
+/// talk through a tokio duplex pipe handed to [`Server::serve`], so what is measured is
+/// the reader actor, the hop to the logic actor, the listener, the write queue and the
+/// pipe, with no syscall.
+fn session_in_memory(c: &mut Criterion) {
+    let system = actix::System::new();
+    let (connect, incoming) = futures::channel::mpsc::unbounded();
+    let (mut sink, mut echoes) = system.block_on(async move {
+        // Kept running by the system between measurements.
+        let server = Server::new()
+            .kind("pipe")
+            .workers(1)
+            .serve(incoming.map(Ok), |_| Ok((Echo, LengthDelimited::new())));
+        std::mem::forget(server);
+        let (ours, theirs) = tokio::io::duplex(256 * 1024);
+        let conn = Connection::new(theirs, Address::other("server"), Address::other("bench"));
+        connect.unbounded_send(conn).expect("server running");
+        let (r, w) = tokio::io::split(ours);
+        (
+            FramedWrite::new(w, LengthDelimited::new()),
+            FramedRead::new(r, LengthDelimited::new()),
+        )
+    });
+    let payload = Bytes::from(vec![1u8; SIZE]);
+    let mut group = c.benchmark_group("session_in_memory");
+    for depth in [1usize, FRAMES] {
+        group.throughput(Throughput::Elements(depth as u64));
+        group.bench_function(format!("{depth} pipelined x 64 B"), |b| {
+            b.iter_custom(|iters| {
+                system.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        for _ in 0..depth {
+                            sink.feed(payload.clone()).await.unwrap();
+                        }
+                        sink.flush().await.unwrap();
+                        for _ in 0..depth {
+                            echoes.next().await.unwrap().unwrap();
+                        }
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, codec, session_in_memory, echo);
 criterion_main!(benches);

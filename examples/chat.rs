@@ -87,7 +87,7 @@ fn main() {
                 ))
             })
             .await?;
-        common::serve_until_signal(server).await?;
+        common::serve_until_signal(server.local_addr(), server.stop()).await?;
         Ok::<_, getty::Error>(())
     });
     if let Err(err) = result {

@@ -1,13 +1,16 @@
-//! Echo client on getty's `TcpClient`: keeps N sessions to an echo server, sends frames,
+//! Echo client on getty's `TcpClient` (or `UnixClient`, `UdpClient`): keeps N sessions to an echo server, sends frames,
 //! checks every echo, and re-dials sessions it loses.
 //!
 //! ```text
-//! cargo run --release --example echo_client -- --addr 127.0.0.1:7000 \
+//! cargo run --release --example echo_client -- [--transport tcp|unix|udp|ws] \
+//!     [--addr 127.0.0.1:7000 | --path /tmp/echo.sock] \
 //!     [--conns N] [--frames M] [--size S] [--depth D] [--timeout SECS] \
-//!     [--duration SECS] [--reconnect-interval MS] [--transport tcp|ws] [--path /ws]
+//!     [--duration SECS] [--reconnect-interval MS] \
+//!     [--tls-ca CA.pem [--tls-server-name NAME]]
 //! ```
-//! With `--transport ws` it dials `ws://HOST:PORT/PATH` (default path `/ws`) and sends
-//! each frame as one binary WebSocket message; everything else is the same.
+//! With `--tls-ca` the TCP client speaks TLS and trusts the certificates in that PEM
+//! file; the name checked against the server's certificate is the address's host unless
+//! `--tls-server-name` gives another. Failed dials (TLS ones included) go to stderr.
 //! Without `--duration`: sends M frames per connection (N × M in all, default 1 × 1000,
 //! 64 bytes, D = 16 in flight per session) and exits 0 only if every echo came back
 //! intact within `--timeout` (default 30 s).
@@ -20,6 +23,14 @@
 //! came back wrong. In duration mode it exits 0 when every frame it counted as sent was
 //! echoed back or reported failed, and no echo was wrong. Exit 1 otherwise, 2 for bad
 //! options.
+//!
+//! `--transport ws` dials `ws://HOST:PORT/PATH` (`--path`, default `/ws`; `wss://` with
+//! `--tls-ca`) and sends each frame as one binary WebSocket message, against
+//! `echo_server --transport ws`.
+//!
+//! `--transport udp` runs the same over connected UDP sockets (`UdpClient`), one frame
+//! per datagram, against `echo_server --transport udp`. UDP may lose datagrams: a lost
+//! one leaves its session waiting, and the run then fails rather than hide it.
 
 mod common;
 
@@ -29,33 +40,22 @@ use std::time::{Duration, Instant};
 
 use common::pinger::{Pinger, Tally};
 use common::Options;
-use getty::ws::{WsClient, WsClientHandle};
-use getty::{ClientEvent, LengthDelimited, SessionConfig, TcpClient, TcpClientHandle};
-
-/// The running client, over either transport.
-enum Client {
-    Tcp(TcpClientHandle),
-    Ws(WsClientHandle),
-}
-
-impl Client {
-    async fn stop(&self) {
-        match self {
-            Client::Tcp(client) => client.stop().await,
-            Client::Ws(client) => client.stop().await,
-        }
-    }
-}
+use getty::ws::WsClient;
+use getty::{
+    ClientEvent, LengthDelimited, SessionConfig, TcpClient, TlsClientConfig, UdpClient, UnixClient,
+};
 
 const USAGE: &str =
-    "usage: echo_client --addr HOST:PORT [--conns N] [--frames M] [--size S] [--depth D] \
-[--timeout SECS] [--duration SECS] [--reconnect-interval MS] [--transport tcp|ws] [--path /ws]";
+    "usage: echo_client [--transport tcp|unix|udp|ws] [--addr HOST:PORT] [--path FILE|/URL-PATH] [--conns N] [--frames M] [--size S] [--depth D] \
+[--timeout SECS] [--duration SECS] [--reconnect-interval MS] [--tls-ca CA.pem [--tls-server-name NAME]]";
 
 #[actix::main]
 async fn main() {
     let opts = Options::parse(
         &[
+            "transport",
             "addr",
+            "path",
             "conns",
             "frames",
             "size",
@@ -63,12 +63,14 @@ async fn main() {
             "timeout",
             "duration",
             "reconnect-interval",
-            "transport",
-            "path",
+            "tls-ca",
+            "tls-server-name",
         ],
         USAGE,
     );
     let addr: String = opts.get("addr", "127.0.0.1:7000".to_owned());
+    let transport: String = opts.get("transport", "tcp".to_owned());
+    let path: Option<std::path::PathBuf> = opts.opt("path");
     let conns: usize = opts.get("conns", 1);
     let frames: u64 = opts.get("frames", 1000);
     let size: usize = opts.get("size", 64);
@@ -76,12 +78,16 @@ async fn main() {
     let timeout = Duration::from_secs_f64(opts.get("timeout", 30.0));
     let duration = opts.opt::<f64>("duration").map(Duration::from_secs_f64);
     let interval = Duration::from_millis(opts.get("reconnect-interval", 300));
-    let transport: String = opts.get("transport", "tcp".to_owned());
-    let path: String = opts.get("path", "/ws".to_owned());
-    if transport != "tcp" && transport != "ws" {
-        eprintln!("--transport must be tcp or ws\n{USAGE}");
-        std::process::exit(2);
-    }
+    let tls = opts.opt::<String>("tls-ca").map(|ca| {
+        let mut tls = TlsClientConfig::builder().root_certificate_file(ca);
+        if let Some(name) = opts.opt::<String>("tls-server-name") {
+            tls = tls.map(|b| b.server_name(name));
+        }
+        tls.and_then(|b| b.build()).unwrap_or_else(|err| {
+            eprintln!("echo_client: {err}");
+            std::process::exit(2);
+        })
+    });
 
     let tally = Arc::new(Tally::default());
     let budget = if duration.is_some() {
@@ -95,9 +101,9 @@ async fn main() {
     config.max_frame_length = size.max(16);
 
     let started = Instant::now();
-    let events = {
-        let ups = ups.clone();
-        move |event| match event {
+    let client = {
+        let (tally, ups) = (tally.clone(), ups.clone());
+        let on_event = move |event| match event {
             ClientEvent::SessionUp { id } => {
                 ups.fetch_add(1, Relaxed);
                 println!(
@@ -111,37 +117,55 @@ async fn main() {
                     started.elapsed().as_secs_f64()
                 );
             }
-            ClientEvent::DialFailed { .. } => {}
+            ClientEvent::DialFailed { error } => eprintln!("dial failed: {error}"),
             _ => {}
-        }
-    };
-    let hook = {
-        let tally = tally.clone();
-        move |setup: &mut getty::SessionSetup| {
+        };
+        let new_session = move |setup: &mut getty::SessionSetup| {
             let max = setup.config().max_frame_length;
             let pinger = Pinger::new(tally.clone(), size, depth);
             Ok((pinger, LengthDelimited::with_max_frame_length(max)))
+        };
+        // The same options on every transport's client builder.
+        macro_rules! start {
+            ($builder:expr) => {
+                $builder
+                    .connections(conns)
+                    .reconnect_interval(interval)
+                    .session_config(config)
+                    .on_event(on_event)
+                    .start(new_session)
+            };
         }
-    };
-    let client = if transport == "ws" {
-        let url = format!("ws://{addr}/{}", path.trim_start_matches('/'));
-        Client::Ws(
-            WsClient::new(url)
-                .connections(conns)
-                .reconnect_interval(interval)
-                .session_config(config)
-                .on_event(events)
-                .start(hook),
-        )
-    } else {
-        Client::Tcp(
-            TcpClient::new(addr)
-                .connections(conns)
-                .reconnect_interval(interval)
-                .session_config(config)
-                .on_event(events)
-                .start(hook),
-        )
+        match transport.as_str() {
+            "tcp" => match tls {
+                Some(tls) => start!(TcpClient::new(addr).tls(tls)),
+                None => start!(TcpClient::new(addr)),
+            },
+            "ws" => {
+                let url_path = path.map_or("/ws".to_owned(), |p| p.display().to_string());
+                let url_path = url_path.trim_start_matches('/');
+                match tls {
+                    Some(tls) => start!(WsClient::new(format!("wss://{addr}/{url_path}")).tls(tls)),
+                    None => start!(WsClient::new(format!("ws://{addr}/{url_path}"))),
+                }
+            }
+            "unix" | "udp" if tls.is_some() => {
+                eprintln!("TLS is for --transport tcp or ws\n{USAGE}");
+                std::process::exit(2);
+            }
+            "unix" => {
+                let Some(path) = path else {
+                    eprintln!("--transport unix needs --path\n{USAGE}");
+                    std::process::exit(2);
+                };
+                start!(UnixClient::new(path))
+            }
+            "udp" => start!(UdpClient::new(addr)),
+            other => {
+                eprintln!("unknown transport {other:?}\n{USAGE}");
+                std::process::exit(2);
+            }
+        }
     };
 
     // Run: for the duration, or until every budgeted frame is settled (or the timeout).

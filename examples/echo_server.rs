@@ -2,38 +2,53 @@
 //!
 //! ```text
 //! cargo run --release --example echo_server -- --addr 127.0.0.1:7000 \
-//!     [--max-frame BYTES] [--read-timeout SECS] [--threads N] [--transport tcp|ws] \
-//!     [--path /ws]
+//!     [--max-frame BYTES] [--read-timeout SECS] [--threads N] \
+//!     [--tls-cert CERT.pem --tls-key KEY.pem]
+//! cargo run --release --example echo_server -- --transport unix --path /tmp/echo.sock
+//! cargo run --release --example echo_server -- --transport udp --addr 127.0.0.1:7000
+//! cargo run --release --example echo_server -- --transport ws --addr 127.0.0.1:7000 \
+//!     [--path /ws] [--tls-cert CERT.pem --tls-key KEY.pem]
 //! ```
-//! With `--transport ws` it is a WebSocket server upgrading requests to `--path`
-//! (default `/ws`); each binary message carries length-delimited frames as over TCP, and
-//! each echo goes back as one binary message.
+//! `--transport` is `tcp` (the default), `unix` (listening at `--path`; a stale socket
+//! file there is removed, and the file is removed again on stop), or `udp` (one frame
+//! per datagram, a session per peer address; `--read-timeout` then expires idle peers,
+//! `--max-frame` is capped to what fits in a datagram, and `--threads` is ignored: a
+//! UDP endpoint runs on one arbiter), or `ws` (a WebSocket server upgrading requests to
+//! the URL path `--path`, default `/ws`; each binary message carries length-delimited
+//! frames as over TCP, each echo goes back as one binary message, and with `--tls-cert`
+//! it serves `wss://`).
 //! Prints `listening on <address>` once it accepts; on SIGINT or SIGTERM it stops
 //! gracefully (every session flushes its echoes and closes) and exits 0.
 //! `--max-frame` defaults to 8 MiB, the yardstick protocol's limit; `--threads` to one
-//! arbiter per core. Set `RUST_LOG=debug` to see sessions come and go.
+//! arbiter per core. With `--tls-cert` and `--tls-key` (a PEM certificate chain and its
+//! private key; `cargo run --example tls_cert` makes a test set) the TCP server speaks
+//! TLS and prints each failed handshake to stderr. Set `RUST_LOG=debug` to see sessions
+//! come and go.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{Echo, Options};
+use getty::udp::DEFAULT_MAX_DATAGRAM_SIZE;
 use getty::ws::WsServer;
-use getty::{LengthDelimited, SessionConfig, TcpServer};
+use getty::{LengthDelimited, SessionConfig, TcpServer, TlsServerConfig, UdpServer, UnixServer};
 
 const USAGE: &str =
-    "usage: echo_server --addr HOST:PORT [--max-frame BYTES] [--read-timeout SECS] \
-[--threads N] [--transport tcp|ws] [--path /ws]";
+    "usage: echo_server [--transport tcp|unix|udp|ws] [--addr HOST:PORT] [--path FILE|/URL-PATH] \
+[--max-frame BYTES] [--read-timeout SECS] [--threads N] [--tls-cert CERT.pem --tls-key KEY.pem]";
 
 fn main() {
     let opts = Options::parse(
         &[
+            "transport",
             "addr",
+            "path",
             "max-frame",
             "read-timeout",
             "threads",
-            "transport",
-            "path",
+            "tls-cert",
+            "tls-key",
         ],
         USAGE,
     );
@@ -46,41 +61,114 @@ fn main() {
     let mut config = SessionConfig::default();
     config.max_frame_length = opts.get("max-frame", 8 * 1024 * 1024);
     config.read_timeout = opts.opt::<f64>("read-timeout").map(Duration::from_secs_f64);
-    let threads = opts.opt::<usize>("threads");
+    let threads = opts.opt::<usize>("threads").unwrap_or_else(num_cpus);
     let transport: String = opts.get("transport", "tcp".to_owned());
-    let path: String = opts.get("path", "/ws".to_owned());
-    if transport != "tcp" && transport != "ws" {
-        eprintln!("--transport must be tcp or ws\n{USAGE}");
-        std::process::exit(2);
-    }
+    let path: Option<std::path::PathBuf> = opts.opt("path");
+    let tls = tls_config(&opts);
+    let hook = |setup: &mut getty::SessionSetup| {
+        let max = setup.config().max_frame_length;
+        Ok((Echo, LengthDelimited::with_max_frame_length(max)))
+    };
 
     let system = actix::System::new();
     let result = system.block_on(async move {
-        let hook = |setup: &mut getty::SessionSetup| {
-            let max = setup.config().max_frame_length;
-            Ok((Echo, LengthDelimited::with_max_frame_length(max)))
-        };
-        if transport == "ws" {
-            let mut server = WsServer::new(addr).path(path).session_config(config);
-            if let Some(n) = threads {
-                server = server.workers(n);
+        match transport.as_str() {
+            "tcp" => {
+                let mut server = TcpServer::new(addr).session_config(config).workers(threads);
+                if let Some(tls) = tls {
+                    server = server
+                        .tls(tls)
+                        .on_establish_error(|err| eprintln!("handshake failed: {err}"));
+                }
+                let server = server.start(hook).await?;
+                common::serve_until_signal(server.local_addr(), server.stop()).await?;
+                eprintln!("stopped: {:?}", server.stats());
             }
-            let server = server.start(hook).await?;
-            common::serve_ws_until_signal(server.clone()).await?;
-            eprintln!("stopped: {:?}", server.stats());
-            return Ok(());
+            "ws" => {
+                let url_path = path.map_or("/ws".to_owned(), |p| p.display().to_string());
+                let mut server = WsServer::new(addr)
+                    .path(url_path)
+                    .session_config(config)
+                    .workers(threads);
+                if let Some(tls) = tls {
+                    server = server.tls(tls);
+                }
+                let server = server.start(hook).await?;
+                common::serve_until_signal(server.local_addr(), server.stop()).await?;
+                eprintln!("stopped: {:?}", server.stats());
+            }
+            "unix" | "udp" if tls.is_some() => {
+                eprintln!("TLS is for --transport tcp or ws\n{USAGE}");
+                std::process::exit(2);
+            }
+            "unix" => {
+                let Some(path) = path else {
+                    eprintln!("--transport unix needs --path\n{USAGE}");
+                    std::process::exit(2);
+                };
+                let server = UnixServer::new(&path)
+                    .remove_stale_socket(true)
+                    .session_config(config)
+                    .workers(threads)
+                    .start(hook)
+                    .await?;
+                common::serve_until_signal(path.display(), server.stop()).await?;
+                eprintln!("stopped: {:?}", server.stats());
+            }
+            "udp" => {
+                // A frame and its 4-byte header must fit in one datagram.
+                let header = 4;
+                let mut config = config;
+                config.max_frame_length = config
+                    .max_frame_length
+                    .min(DEFAULT_MAX_DATAGRAM_SIZE - header);
+                // Room for bursts from many peers: a datagram that finds the socket's
+                // receive buffer full is dropped by the kernel (the OS caps the size).
+                let mut server = UdpServer::new(addr).recv_buffer_size(4 * 1024 * 1024);
+                if let Some(idle) = config.read_timeout {
+                    server = server.peer_idle_timeout(idle);
+                }
+                let server = server.session_config(config).start_per_peer(hook).await?;
+                common::serve_until_signal(server.local_addr(), server.stop()).await?;
+                eprintln!("stopped: {:?} {:?}", server.stats(), server.udp_stats());
+            }
+            other => {
+                eprintln!("unknown transport {other:?}\n{USAGE}");
+                std::process::exit(2);
+            }
         }
-        let mut server = TcpServer::new(addr).session_config(config);
-        if let Some(n) = threads {
-            server = server.workers(n);
-        }
-        let server = server.start(hook).await?;
-        common::serve_until_signal(server.clone()).await?;
-        eprintln!("stopped: {:?}", server.stats());
         Ok::<_, getty::Error>(())
     });
     if let Err(err) = result {
         eprintln!("echo_server: {err}");
         std::process::exit(1);
     }
+}
+
+/// The TLS config from `--tls-cert` and `--tls-key`, if given; exits 2 on bad options.
+fn tls_config(opts: &Options) -> Option<TlsServerConfig> {
+    match (
+        opts.opt::<String>("tls-cert"),
+        opts.opt::<String>("tls-key"),
+    ) {
+        (Some(cert), Some(key)) => {
+            match TlsServerConfig::from_pem_files(cert, key).and_then(|b| b.build()) {
+                Ok(tls) => Some(tls),
+                Err(err) => {
+                    eprintln!("echo_server: {err}");
+                    std::process::exit(2);
+                }
+            }
+        }
+        (None, None) => None,
+        _ => {
+            eprintln!("--tls-cert and --tls-key go together\n{USAGE}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// One arbiter per core, the servers' default.
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }

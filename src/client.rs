@@ -1,20 +1,23 @@
-//! The TCP client endpoint: keeps N sessions to one server and re-dials the ones it loses.
+//! The client endpoint over any transport: keeps N sessions and re-dials the ones it loses.
 
+use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use tokio::net::TcpStream;
+use futures::future::LocalBoxFuture;
+use futures::FutureExt;
 
 use crate::arbiters::ArbiterPool;
 use crate::endpoint::{
     open_session, EndpointShared, EndpointStats, NewSession, SessionFactory, SessionSlot,
 };
-use crate::error::{Error, SessionId};
+use crate::error::{Error, Result, SessionId};
 use crate::listener::EventListener;
 use crate::reconnect::{Backoff, DEFAULT_MAX_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL};
 use crate::supervisor::{Redial, Shutdown, Supervisor};
+use crate::transport::Transport;
 use crate::SessionConfig;
 
 /// getty's default connect timeout: 3 s.
@@ -44,79 +47,35 @@ pub enum ClientEvent {
 
 pub(crate) type EventHook = Box<dyn Fn(ClientEvent)>;
 
-/// Builds and starts a TCP client that keeps a number of sessions to one server
-/// (getty's `NewTCPClient`).
+/// A dial function behind a pointer, as clients keep it.
+type DialFn<T> = dyn Fn() -> LocalBoxFuture<'static, Result<T>> + Send + Sync;
+
+/// Builds a client over any transport: it keeps a number of sessions, each made by a
+/// dial function, and re-dials the ones it loses (getty's client, for any transport).
+/// [`TcpClient`](crate::TcpClient) and [`UnixClient`](crate::UnixClient) are built on it.
 ///
 /// The client's supervisor dials the connection number at start, and whenever a session
 /// closes (EOF, reset, timeout, error, refusal) or a dial fails it dials again, after a
 /// backoff that starts at the reconnect interval, doubles with each failed round (with
 /// jitter) up to a cap, and resets once a session stayed up for ten intervals (at most
-/// the cap). A dial counts
-/// toward the connection number from the moment it starts, so the client never holds
-/// more. It never resends frames: use [`on_event`](Self::on_event) to learn when
-/// sessions come and go.
-///
-/// ```
-/// use std::time::Duration;
-/// use bytes::{Bytes, BytesMut};
-/// use getty::{EventListener, LengthDelimited, SessionContext, TcpClient, TcpServer};
-///
-/// struct Echo;
-/// impl EventListener for Echo {
-///     type Codec = LengthDelimited;
-///     type Out = Bytes;
-///     fn on_message(&mut self, s: &mut SessionContext<'_, Self>, frame: BytesMut) {
-///         let _ = s.write(frame.freeze());
-///     }
-/// }
-///
-/// /// Says hello once connected, and prints what comes back.
-/// struct Hello;
-/// impl EventListener for Hello {
-///     type Codec = LengthDelimited;
-///     type Out = Bytes;
-///     fn on_open(&mut self, s: &mut SessionContext<'_, Self>) -> getty::Result<()> {
-///         s.write(Bytes::from_static(b"hello"))
-///     }
-///     fn on_message(&mut self, s: &mut SessionContext<'_, Self>, frame: BytesMut) {
-///         assert_eq!(&frame[..], b"hello");
-///         s.set_attribute("answered", true);
-///     }
-/// }
-///
-/// #[actix::main]
-/// async fn main() -> getty::Result<()> {
-///     let server = TcpServer::new("127.0.0.1:0")
-///         .start(|_| Ok((Echo, LengthDelimited::new())))
-///         .await?;
-///     let client = TcpClient::new(server.local_addr().to_string())
-///         .connections(2)
-///         .reconnect_interval(Duration::from_millis(100))
-///         .start(|_| Ok((Hello, LengthDelimited::new())));
-///     while client.stats().open_sessions < 2 {
-///         tokio::time::sleep(Duration::from_millis(10)).await;
-///     }
-///     client.stop().await; // no re-dial; every session flushes and closes
-///     server.stop().await;
-///     Ok(())
-/// }
-/// ```
-pub struct TcpClient {
-    addr: String,
+/// the cap). A dial counts toward the connection number from the moment it starts, so
+/// the client never holds more. It never resends frames: use
+/// [`on_event`](Self::on_event) to learn when sessions come and go.
+pub struct Client {
+    kind: Arc<str>,
     connections: usize,
     reconnect_interval: Duration,
     max_reconnect_interval: Duration,
     workers: usize,
-    nodelay: bool,
     connect_timeout: Duration,
     config: SessionConfig,
     events: Option<EventHook>,
 }
 
-impl std::fmt::Debug for TcpClient {
+impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TcpClient")
-            .field("addr", &self.addr)
+        f.debug_struct("Client")
+            .field("kind", &self.kind)
             .field("connections", &self.connections)
             .field("reconnect_interval", &self.reconnect_interval)
             .field("max_reconnect_interval", &self.max_reconnect_interval)
@@ -126,21 +85,33 @@ impl std::fmt::Debug for TcpClient {
     }
 }
 
-impl TcpClient {
-    /// A client of the server at `addr` (getty's `WithServerAddress`), e.g.
-    /// `"127.0.0.1:7000"`; resolved at every dial.
-    pub fn new(addr: impl Into<String>) -> Self {
-        TcpClient {
-            addr: addr.into(),
+impl Default for Client {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Client {
+    /// A client with getty's defaults: one connection, 300 ms reconnect interval, 3 s
+    /// connect timeout, one arbiter.
+    pub fn new() -> Self {
+        Client {
+            kind: Arc::from("client"),
             connections: 1,
             reconnect_interval: DEFAULT_RECONNECT_INTERVAL,
             max_reconnect_interval: DEFAULT_MAX_RECONNECT_INTERVAL,
             workers: 1,
-            nodelay: true,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             config: SessionConfig::default(),
             events: None,
         }
+    }
+
+    /// The transport's name, used in default session names (`kind:peer`). Default
+    /// `"client"`.
+    pub fn kind(mut self, kind: impl AsRef<str>) -> Self {
+        self.kind = Arc::from(kind.as_ref());
+        self
     }
 
     /// How many sessions to keep (getty's `WithConnectionNumber`). Default 1.
@@ -170,13 +141,7 @@ impl TcpClient {
         self
     }
 
-    /// Sets TCP_NODELAY on dialed sockets. Default: on.
-    pub fn nodelay(mut self, on: bool) -> Self {
-        self.nodelay = on;
-        self
-    }
-
-    /// How long one dial may take. Default 3 s (getty's).
+    /// How long one dial may take, handshakes included. Default 3 s (getty's).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -188,6 +153,11 @@ impl TcpClient {
         self
     }
 
+    /// The config sessions start with.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
     /// Calls `hook` on the client's supervisor (the arbiter that called
     /// [`start`](Self::start)) each time a session comes up or goes down or a dial fails.
     /// It must return quickly.
@@ -196,19 +166,24 @@ impl TcpClient {
         self
     }
 
-    /// Starts dialing. Call from within an actix system; the client runs until
-    /// [`TcpClientHandle::stop`] or until every handle is dropped.
-    pub fn start<L, F>(self, new_session: F) -> TcpClientHandle
+    /// Starts dialing: `dial` is called on the arbiter that will host the session, once
+    /// per connection and again for every re-dial, under the connect timeout; an error
+    /// (or the timeout) counts as a failed dial. Call from within an actix system; the
+    /// client runs until [`ClientHandle::stop`] or until every handle is dropped.
+    pub fn start<T, D, Fut, L, F>(self, dial: D, new_session: F) -> ClientHandle
     where
+        T: Transport,
+        D: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T>> + 'static,
         L: EventListener,
         F: NewSession<L>,
     {
         let endpoint = Arc::new(EndpointShared::default());
         let pool = Arc::new(ArbiterPool::start(self.workers));
         let dialer = Dialer {
-            addr: Arc::from(self.addr),
+            dial: Arc::new(move || dial().boxed_local()),
+            kind: self.kind,
             connect_timeout: self.connect_timeout,
-            nodelay: self.nodelay,
             config: self.config.clone(),
             hook: Arc::new(new_session),
             endpoint: endpoint.clone(),
@@ -219,10 +194,18 @@ impl TcpClient {
             dial: Box::new({
                 let pool = pool.clone();
                 move |slot| {
-                    let (_, arbiter) = pool.next();
-                    // If the arbiter is gone the future is dropped with its slot, which
-                    // counts as a failed dial.
-                    arbiter.spawn(dialer.clone().dial(slot));
+                    let (index, arbiter) = pool.next();
+                    let dialer = dialer.clone();
+                    if index == 0 {
+                        actix_rt::spawn(dialer.dial(slot));
+                    } else {
+                        // Made and polled on that arbiter (the dial future need not be
+                        // `Send`); if the arbiter is gone the closure is dropped with its
+                        // slot, which counts as a failed dial.
+                        arbiter.spawn_fn(move || {
+                            actix_rt::spawn(dialer.dial(slot));
+                        });
+                    }
                 }
             }),
             backoff: Backoff::new(self.reconnect_interval, self.max_reconnect_interval, seed),
@@ -233,7 +216,7 @@ impl TcpClient {
             .with_redial(redial)
             .on_stopped(move || pool.stop())
             .start();
-        TcpClientHandle {
+        ClientHandle {
             inner: Arc::new(HandleInner {
                 endpoint,
                 supervisor,
@@ -243,21 +226,21 @@ impl TcpClient {
 }
 
 /// Everything one dial needs, cheap to clone into each dial task.
-struct Dialer<L: EventListener> {
-    addr: Arc<str>,
+struct Dialer<L: EventListener, T> {
+    dial: Arc<DialFn<T>>,
+    kind: Arc<str>,
     connect_timeout: Duration,
-    nodelay: bool,
     config: SessionConfig,
     hook: Arc<SessionFactory<L>>,
     endpoint: Arc<EndpointShared>,
 }
 
-impl<L: EventListener> Clone for Dialer<L> {
+impl<L: EventListener, T> Clone for Dialer<L, T> {
     fn clone(&self) -> Self {
         Dialer {
-            addr: self.addr.clone(),
+            dial: self.dial.clone(),
+            kind: self.kind.clone(),
             connect_timeout: self.connect_timeout,
-            nodelay: self.nodelay,
             config: self.config.clone(),
             hook: self.hook.clone(),
             endpoint: self.endpoint.clone(),
@@ -265,20 +248,20 @@ impl<L: EventListener> Clone for Dialer<L> {
     }
 }
 
-impl<L: EventListener> Dialer<L> {
+impl<L: EventListener, T: Transport> Dialer<L, T> {
     async fn dial(self, slot: SessionSlot) {
-        let connect = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&*self.addr));
+        let connect = tokio::time::timeout(self.connect_timeout, (self.dial)());
         let connected = tokio::select! {
             connected = connect => connected,
             _ = self.endpoint.stopped() => return slot.abandon(),
         };
-        let stream = match connected {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(err)) => return slot.dial_failed(Error::from(err)),
+        let transport = match connected {
+            Ok(Ok(transport)) => transport,
+            Ok(Err(err)) => return slot.dial_failed(err),
             Err(_) => {
                 let msg = format!(
-                    "connect to {} timed out after {:?}",
-                    self.addr, self.connect_timeout
+                    "{} dial timed out after {:?}",
+                    self.kind, self.connect_timeout
                 );
                 return slot.dial_failed(Error::from(io::Error::new(io::ErrorKind::TimedOut, msg)));
             }
@@ -286,10 +269,7 @@ impl<L: EventListener> Dialer<L> {
         if self.endpoint.is_stopping() {
             return slot.abandon();
         }
-        if let Err(err) = stream.set_nodelay(self.nodelay) {
-            tracing::debug!(%err, "set_nodelay failed");
-        }
-        open_session(stream, "tcp-client", self.config, &*self.hook, slot);
+        open_session(transport, &self.kind, self.config, &*self.hook, slot);
     }
 }
 
@@ -306,22 +286,33 @@ impl Drop for HandleInner {
     }
 }
 
-/// A running TCP client. Cheap to clone; when the last clone is dropped the client
+/// A running client. Cheap to clone; when the last clone is dropped the client
 /// stops (gracefully, in the background).
 #[derive(Clone)]
-pub struct TcpClientHandle {
+pub struct ClientHandle {
     inner: Arc<HandleInner>,
 }
 
-impl std::fmt::Debug for TcpClientHandle {
+impl std::fmt::Debug for ClientHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TcpClientHandle")
+        f.debug_struct("ClientHandle")
             .field("stats", &self.stats())
             .finish()
     }
 }
 
-impl TcpClientHandle {
+impl ClientHandle {
+    /// The handle of a client whose supervisor keeps its sessions (for transports that
+    /// dial without [`Client::start`], such as UDP).
+    pub(crate) fn new(endpoint: Arc<EndpointShared>, supervisor: Addr<Supervisor>) -> Self {
+        ClientHandle {
+            inner: Arc::new(HandleInner {
+                endpoint,
+                supervisor,
+            }),
+        }
+    }
+
     /// Sessions held, dials and failures so far.
     pub fn stats(&self) -> EndpointStats {
         self.inner.endpoint.stats()
@@ -336,3 +327,59 @@ impl TcpClientHandle {
         let _ = self.inner.supervisor.send(Shutdown).await;
     }
 }
+
+/// Adds the [`Client`] options that every transport's client builder shares
+/// (`connections`, `reconnect_interval`, `max_reconnect_interval`, `workers`,
+/// `connect_timeout`, `session_config`, `on_event`) to a builder whose field `$field`
+/// holds a [`Client`].
+macro_rules! forward_client_options {
+    ($field:ident) => {
+        /// How many sessions to keep (getty's `WithConnectionNumber`). Default 1.
+        pub fn connections(mut self, n: usize) -> Self {
+            self.$field = self.$field.connections(n);
+            self
+        }
+
+        /// First delay before re-dialing (getty's `WithReconnectInterval`). Default
+        /// 300 ms.
+        pub fn reconnect_interval(mut self, interval: std::time::Duration) -> Self {
+            self.$field = self.$field.reconnect_interval(interval);
+            self
+        }
+
+        /// Cap on the delay between dial rounds; see
+        /// [`Client::max_reconnect_interval`](crate::Client::max_reconnect_interval).
+        pub fn max_reconnect_interval(mut self, cap: std::time::Duration) -> Self {
+            self.$field = self.$field.max_reconnect_interval(cap);
+            self
+        }
+
+        /// Arbiters (threads) the sessions are spread over, round-robin; the calling
+        /// arbiter is the first. Default 1: a client's sessions are few.
+        pub fn workers(mut self, n: usize) -> Self {
+            self.$field = self.$field.workers(n);
+            self
+        }
+
+        /// How long one dial may take. Default 3 s (getty's).
+        pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.$field = self.$field.connect_timeout(timeout);
+            self
+        }
+
+        /// The config each session starts with, before the `new_session` hook changes
+        /// it.
+        pub fn session_config(mut self, config: $crate::SessionConfig) -> Self {
+            self.$field = self.$field.session_config(config);
+            self
+        }
+
+        /// Calls `hook` each time a session comes up or goes down or a dial fails; see
+        /// [`Client::on_event`](crate::Client::on_event).
+        pub fn on_event(mut self, hook: impl Fn($crate::ClientEvent) + 'static) -> Self {
+            self.$field = self.$field.on_event(hook);
+            self
+        }
+    };
+}
+pub(crate) use forward_client_options;

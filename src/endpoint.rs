@@ -12,7 +12,7 @@ use crate::error::{Error, Result, SessionId};
 use crate::listener::EventListener;
 use crate::session::{start_session, Control, SessionSetup, SessionShared};
 use crate::supervisor::{DialFailed, Gone, Register, Supervisor};
-use crate::transport::Transport;
+use crate::transport::{Address, Transport};
 use crate::SessionConfig;
 
 /// The `new_session` hook of an endpoint: called on the session's own arbiter for every
@@ -58,6 +58,9 @@ pub struct EndpointStats {
     pub refused: u64,
     /// Opened sessions that have closed since.
     pub closed: u64,
+    /// Accepted connections whose [`Accepted::establish`](crate::transport::Accepted::establish)
+    /// failed (a failed or timed-out handshake, say), servers only.
+    pub establish_failures: u64,
 }
 
 /// Shared counters of one endpoint.
@@ -70,6 +73,7 @@ pub(crate) struct EndpointShared {
     closed: AtomicU64,
     connect_attempts: AtomicU64,
     connect_failures: AtomicU64,
+    establish_failures: AtomicU64,
     stopping: AtomicBool,
     stop: Notify,
 }
@@ -114,6 +118,7 @@ impl EndpointShared {
             opened: self.opened.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
             closed: self.closed.load(Ordering::Relaxed),
+            establish_failures: self.establish_failures.load(Ordering::Relaxed),
         }
     }
 }
@@ -179,7 +184,15 @@ impl SessionSlot {
         self.release(Outcome::NotConnected);
     }
 
-    /// The dial was given up because the endpoint is stopping.
+    /// An accepted connection failed to establish; the slot is released right after.
+    pub(crate) fn establish_failed(mut self) {
+        self.endpoint
+            .establish_failures
+            .fetch_add(1, Ordering::Relaxed);
+        self.release(Outcome::NotConnected);
+    }
+
+    /// The dial (or establishing) was given up because the endpoint is stopping.
     pub(crate) fn abandon(mut self) {
         self.release(Outcome::NotConnected);
     }
@@ -229,7 +242,7 @@ pub(crate) fn open_session<L, T>(
     let addrs = io
         .local_addr()
         .and_then(|local| Ok((local, io.peer_addr()?)));
-    let (local, peer) = match addrs {
+    let (local, peer): (Address, Address) = match addrs {
         Ok(addrs) => addrs,
         Err(err) => {
             // The peer left before we looked; nothing was opened.
@@ -238,7 +251,7 @@ pub(crate) fn open_session<L, T>(
             return;
         }
     };
-    let mut setup = SessionSetup::new(slot.id(), kind, local, peer, config);
+    let mut setup = SessionSetup::new(slot.id(), kind, local, peer.clone(), config);
     match catch_unwind(AssertUnwindSafe(|| new_session(&mut setup))) {
         Ok(Ok((listener, codec))) => start_session(io, setup, listener, codec, slot),
         Ok(Err(err)) => {

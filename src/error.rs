@@ -137,6 +137,17 @@ pub enum Error {
         /// What went wrong.
         reason: Arc<str>,
     },
+    /// TLS failed: the handshake (a bad or untrusted certificate, a wrong server name, a
+    /// peer that does not speak TLS, a handshake that timed out) or the TLS layer of an
+    /// open session (an alert from the peer). The reason is rustls's own words where
+    /// rustls made the error, e.g. `invalid peer certificate: UnknownIssuer`.
+    #[error("{}TLS error: {reason}", On(*session))]
+    Tls {
+        /// Session concerned, if known.
+        session: Option<SessionId>,
+        /// What went wrong.
+        reason: Arc<str>,
+    },
     /// A listener callback panicked; the session was ended.
     #[error("{}listener panicked: {message}", On(*session))]
     ListenerPanic {
@@ -172,6 +183,7 @@ impl Error {
             | Error::Closed { session }
             | Error::Refused { session, .. }
             | Error::WebSocket { session, .. }
+            | Error::Tls { session, .. }
             | Error::ListenerPanic { session, .. } => *session,
         }
     }
@@ -189,6 +201,7 @@ impl Error {
             | Error::Closed { session }
             | Error::Refused { session, .. }
             | Error::WebSocket { session, .. }
+            | Error::Tls { session, .. }
             | Error::ListenerPanic { session, .. } => {
                 session.get_or_insert(id);
             }
@@ -199,6 +212,27 @@ impl Error {
     /// True for [`Error::ReadTimeout`] and [`Error::WriteTimeout`].
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::ReadTimeout { .. } | Error::WriteTimeout { .. })
+    }
+
+    /// True for [`Error::Tls`].
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Error::Tls { .. })
+    }
+
+    /// The reason of an [`Error::Tls`], `None` for other errors.
+    pub fn tls_reason(&self) -> Option<&str> {
+        match self {
+            Error::Tls { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// A TLS error with a reason and no session yet.
+    pub(crate) fn tls(reason: impl Into<String>) -> Self {
+        Error::Tls {
+            session: None,
+            reason: Arc::from(reason.into()),
+        }
     }
 
     /// True for [`Error::Closed`].
@@ -262,6 +296,13 @@ impl From<io::Error> for Error {
         {
             return ours.clone();
         }
+        // tokio-rustls reports TLS failures as io::Errors that carry the rustls error.
+        if let Some(tls) = err
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Error::tls(tls.to_string());
+        }
         Error::Io {
             session: None,
             source: Arc::new(err),
@@ -272,6 +313,24 @@ impl From<io::Error> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rustls_errors_inside_io_errors_become_tls_errors() {
+        let alert = rustls::Error::AlertReceived(rustls::AlertDescription::BadCertificate);
+        let err = Error::from(io::Error::new(io::ErrorKind::InvalidData, alert));
+        assert!(err.is_tls(), "{err:?}");
+        assert_eq!(
+            err.tls_reason(),
+            Some("received fatal alert: BadCertificate")
+        );
+        let err = err.with_session(SessionId(3));
+        assert_eq!(
+            err.to_string(),
+            "session#3: TLS error: received fatal alert: BadCertificate"
+        );
+        let plain = Error::from(io::Error::from(io::ErrorKind::ConnectionReset));
+        assert!(!plain.is_tls());
+    }
 
     #[test]
     fn session_is_attached_once_and_shown() {

@@ -145,6 +145,22 @@
 //! connections with a capped, jittered exponential backoff. See [`session`] for the data flow and
 //! [`SessionConfig`] for every limit and its default.
 //!
+//! ## Transports
+//! [`TcpServer`]/[`TcpClient`] and [`UnixServer`]/[`UnixClient`] are thin builders over
+//! one public seam: [`Server`] runs sessions over a stream of accepted connections of any
+//! [`transport::Transport`], and [`Client`] over a dial function that its supervisor
+//! calls again to reconnect. The [`transport`] module shows how to run sessions over a
+//! stream type of your own, and its guide **Writing a transport** walks through the Unix
+//! socket transport as the model.
+//!
+//! TCP speaks TLS (rustls) with [`TcpServer::tls`] and [`TcpClient::tls`]: the handshake
+//! runs on the session's arbiter under a timeout, and its failures are [`Error::Tls`].
+//! See [`tls`].
+//!
+//! UDP ([`UdpServer`], [`UdpClient`], see [`udp`]) has no byte stream to read: its
+//! sessions read datagrams (one frame each, with the peer address on the unconnected
+//! server) through the same reader, logic and supervisor actors, and the same listener.
+//!
 //! ## Guarantees
 //! - Backpressure both ways: a full read queue stops reading; a full write queue refuses
 //!   writes with [`Error::QueueFull`]. Nothing is dropped silently and nothing is retried:
@@ -172,15 +188,25 @@ mod reconnect;
 mod server;
 pub mod session;
 mod supervisor;
+pub mod tls;
 pub mod transport;
+pub mod udp;
 pub mod ws;
 
-pub use client::{ClientEvent, TcpClient, TcpClientHandle, DEFAULT_CONNECT_TIMEOUT};
+pub use client::{Client, ClientEvent, ClientHandle, DEFAULT_CONNECT_TIMEOUT};
 pub use codec::{Codec, LengthDelimited, RawBytes};
 pub use config::SessionConfig;
 pub use endpoint::{EndpointStats, NewSession};
 pub use error::{BoxError, Error, Result, SessionId};
 pub use listener::{EventListener, Frame};
 pub use reconnect::{DEFAULT_MAX_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL};
-pub use server::{TcpServer, TcpServerHandle};
+pub use server::{Server, ServerHandle};
+pub use transport::{
+    Address, TcpClient, TcpServer, TcpServerHandle, UnixClient, UnixServer, UnixServerHandle,
+};
+
+/// The handle of a running [`TcpClient`] (a [`ClientHandle`]).
+pub type TcpClientHandle = ClientHandle;
 pub use session::{Session, SessionContext, SessionSetup, SessionStats};
+pub use tls::{TlsClientConfig, TlsServerConfig};
+pub use udp::{Datagram, Datagrams, UdpClient, UdpServer, UdpServerHandle};

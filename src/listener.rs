@@ -23,6 +23,10 @@ pub type Frame<L> = <<L as EventListener>::Codec as Decoder>::Item;
 ///   ended it (peer EOF, reset, decode error, frame too long, timeout, `close()`,
 ///   endpoint stop), after the socket is shut.
 /// - `on_error` runs just before that when an error ended the session, once.
+/// - On a datagram session (UDP), `on_error` may also report an error that concerns
+///   one datagram only (a bad, truncated or oversized datagram, an ICMP "port
+///   unreachable", a datagram the OS refused to send): no `on_close` follows it and
+///   the session goes on. [`SessionStats::soft_errors`](crate::SessionStats) counts them.
 /// - A callback that panics ends its session with
 ///   [`Error::ListenerPanic`](crate::Error::ListenerPanic) (`on_error`, then `on_close`);
 ///   the arbiter and the other sessions go on.
@@ -66,6 +70,9 @@ pub trait EventListener: Sized + 'static {
     }
 
     /// An error is ending the session; `on_close` follows. Writes fail from here on.
+    ///
+    /// On a datagram session it may instead report an error of one datagram, after
+    /// which the session goes on (see the trait docs).
     fn on_error(&mut self, session: &Session<Self::Out>, error: &Error) {
         let _ = (session, error);
     }

@@ -1,12 +1,12 @@
-//! The TCP server endpoint: accepts connections and runs a session for each.
+//! The server endpoint over any transport: accepts connections from a stream and runs a
+//! session for each.
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use tokio::net::{TcpListener, TcpStream};
+use futures::{Stream, StreamExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -14,83 +14,82 @@ use crate::arbiters::{self, ArbiterPool};
 use crate::endpoint::{
     open_session, EndpointShared, EndpointStats, NewSession, SessionFactory, SessionSlot,
 };
-use crate::error::Result;
+use crate::error::Error;
 use crate::listener::EventListener;
 use crate::supervisor::{Shutdown, Supervisor};
+use crate::transport::Accepted;
 use crate::SessionConfig;
 
 /// Pause after an accept error that is not about one connection (e.g. out of file
 /// descriptors), so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// Builds and starts a TCP server (getty's `NewTCPServer`).
+/// A hook told about connections whose [`Accepted::establish`] failed.
+type EstablishHook = Arc<dyn Fn(&Error) + Send + Sync>;
+
+/// Builds a server over any transport: it takes a stream of accepted connections (see
+/// [`transport`](crate::transport) for how to write one) and runs a session for each.
+/// [`TcpServer`](crate::TcpServer) and [`UnixServer`](crate::UnixServer) are built on it.
 ///
-/// ```no_run
-/// # async fn run() -> getty::Result<()> {
-/// use bytes::{Bytes, BytesMut};
-/// use getty::{EventListener, LengthDelimited, SessionContext, TcpServer};
-///
-/// struct Echo;
-/// impl EventListener for Echo {
-///     type Codec = LengthDelimited;
-///     type Out = Bytes;
-///     fn on_message(&mut self, s: &mut SessionContext<'_, Self>, frame: BytesMut) {
-///         let _ = s.write(frame.freeze());
-///     }
-/// }
-///
-/// let server = TcpServer::new("127.0.0.1:7000")
-///     .workers(2)
-///     .max_connections(10_000)
-///     .start(|setup| {
-///         let max = setup.config().max_frame_length;
-///         Ok((Echo, LengthDelimited::with_max_frame_length(max)))
-///     })
-///     .await?;
-/// println!("listening on {}", server.local_addr());
-/// server.stop().await;
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone)]
-pub struct TcpServer {
-    addr: String,
+/// See the [`transport`](crate::transport) module for an example over in-memory pipes.
+#[derive(Clone)]
+pub struct Server {
+    kind: Arc<str>,
     workers: usize,
     max_connections: usize,
-    nodelay: bool,
     config: SessionConfig,
+    on_establish_error: Option<EstablishHook>,
 }
 
-impl TcpServer {
-    /// A server that will listen on `addr` (getty's `WithLocalAddress`), e.g.
-    /// `"127.0.0.1:7000"`; port 0 picks a free port (see [`TcpServerHandle::local_addr`]).
-    pub fn new(addr: impl Into<String>) -> Self {
-        TcpServer {
-            addr: addr.into(),
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("kind", &self.kind)
+            .field("workers", &self.workers)
+            .field("max_connections", &self.max_connections)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Server {
+    /// A server with one arbiter per core, no connection limit and the default session
+    /// config.
+    pub fn new() -> Self {
+        Server {
+            kind: Arc::from("server"),
             workers: arbiters::default_size(),
             max_connections: usize::MAX,
-            nodelay: true,
             config: SessionConfig::default(),
+            on_establish_error: None,
         }
     }
 
+    /// The transport's name, used in default session names (`kind:peer`). Default
+    /// `"server"`.
+    pub fn kind(mut self, kind: impl AsRef<str>) -> Self {
+        self.kind = Arc::from(kind.as_ref());
+        self
+    }
+
     /// Number of arbiters (threads) sessions are spread over, round-robin. Default: one
-    /// per core. The arbiter that calls [`start`](Self::start) is the first of them, so
+    /// per core. The arbiter that calls [`serve`](Self::serve) is the first of them, so
     /// `workers(1)` runs everything on it.
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = n.max(1);
         self
     }
 
-    /// Most sessions open at once; connections past it are closed at once and counted as
-    /// refused. Default: unlimited.
+    /// Most sessions alive at once (including those still establishing); connections
+    /// past it are dropped at once and counted as refused. Default: unlimited.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
-        self
-    }
-
-    /// Sets TCP_NODELAY on accepted sockets. Default: on.
-    pub fn nodelay(mut self, on: bool) -> Self {
-        self.nodelay = on;
         self
     }
 
@@ -101,66 +100,85 @@ impl TcpServer {
         self
     }
 
-    /// Binds, then accepts until stopped, running `new_session` for each connection on
-    /// the arbiter it is assigned to. Call from within an actix system.
-    pub async fn start<L, F>(self, new_session: F) -> Result<TcpServerHandle>
+    /// Calls `hook`, on the session's arbiter, for every connection whose
+    /// [`Accepted::establish`] failed (a TLS handshake, say); such connections never
+    /// open a session and are counted in
+    /// [`EndpointStats::establish_failures`]. It must return quickly.
+    pub fn on_establish_error(mut self, hook: impl Fn(&Error) + Send + Sync + 'static) -> Self {
+        self.on_establish_error = Some(Arc::new(hook));
+        self
+    }
+
+    /// The config sessions start with.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// Accepts from `incoming` until it ends or the server is stopped, running
+    /// `new_session` for each connection on the arbiter it is assigned to. Errors from
+    /// `incoming` that concern one connection (reset, aborted) are skipped; others are
+    /// logged and accepting pauses for 100 ms. Call from within an actix system.
+    pub fn serve<A, S, L, F>(self, incoming: S, new_session: F) -> ServerHandle
     where
+        A: Accepted,
+        S: Stream<Item = io::Result<A>> + Unpin + 'static,
         L: EventListener,
         F: NewSession<L>,
     {
-        let listener = TcpListener::bind(&self.addr).await?;
-        let local_addr = listener.local_addr()?;
         let endpoint = Arc::new(EndpointShared::default());
         let supervisor = Supervisor::new(endpoint.clone(), &self.config).start();
         let pool = Arc::new(ArbiterPool::start(self.workers));
         let acceptor = Acceptor {
-            listener,
             hook: Arc::new(new_session),
+            kind: self.kind,
             config: self.config,
-            nodelay: self.nodelay,
             max_connections: self.max_connections,
+            on_establish_error: self.on_establish_error,
             endpoint: endpoint.clone(),
             supervisor: supervisor.clone(),
             pool: pool.clone(),
         };
         let (stop_tx, stop_rx) = oneshot::channel();
-        let task = actix_rt::spawn(acceptor.run(stop_rx));
-        tracing::debug!(%local_addr, "tcp server listening");
-        Ok(TcpServerHandle {
+        let task = actix_rt::spawn(acceptor.run(incoming, stop_rx));
+        ServerHandle {
             inner: Arc::new(HandleInner {
-                local_addr,
                 endpoint,
                 supervisor,
                 pool,
                 acceptor: Mutex::new(Some((stop_tx, task))),
             }),
-        })
+        }
     }
 }
 
 struct Acceptor<L: EventListener> {
-    listener: TcpListener,
     hook: Arc<SessionFactory<L>>,
+    kind: Arc<str>,
     config: SessionConfig,
-    nodelay: bool,
     max_connections: usize,
+    on_establish_error: Option<EstablishHook>,
     endpoint: Arc<EndpointShared>,
     supervisor: Addr<Supervisor>,
     pool: Arc<ArbiterPool>,
 }
 
 impl<L: EventListener> Acceptor<L> {
-    async fn run(self, mut stop: oneshot::Receiver<()>) {
+    async fn run<A, S>(self, mut incoming: S, mut stop: oneshot::Receiver<()>)
+    where
+        A: Accepted,
+        S: Stream<Item = io::Result<A>> + Unpin,
+    {
         loop {
             let accepted = tokio::select! {
                 biased;
                 _ = &mut stop => return,
-                accepted = self.listener.accept() => accepted,
+                accepted = incoming.next() => accepted,
             };
             match accepted {
-                Ok((stream, _)) => self.dispatch(stream),
-                Err(err) if is_per_connection(&err) => {}
-                Err(err) => {
+                None => return,
+                Some(Ok(conn)) => self.dispatch(conn),
+                Some(Err(err)) if is_per_connection(&err) => {}
+                Some(Err(err)) => {
                     tracing::warn!(%err, "accept failed; pausing");
                     tokio::select! {
                         _ = &mut stop => return,
@@ -171,38 +189,65 @@ impl<L: EventListener> Acceptor<L> {
         }
     }
 
-    fn dispatch(&self, stream: TcpStream) {
+    fn dispatch<A: Accepted>(&self, conn: A) {
         if self.endpoint.live() >= self.max_connections {
             self.endpoint.count_refused();
             tracing::debug!("max connections reached; connection refused");
-            return; // dropping the stream closes it
-        }
-        if let Err(err) = stream.set_nodelay(self.nodelay) {
-            tracing::debug!(%err, "set_nodelay failed");
+            return; // dropping the connection closes it
         }
         let slot = SessionSlot::new(self.endpoint.clone(), self.supervisor.clone());
+        let start = Establish {
+            hook: self.hook.clone(),
+            kind: self.kind.clone(),
+            config: self.config.clone(),
+            on_error: self.on_establish_error.clone(),
+            endpoint: self.endpoint.clone(),
+        };
         let (index, arbiter) = self.pool.next();
         if index == 0 {
-            open_session(stream, "tcp", self.config.clone(), &*self.hook, slot);
-            return;
+            actix_rt::spawn(start.run(conn, slot));
+        } else {
+            // The closure runs on that arbiter, so the establishing future is made and
+            // polled there (it need not be `Send`). If the arbiter is gone the closure is
+            // dropped, and with it the connection and the slot.
+            arbiter.spawn_fn(move || {
+                actix_rt::spawn(start.run(conn, slot));
+            });
         }
-        // Another arbiter has its own reactor: move the socket over as a std socket.
-        let std_stream = match stream.into_std() {
-            Ok(s) => s,
-            Err(err) => {
-                tracing::debug!(%err, "could not hand the connection to a worker");
-                return; // the slot releases itself as refused
-            }
+    }
+}
+
+/// What a connection needs, on its session's arbiter, to become a session.
+struct Establish<L: EventListener> {
+    hook: Arc<SessionFactory<L>>,
+    kind: Arc<str>,
+    config: SessionConfig,
+    on_error: Option<EstablishHook>,
+    endpoint: Arc<EndpointShared>,
+}
+
+impl<L: EventListener> Establish<L> {
+    async fn run<A: Accepted>(self, conn: A, slot: SessionSlot) {
+        let established = tokio::select! {
+            established = conn.establish() => established,
+            _ = self.endpoint.stopped() => return slot.abandon(),
         };
-        let hook = self.hook.clone();
-        let config = self.config.clone();
-        // If the arbiter is gone the task is dropped, and with it the slot and socket.
-        arbiter.spawn(async move {
-            match TcpStream::from_std(std_stream) {
-                Ok(stream) => open_session(stream, "tcp", config, &*hook, slot),
-                Err(err) => tracing::debug!(%err, "could not register the connection"),
+        match established {
+            Ok(transport) => open_session(transport, &self.kind, self.config, &*self.hook, slot),
+            Err(err) => {
+                // The error concerns the session this connection would have become.
+                let err = err.with_session(slot.id());
+                tracing::debug!(%err, kind = %self.kind, "connection failed to establish");
+                if let Some(hook) = &self.on_error {
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&err)))
+                        .is_err()
+                    {
+                        tracing::error!("on_establish_error hook panicked");
+                    }
+                }
+                slot.establish_failed();
             }
-        });
+        }
     }
 }
 
@@ -219,41 +264,35 @@ fn is_per_connection(err: &io::Error) -> bool {
 }
 
 struct HandleInner {
-    local_addr: SocketAddr,
     endpoint: Arc<EndpointShared>,
     supervisor: Addr<Supervisor>,
     pool: Arc<ArbiterPool>,
     acceptor: Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
 }
 
-/// A running TCP server. Cheap to clone; the server runs until [`stop`](Self::stop) (or
+/// A running server. Cheap to clone; the server runs until [`stop`](Self::stop) (or
 /// until the actix system stops, which drops its sessions without `on_close`).
 #[derive(Clone)]
-pub struct TcpServerHandle {
+pub struct ServerHandle {
     inner: Arc<HandleInner>,
 }
 
-impl std::fmt::Debug for TcpServerHandle {
+impl std::fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TcpServerHandle")
-            .field("local_addr", &self.inner.local_addr)
+        f.debug_struct("ServerHandle")
             .field("stats", &self.stats())
             .finish()
     }
 }
 
-impl TcpServerHandle {
-    /// The address the server is bound to (the real port when it was given port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.inner.local_addr
-    }
-
+impl ServerHandle {
     /// Session counters of the server.
     pub fn stats(&self) -> EndpointStats {
         self.inner.endpoint.stats()
     }
 
-    /// Stops gracefully: stops accepting, closes every session (each flushes what it has
+    /// Stops gracefully: stops accepting (dropping the incoming stream), abandons
+    /// connections still establishing, closes every session (each flushes what it has
     /// queued for at most its wait time, then `on_close` runs), and resolves once all are
     /// gone, or at the latest one second after the longest wait time. Calling it again,
     /// or from several clones, waits for the same stop.
@@ -273,3 +312,43 @@ impl TcpServerHandle {
         self.inner.pool.stop();
     }
 }
+
+/// Adds the [`Server`] options that every transport's server builder shares
+/// (`workers`, `max_connections`, `session_config`, `on_establish_error`) to a builder
+/// whose field `$field` holds a [`Server`].
+macro_rules! forward_server_options {
+    ($field:ident) => {
+        /// Number of arbiters (threads) sessions are spread over, round-robin. Default:
+        /// one per core. The arbiter that calls `start` is the first of them, so
+        /// `workers(1)` runs everything on it.
+        pub fn workers(mut self, n: usize) -> Self {
+            self.$field = self.$field.workers(n);
+            self
+        }
+
+        /// Most sessions alive at once; connections past it are closed at once and
+        /// counted as refused. Default: unlimited.
+        pub fn max_connections(mut self, n: usize) -> Self {
+            self.$field = self.$field.max_connections(n);
+            self
+        }
+
+        /// The config each session starts with, before the `new_session` hook changes
+        /// it. Default: [`SessionConfig::default`](crate::SessionConfig::default).
+        pub fn session_config(mut self, config: $crate::SessionConfig) -> Self {
+            self.$field = self.$field.session_config(config);
+            self
+        }
+
+        /// Calls `hook` for every accepted connection that failed to establish; see
+        /// [`Server::on_establish_error`](crate::Server::on_establish_error).
+        pub fn on_establish_error(
+            mut self,
+            hook: impl Fn(&$crate::Error) + Send + Sync + 'static,
+        ) -> Self {
+            self.$field = self.$field.on_establish_error(hook);
+            self
+        }
+    };
+}
+pub(crate) use forward_server_options;

@@ -186,8 +186,8 @@ async fn attributes_and_stats() {
         (4 + 5 + 4 + 3, 4 + 5 + 4 + 3)
     );
     assert!(session.last_active().elapsed() < Duration::from_secs(5));
-    assert_eq!(session.peer_addr(), client.get_ref().local_addr().unwrap());
-    assert_eq!(session.local_addr(), server.local_addr());
+    assert_eq!(*session.peer_addr(), client.get_ref().local_addr().unwrap());
+    assert_eq!(*session.local_addr(), server.local_addr());
     assert_eq!(session.name(), format!("tcp:{}", session.peer_addr()));
     assert_eq!(
         session.max_frame_length(),

@@ -481,3 +481,208 @@ fn chat_room_broadcasts_a_line_to_every_other_member() {
     let mut server = server;
     assert!(wait_exit(&mut server.0, Duration::from_secs(20)).success());
 }
+
+#[test]
+fn echo_client_and_server_over_a_unix_socket_and_the_file_goes_on_stop() {
+    let path = std::env::temp_dir().join(format!("getty-example-{}.sock", std::process::id()));
+    let path_arg = path.to_str().expect("utf-8 temp path");
+    let (mut server, listening) =
+        start_echo_server(&["--transport", "unix", "--path", path_arg, "--threads", "2"]);
+    assert_eq!(listening, path_arg);
+    let client = Command::new(example("echo_client"))
+        .args([
+            "--transport",
+            "unix",
+            "--path",
+            path_arg,
+            "--conns",
+            "4",
+            "--frames",
+            "1000",
+        ])
+        .output()
+        .expect("run echo_client");
+    let summary = String::from_utf8_lossy(&client.stdout);
+    assert!(client.status.success(), "echo_client failed: {summary}");
+    assert!(
+        summary.contains("sent=4000 received=4000 reconnects=0 errors=0"),
+        "{summary}"
+    );
+    signal(&server, "-TERM");
+    let status = wait_exit(&mut server.0, Duration::from_secs(20));
+    assert!(status.success(), "echo_server exit status {status:?}");
+    assert!(!path.exists(), "socket file removed on a graceful stop");
+}
+
+#[test]
+fn echo_client_checks_echo_server_over_tls_with_a_tls_cert_certificate() {
+    let dir = std::env::temp_dir().join(format!("getty-examples-tls-{}", std::process::id()));
+    let made = Command::new(example("tls_cert"))
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .expect("run tls_cert");
+    assert!(made.status.success(), "{made:?}");
+    let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let (cert, key, ca) = (file("cert.pem"), file("key.pem"), file("ca.pem"));
+    let (mut server, addr) =
+        start_echo_server(&["--threads", "2", "--tls-cert", &cert, "--tls-key", &key]);
+    let run_client = |extra: &[&str]| {
+        Command::new(example("echo_client"))
+            .args(["--addr", &addr, "--conns", "4", "--frames", "500"])
+            .args(["--tls-ca", &ca])
+            .args(extra)
+            .output()
+            .expect("run echo_client")
+    };
+    let client = run_client(&["--timeout", "60"]);
+    let summary = String::from_utf8_lossy(&client.stdout);
+    assert!(
+        client.status.success(),
+        "echo_client over TLS failed: {summary} {}",
+        String::from_utf8_lossy(&client.stderr)
+    );
+    assert!(
+        summary.contains("sent=2000 received=2000 reconnects=0 errors=0"),
+        "{summary}"
+    );
+    // A name the certificate does not have: every dial fails with a TLS error.
+    let client = run_client(&["--tls-server-name", "elsewhere.example", "--timeout", "1"]);
+    assert!(!client.status.success());
+    let stderr = String::from_utf8_lossy(&client.stderr);
+    assert!(
+        stderr.contains(
+            "dial failed: TLS error: invalid peer certificate: \
+             certificate not valid for name \"elsewhere.example\""
+        ),
+        "{stderr}"
+    );
+    signal(&server, "-TERM");
+    let status = wait_exit(&mut server.0, Duration::from_secs(20));
+    assert!(status.success(), "echo_server exit status {status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn udp_echo_client_checks_udp_echo_server_and_sigterm_stops_it() {
+    let (mut server, addr) = start_echo_server(&["--transport", "udp"]);
+    let client = Command::new(example("echo_client"))
+        .args([
+            "--transport",
+            "udp",
+            "--addr",
+            &addr,
+            "--conns",
+            "8",
+            "--frames",
+            "2000",
+            "--size",
+            "1000",
+            "--timeout",
+            "60",
+        ])
+        .output()
+        .expect("run echo_client");
+    let summary = String::from_utf8_lossy(&client.stdout);
+    assert!(
+        client.status.success(),
+        "echo_client failed: {summary} {}",
+        String::from_utf8_lossy(&client.stderr)
+    );
+    assert!(
+        summary.contains("sent=16000 received=16000 reconnects=0 errors=0"),
+        "{summary}"
+    );
+    signal(&server, "-TERM");
+    let status = wait_exit(&mut server.0, Duration::from_secs(20));
+    assert!(status.success(), "echo_server exit status {status:?}");
+}
+
+#[test]
+fn udp_echo_server_answers_a_plain_socket_peer_and_ignores_its_garbage() {
+    // A peer that is not this crate: a std socket speaking the framing by hand.
+    let (_server, addr) = start_echo_server(&["--transport", "udp", "--max-frame", "1000"]);
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    peer.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    for (i, payload) in [&b"hello"[..], b"", &[9u8; 1000][..]]
+        .into_iter()
+        .enumerate()
+    {
+        // Garbage first each time (a truncated frame, then one over --max-frame): no
+        // answer, and the next good frame is still echoed.
+        let garbage: &[u8] = if i % 2 == 0 {
+            b"\0\0\0\x09abc"
+        } else {
+            b"\0\0\x10\0"
+        };
+        peer.send_to(garbage, &addr).expect("send");
+        let mut datagram = (payload.len() as u32).to_be_bytes().to_vec();
+        datagram.extend_from_slice(payload);
+        peer.send_to(&datagram, &addr).expect("send");
+        let (n, from) = peer.recv_from(&mut buf).expect("an echo");
+        assert_eq!(from.to_string(), addr);
+        assert_eq!(&buf[..n], &datagram[..], "echo of frame {i}");
+    }
+}
+
+#[test]
+fn multicast_example_every_receiver_gets_every_datagram() {
+    let out = Command::new(example("multicast"))
+        .args(["--receivers", "3", "--datagrams", "100"])
+        .output()
+        .expect("run multicast");
+    let text = String::from_utf8_lossy(&out.stdout);
+    if out.status.code() == Some(3) {
+        eprintln!("SKIPPED: {}", text.trim());
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches(": 100/100 from ").count(), 3, "{text}");
+}
+
+#[test]
+fn ws_echo_client_checks_ws_echo_server_over_wss() {
+    let dir = std::env::temp_dir().join(format!("getty-examples-wss-{}", std::process::id()));
+    let made = Command::new(example("tls_cert"))
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .expect("run tls_cert");
+    assert!(made.status.success(), "{made:?}");
+    let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let (cert, key, ca) = (file("cert.pem"), file("key.pem"), file("ca.pem"));
+    let (mut server, addr) = start_echo_server(&[
+        "--transport",
+        "ws",
+        "--threads",
+        "2",
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+    ]);
+    let client = Command::new(example("echo_client"))
+        .args(["--transport", "ws", "--addr", &addr, "--conns", "4"])
+        .args(["--frames", "500", "--tls-ca", &ca, "--timeout", "60"])
+        .output()
+        .expect("run echo_client");
+    let summary = String::from_utf8_lossy(&client.stdout);
+    assert!(
+        client.status.success(),
+        "echo_client over wss failed: {summary} {}",
+        String::from_utf8_lossy(&client.stderr)
+    );
+    assert!(
+        summary.contains("sent=2000 received=2000 reconnects=0 errors=0"),
+        "{summary}"
+    );
+    signal(&server, "-TERM");
+    assert!(wait_exit(&mut server.0, Duration::from_secs(20)).success());
+    let _ = std::fs::remove_dir_all(dir);
+}

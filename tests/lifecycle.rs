@@ -14,42 +14,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec};
 
-/// Waits for the one session of `log` to close and returns its events.
-async fn closed_events(log: &Log) -> Vec<Event> {
-    log.wait_for(SECS5, "on_close", |e| {
-        e.iter().any(|(_, ev)| *ev == Event::Close)
-    })
-    .await;
-    // A second on_close would come right after the first: give it a moment to show.
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let id = log.sessions()[0].id();
-    log.of(id)
-}
-
-fn assert_closed_once(events: &[Event], error: Option<&'static str>) {
-    assert_eq!(
-        events.iter().filter(|e| **e == Event::Close).count(),
-        1,
-        "{events:?}"
-    );
-    assert_eq!(events.last(), Some(&Event::Close), "{events:?}");
-    let errors: Vec<_> = events
-        .iter()
-        .filter(|e| matches!(e, Event::Error(_)))
-        .collect();
-    match error {
-        Some(kind) => {
-            assert_eq!(errors, vec![&Event::Error(kind)], "{events:?}");
-            assert_eq!(
-                events[events.len() - 2],
-                Event::Error(kind),
-                "on_error right before on_close"
-            );
-        }
-        None => assert!(errors.is_empty(), "{events:?}"),
-    }
-}
-
 async fn echo_server(config: SessionConfig) -> (getty::TcpServerHandle, Arc<Log>, Arc<Behaviour>) {
     let behaviour = Behaviour {
         echo: true,
@@ -278,7 +242,7 @@ async fn new_session_hook_refusing_or_panicking_refuses_the_connection() {
     let server = TcpServer::new("127.0.0.1:0")
         .workers(1)
         .start(|setup| -> getty::Result<(Probe, getty::LengthDelimited)> {
-            if setup.peer_addr().port() % 2 == 0 {
+            if setup.peer_addr().inet().is_some_and(|a| a.port() % 2 == 0) {
                 Err(Error::refused("even ports are not welcome"))
             } else {
                 panic!("hook panics for odd ports")

@@ -75,6 +75,10 @@ fn client_defaults_in_the_readme_match_the_code() {
             "| `connect_timeout` | {} |",
             ms(getty::DEFAULT_CONNECT_TIMEOUT)
         ),
+        format!(
+            "| `handshake_timeout` | {} |",
+            ms(getty::tls::DEFAULT_HANDSHAKE_TIMEOUT)
+        ),
     ];
     let text = readme();
     for row in rows {

@@ -12,8 +12,9 @@ use actix_http::ws::{CloseCode, CloseReason, Codec, Frame, Item, Message};
 use bytes::{BufMut, Bytes, BytesMut};
 use common::{kind, within, Behaviour, Event, Log, Probe, SECS5};
 use futures::{SinkExt, StreamExt};
-use getty::ws::{WsClient, WsClientHandle, WsServer, WsServerHandle};
-use getty::{ClientEvent, LengthDelimited, SessionConfig};
+use getty::tls::{TlsClientConfig, TlsServerConfig};
+use getty::ws::{WsClient, WsServer, WsServerHandle};
+use getty::{ClientEvent, ClientHandle, LengthDelimited, SessionConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
@@ -64,7 +65,7 @@ fn url(server: &WsServerHandle) -> String {
     format!("ws://{}{PATH}", server.local_addr())
 }
 
-fn start_client(client: WsClient, behaviour: Behaviour) -> (WsClientHandle, Arc<Log>) {
+fn start_client(client: WsClient, behaviour: Behaviour) -> (ClientHandle, Arc<Log>) {
     let log = Arc::new(Log::default());
     let behaviour = Arc::new(behaviour);
     let l = log.clone();
@@ -720,7 +721,7 @@ fn tls_configs() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
 async fn wss_echo_and_a_plain_client_is_refused() {
     let (server_tls, client_tls) = tls_configs();
     let (server, server_log, _) = start_server(
-        WsServer::new("127.0.0.1:0").tls(server_tls),
+        WsServer::new("127.0.0.1:0").tls(TlsServerConfig::new(server_tls)),
         Behaviour {
             echo: true,
             ..Behaviour::default()
@@ -730,7 +731,9 @@ async fn wss_echo_and_a_plain_client_is_refused() {
     .await;
     let wss = format!("wss://{}{PATH}", server.local_addr());
     let (client, log) = start_client(
-        WsClient::new(wss).connections(2).tls(client_tls),
+        WsClient::new(wss)
+            .connections(2)
+            .tls(TlsClientConfig::new(client_tls)),
         Behaviour::default(),
     );
     log.wait_for(SECS5, "2 sessions open", |e| {

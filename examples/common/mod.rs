@@ -91,23 +91,14 @@ pub async fn wait_for_signal() -> std::io::Result<()> {
 
 /// Prints `listening on <address>` (flushed: tests and scripts wait for it), serves until
 /// SIGINT or SIGTERM, then stops the server gracefully.
-pub async fn serve_until_signal(server: getty::TcpServerHandle) -> std::io::Result<()> {
-    announce(server.local_addr())?;
-    wait_for_signal().await?;
-    server.stop().await;
-    Ok(())
-}
-
-/// [`serve_until_signal`] for a WebSocket server.
-pub async fn serve_ws_until_signal(server: getty::ws::WsServerHandle) -> std::io::Result<()> {
-    announce(server.local_addr())?;
-    wait_for_signal().await?;
-    server.stop().await;
-    Ok(())
-}
-
-fn announce(addr: std::net::SocketAddr) -> std::io::Result<()> {
+pub async fn serve_until_signal(
+    listening: impl std::fmt::Display,
+    stop: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
     use std::io::Write;
-    println!("listening on {addr}");
-    std::io::stdout().flush()
+    println!("listening on {listening}");
+    std::io::stdout().flush()?;
+    wait_for_signal().await?;
+    stop.await;
+    Ok(())
 }

@@ -9,11 +9,12 @@ use std::task::Poll;
 
 use actix::fut::ActorFuture;
 use actix::prelude::*;
+use futures::{Stream, StreamExt};
 use tokio::io::AsyncWrite;
 
 use super::context::SessionContext;
-use super::messages::{Command, Control, Inbound, Payload, StopReading};
-use super::out_buffer::OutBuffer;
+use super::messages::{Command, Control, Inbound, MessageRejected, Payload, StopReading};
+use super::out_buffer::{MessageLimit, OutBuffer};
 use super::reader::ReaderActor;
 use super::{Phase, Session, SessionSetup, SessionShared};
 use crate::clock;
@@ -34,19 +35,48 @@ pub(crate) fn start_session<L, T>(
     L: EventListener,
     T: Transport,
 {
-    start_session_with(
-        setup,
-        listener,
-        codec,
-        slot,
-        T::PRESERVES_MESSAGES,
-        move |seat| {
-            let (read_half, write_half) = io.into_split();
-            let frames = FrameReader::new(read_half, seat.codec, seat.shared);
-            let reader = ReaderActor::start(frames, seat.logic);
-            (Some(reader.recipient()), write_half)
-        },
-    );
+    let (read_half, write_half) = io.into_split();
+    let writer = SessionWriter {
+        io: write_half,
+        preserves_messages: T::PRESERVES_MESSAGES,
+        limit: None,
+    };
+    let _ = start_session_with(setup, listener, codec, slot, writer, |codec, shared| {
+        FrameReader::new(read_half, codec, shared).map(Inbound::from_batch)
+    });
+}
+
+/// The write side of a session as [`start_session_with`] takes it.
+pub(crate) struct SessionWriter<W> {
+    pub(crate) io: W,
+    /// Hand the writer one whole frame per write (see `Transport::PRESERVES_MESSAGES`).
+    pub(crate) preserves_messages: bool,
+    /// The bound on each message, for a message transport with one (datagrams).
+    pub(crate) limit: Option<MessageLimit>,
+}
+
+/// Starts a session whose reader is any stream of [`Inbound`] items, made by `reader`
+/// from the session's codec and shared state (a `Failed` item is the last; the end of
+/// the stream is EOF): the seam for transports that are not byte streams (datagrams).
+/// Returns a handle to the new session.
+pub(crate) fn start_session_with<L, W, S>(
+    setup: SessionSetup,
+    listener: L,
+    codec: L::Codec,
+    slot: SessionSlot,
+    writer: SessionWriter<W>,
+    reader: impl FnOnce(L::Codec, Arc<SessionShared>) -> S,
+) -> Session<L::Out>
+where
+    L: EventListener,
+    W: AsyncWrite + Unpin + 'static,
+    S: Stream<Item = Inbound<Frame<L>>> + Unpin + 'static,
+{
+    start_session_with_reader(setup, listener, codec, slot, writer, |seat| {
+        let frames = reader(seat.codec, seat.shared);
+        let reader = ReaderActor::<L::Codec>::start(frames, seat.logic);
+        Some(reader.recipient())
+    })
 }
 
 /// What a session's reader is started with.
@@ -59,30 +89,32 @@ pub(crate) struct ReaderSeat<L: EventListener> {
     pub(crate) logic: Recipient<Inbound<Frame<L>>>,
 }
 
-/// Starts a session's logic actor on the current arbiter, with a reader that `io`
-/// starts (on this arbiter too) and the write half it returns. A reader that takes no
-/// [`StopReading`] (`None`) stops by itself when the connection ends; frames it
-/// forwards after a close began are dropped. `preserves_messages` is
-/// [`Transport::PRESERVES_MESSAGES`] for the writer.
-pub(crate) fn start_session_with<L, W, F>(
+/// Starts a session whose reader is started by `start_reader` (on this arbiter), for a
+/// transport whose reader is an actor of its own (the WebSocket server's is an
+/// actix-web-actors context). A reader that takes no [`StopReading`] (`None`) must end
+/// by itself when the connection does; frames it forwards once a close began are
+/// dropped. Returns a handle to the new session.
+pub(crate) fn start_session_with_reader<L, W>(
     setup: SessionSetup,
     listener: L,
     codec: L::Codec,
     slot: SessionSlot,
-    preserves_messages: bool,
-    io: F,
-) where
+    writer: SessionWriter<W>,
+    start_reader: impl FnOnce(ReaderSeat<L>) -> Option<Recipient<StopReading>>,
+) -> Session<L::Out>
+where
     L: EventListener,
     W: AsyncWrite + Unpin + 'static,
-    F: FnOnce(ReaderSeat<L>) -> (Option<Recipient<StopReading>>, W),
 {
     let shared = SessionShared::new(setup);
-    LogicActor::create(move |ctx| {
+    let mut ctx = Context::new();
+    let actor = {
+        let ctx = &mut ctx;
         ctx.set_mailbox_capacity(shared.config.read_queue);
         let session = Session::new(shared.clone(), ctx.address().recipient());
         // The reader may read before `on_open` runs; actix delivers nothing to the logic
         // actor before `started`, so frames still wait for `on_open`.
-        let (reader, write_half) = io(ReaderSeat {
+        let reader = start_reader(ReaderSeat {
             shared: shared.clone(),
             codec: codec.clone(),
             logic: ctx.address().recipient(),
@@ -95,10 +127,11 @@ pub(crate) fn start_session_with<L, W, F>(
                 shared.config.write_high_water,
                 shared.config.write_low_water,
             )
-            .preserve_messages(preserves_messages),
+            .preserve_messages(writer.preserves_messages)
+            .limit_messages(writer.limit),
             listener,
             session,
-            io: Some(write_half),
+            io: Some(writer.io),
             reader,
             phase: Phase::Opening,
             backlog: VecDeque::new(),
@@ -108,10 +141,14 @@ pub(crate) fn start_session_with<L, W, F>(
             cause: None,
             needs_flush: false,
             stalled_ms: 0,
+            rejected: Vec::new(),
             slot,
             span,
         }
-    });
+    };
+    let session = actor.session.clone();
+    ctx.run(actor);
+    session
 }
 
 pub(crate) struct LogicActor<L: EventListener, W> {
@@ -137,6 +174,8 @@ pub(crate) struct LogicActor<L: EventListener, W> {
     needs_flush: bool,
     /// Since when queued bytes made no progress (0: they do, or none are queued).
     stalled_ms: u64,
+    /// Messages the transport rejected since the last report to `on_error`.
+    rejected: Vec<Error>,
     slot: SessionSlot,
     span: tracing::Span,
 }
@@ -297,6 +336,24 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
         ctx.stop();
     }
 
+    /// A datagram went wrong but the session goes on: tell `on_error` and count it.
+    fn soft_error(&mut self, err: Error, ctx: &mut Context<Self>) {
+        let err = err.with_session(self.session.id());
+        self.shared().stats.add_soft_error();
+        if self.phase != Phase::Open {
+            return; // nothing after on_close, and nothing before on_open
+        }
+        let _entered = self.span.enter();
+        tracing::debug!(%err, "datagram error; session goes on");
+        let (listener, session) = (&mut self.listener, &self.session);
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| listener.on_error(session, &err))) {
+            // Like any other callback that panics: the session ends.
+            let panic = panic_error(&*panic, self.session.id());
+            drop(_entered);
+            self.begin_close(Some(panic), ctx);
+        }
+    }
+
     /// A write to the socket failed: nothing more can leave, so close at once.
     fn write_failed(&mut self, err: Error, ctx: &mut Context<Self>) {
         let err = err.with_session(self.session.id());
@@ -329,6 +386,9 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
             }
             break false;
         };
+        for err in std::mem::take(&mut self.rejected) {
+            self.soft_error(err, ctx);
+        }
         if self.io.is_none() {
             return Poll::Ready(()); // a callback above ended the session
         }
@@ -395,10 +455,23 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
                     .into()));
                 }
                 Poll::Ready(Ok(n)) => {
+                    let envelope = self.out.message_overhead();
                     self.out.consume(n);
-                    self.session.shared().stats.add_bytes_written(n);
+                    let stats = &self.session.shared().stats;
+                    stats.add_bytes_written(n.saturating_sub(envelope));
                     wrote = true;
                     self.needs_flush = true;
+                }
+                Poll::Ready(Err(err)) if MessageRejected::is(&err) => {
+                    // One datagram the OS would not send: the write that queued it hears
+                    // it, `on_error` too, and the session goes on with the next message.
+                    if let Some(Ok(rejected)) =
+                        err.into_inner().map(|e| e.downcast::<MessageRejected>())
+                    {
+                        let rejected = rejected.0.with_session(self.session.id());
+                        self.out.reject_message(&rejected);
+                        self.rejected.push(rejected);
+                    }
                 }
                 Poll::Ready(Err(err)) => return Poll::Ready(Err(err.into())),
                 Poll::Pending if wrote => {
@@ -503,6 +576,7 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> Handler<Inbound<Frame<L>
                 let err = err.with_session(self.session.id());
                 self.reader_ended(Some(err), ctx);
             }
+            Inbound::Warn(err) => self.soft_error(err, ctx),
         }
     }
 }

@@ -37,6 +37,19 @@ pub(crate) enum Inbound<Item> {
     Eof,
     /// Reading failed; the session ends with this error.
     Failed(Error),
+    /// One datagram (or one ICMP report) went wrong: `on_error` hears of it and the
+    /// session goes on. Only datagram transports send it.
+    Warn(Error),
+}
+
+impl<Item> Inbound<Item> {
+    /// The message for one item of a [`FrameReader`](crate::codec::FrameReader).
+    pub(crate) fn from_batch(batch: Result<Vec<Item>, Error>) -> Self {
+        match batch {
+            Ok(frames) => Inbound::Frames(frames),
+            Err(err) => Inbound::Failed(err),
+        }
+    }
 }
 
 impl<Item> Message for Inbound<Item> {
@@ -66,3 +79,30 @@ pub(crate) struct StopReading;
 impl Message for StopReading {
     type Result = ();
 }
+
+/// What a message transport's writer returns (inside an `io::Error`) for one message
+/// the OS refused to send, e.g. a datagram to an unreachable address: the session drops
+/// that message, fails the write that queued it, reports it to `on_error`, and goes on.
+#[derive(Debug)]
+pub(crate) struct MessageRejected(pub(crate) Error);
+
+impl MessageRejected {
+    /// The `io::Error` a writer returns for it.
+    pub(crate) fn into_io(err: Error) -> std::io::Error {
+        std::io::Error::other(MessageRejected(err))
+    }
+
+    /// Whether `err` is one.
+    pub(crate) fn is(err: &std::io::Error) -> bool {
+        err.get_ref()
+            .is_some_and(|inner| inner.is::<MessageRejected>())
+    }
+}
+
+impl std::fmt::Display for MessageRejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "message rejected: {}", self.0)
+    }
+}
+
+impl std::error::Error for MessageRejected {}

@@ -19,11 +19,13 @@ pub use context::SessionContext;
 pub use setup::SessionSetup;
 pub use stats::SessionStats;
 
-pub(crate) use logic::{start_session, start_session_with};
-pub(crate) use messages::{Control, Inbound};
+pub(crate) use logic::{
+    start_session, start_session_with, start_session_with_reader, SessionWriter,
+};
+pub(crate) use messages::{Control, Inbound, MessageRejected};
+pub(crate) use out_buffer::MessageLimit;
 
 use std::any::Any;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +39,7 @@ use tokio::sync::{oneshot, Notify};
 use crate::clock;
 use crate::config::SessionConfig;
 use crate::error::{Error, Result, SessionId};
+use crate::transport::Address;
 use attributes::Attributes;
 use messages::{Command, Payload};
 use stats::Counters;
@@ -59,8 +62,8 @@ pub(crate) enum Phase {
 pub(crate) struct SessionShared {
     pub(crate) id: SessionId,
     pub(crate) name: Arc<str>,
-    pub(crate) local_addr: SocketAddr,
-    pub(crate) peer_addr: SocketAddr,
+    pub(crate) local_addr: Address,
+    pub(crate) peer_addr: Address,
     pub(crate) config: SessionConfig,
     pub(crate) stats: Counters,
     last_read_ms: AtomicU64,
@@ -257,13 +260,13 @@ impl<Out: Send + 'static> Session<Out> {
     }
 
     /// The local address of the connection.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.shared.local_addr
+    pub fn local_addr(&self) -> &Address {
+        &self.shared.local_addr
     }
 
     /// The peer's address.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.shared.peer_addr
+    pub fn peer_addr(&self) -> &Address {
+        &self.shared.peer_addr
     }
 
     /// The limits and timers in force for this session.

@@ -11,6 +11,25 @@ use tokio_util::codec::Encoder;
 
 use crate::error::{BoxError, Error, Result, SessionId};
 
+/// The bound on each message of a message transport (a datagram): `max` bytes of
+/// payload, plus `overhead` bytes of the transport's own envelope that the codec adapter
+/// put in front of it (not counted against `max`, nor in the session's byte stats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MessageLimit {
+    pub(crate) max: usize,
+    pub(crate) overhead: usize,
+}
+
+/// A writer waiting to hear that its bytes left.
+struct Waiting {
+    /// Its write queued the bytes from `from` up to `upto`.
+    from: u64,
+    upto: u64,
+    ack: oneshot::Sender<Result<()>>,
+    /// Set when the transport rejected one of its messages.
+    error: Option<Error>,
+}
+
 pub(crate) struct OutBuffer<C> {
     codec: C,
     buf: BytesMut,
@@ -22,11 +41,15 @@ pub(crate) struct OutBuffer<C> {
     queued_total: u64,
     written_total: u64,
     /// Writers waiting for every byte up to a position to be written.
-    acks: VecDeque<(u64, oneshot::Sender<Result<()>>)>,
+    acks: VecDeque<Waiting>,
+    /// Where the latest write began, as a position in `queued_total`.
+    last_write_start: u64,
     /// For a message transport (datagrams, WebSocket messages): where each queued
     /// message ends, as a position in `queued_total`. `None` for a byte stream, whose
     /// frames may share a write.
     message_ends: Option<VecDeque<u64>>,
+    /// For a message transport with a size limit: the bound on each message.
+    limit: Option<MessageLimit>,
     id: SessionId,
 }
 
@@ -42,9 +65,40 @@ impl<C> OutBuffer<C> {
             queued_total: 0,
             written_total: 0,
             acks: VecDeque::new(),
+            last_write_start: 0,
             message_ends: None,
+            limit: None,
             id,
         }
+    }
+
+    /// Refuses any message longer than `limit` with [`Error::FrameTooLong`], queueing
+    /// nothing of it (message mode only: a byte stream has no message to bound).
+    pub(crate) fn limit_messages(mut self, limit: Option<MessageLimit>) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Envelope bytes in each message that are not payload (see [`MessageLimit`]).
+    pub(crate) fn message_overhead(&self) -> usize {
+        self.limit.map_or(0, |l| l.overhead)
+    }
+
+    /// Checks the message queued from `start` against the limit; on failure drops it.
+    fn check_message(&mut self, start: usize) -> Result<()> {
+        let (Some(limit), Some(_)) = (self.limit, &self.message_ends) else {
+            return Ok(());
+        };
+        let len = (self.buf.len() - start).saturating_sub(limit.overhead);
+        if len > limit.max {
+            self.buf.truncate(start);
+            return Err(Error::FrameTooLong {
+                session: Some(self.id),
+                len,
+                max: limit.max,
+            });
+        }
+        Ok(())
     }
 
     /// Keeps every frame (and every raw write) a message of its own: [`chunk`](Self::chunk)
@@ -66,7 +120,8 @@ impl<C> OutBuffer<C> {
         }
     }
 
-    fn check_room(&self) -> Result<()> {
+    fn check_room(&mut self) -> Result<()> {
+        self.last_write_start = self.queued_total;
         if !self.accepting {
             return Err(Error::closed(self.id));
         }
@@ -98,6 +153,7 @@ impl<C> OutBuffer<C> {
             self.buf.truncate(start);
             return Err(Error::from_encode(err).with_session(self.id));
         }
+        self.check_message(start)?;
         self.end_message(start);
         self.queued_since(start);
         Ok(())
@@ -113,12 +169,17 @@ impl<C> OutBuffer<C> {
         let ends_before = self.message_ends.as_ref().map_or(0, VecDeque::len);
         let mut count = 0;
         for frame in frames {
-            if let Err(err) = self.codec.encode(frame, &mut self.buf) {
+            let at = self.buf.len();
+            let encoded = match self.codec.encode(frame, &mut self.buf) {
+                Ok(()) => self.check_message(at),
+                Err(err) => Err(Error::from_encode(err).with_session(self.id)),
+            };
+            if let Err(err) = encoded {
                 self.buf.truncate(start);
                 if let Some(ends) = &mut self.message_ends {
                     ends.truncate(ends_before);
                 }
-                return Err(Error::from_encode(err).with_session(self.id));
+                return Err(err);
             }
             self.end_message(start);
             count += 1;
@@ -130,20 +191,51 @@ impl<C> OutBuffer<C> {
     /// Queues bytes as they are.
     pub(crate) fn push_raw(&mut self, bytes: &[u8]) -> Result<()> {
         self.check_room()?;
+        if self.message_overhead() > 0 {
+            // The envelope (a peer address) comes from the codec adapter; raw bytes
+            // have none, so there is nowhere to send them.
+            let msg = "raw bytes carry no peer address on this session; write a frame";
+            let err = std::io::Error::new(std::io::ErrorKind::InvalidInput, msg);
+            return Err(Error::from_encode(err).with_session(self.id));
+        }
         let start = self.buf.len();
         self.buf.extend_from_slice(bytes);
+        self.check_message(start)?;
         self.end_message(start);
         self.queued_since(start);
         Ok(())
     }
 
     /// Resolves `ack` once every byte queued so far has been written.
+    /// Call right after the write it acknowledges.
     pub(crate) fn ack_when_written(&mut self, ack: oneshot::Sender<Result<()>>) {
         if self.queued_total == self.written_total {
             let _ = ack.send(Ok(()));
         } else {
-            self.acks.push_back((self.queued_total, ack));
+            self.acks.push_back(Waiting {
+                from: self.last_write_start,
+                upto: self.queued_total,
+                ack,
+                error: None,
+            });
         }
+    }
+
+    /// The transport rejected the message at the front (message mode: a datagram the OS
+    /// refused to send): it is dropped, and the write that queued it, if someone waits
+    /// for it, fails with `err` once the rest of its bytes are settled.
+    pub(crate) fn reject_message(&mut self, err: &Error) {
+        let start = self.written_total;
+        let n = self.chunk().len();
+        let end = start + n as u64;
+        let owner = self
+            .acks
+            .iter_mut()
+            .find(|w| w.from <= start && w.upto >= end);
+        if let Some(waiting) = owner {
+            waiting.error.get_or_insert_with(|| err.clone());
+        }
+        self.consume(n);
     }
 
     /// Bytes to hand to the socket next: everything queued for a byte stream, the next
@@ -165,13 +257,13 @@ impl<C> OutBuffer<C> {
                 ends.pop_front();
             }
         }
-        while let Some((upto, _)) = self.acks.front() {
-            if *upto > self.written_total {
+        while let Some(waiting) = self.acks.front() {
+            if waiting.upto > self.written_total {
                 break;
             }
-            if let Some((_, ack)) = self.acks.pop_front() {
+            if let Some(waiting) = self.acks.pop_front() {
                 // The writer may have stopped waiting; that is its choice.
-                let _ = ack.send(Ok(()));
+                let _ = waiting.ack.send(waiting.error.map_or(Ok(()), Err));
             }
         }
         if self.buf.len() <= self.low_water {
@@ -192,8 +284,10 @@ impl<C> OutBuffer<C> {
         if let Some(ends) = &mut self.message_ends {
             ends.clear();
         }
-        for (_, ack) in self.acks.drain(..) {
-            let _ = ack.send(Err(err.clone()));
+        for waiting in self.acks.drain(..) {
+            let _ = waiting
+                .ack
+                .send(Err(waiting.error.unwrap_or_else(|| err.clone())));
         }
     }
 
@@ -294,6 +388,72 @@ mod tests {
         assert_eq!(q.chunk(), b"\0\0\0\x02ok");
         q.consume(6);
         assert_eq!(q.chunk(), b"\0\0\0\x01z");
+    }
+
+    #[test]
+    fn message_limit_refuses_long_messages_and_queues_nothing() {
+        let limit = MessageLimit {
+            max: 6,
+            overhead: 2,
+        };
+        let mut q = queue(1000, 500)
+            .preserve_messages(true)
+            .limit_messages(Some(limit));
+        q.encode(Bytes::from_static(b"ab")).unwrap(); // 6 bytes past the envelope
+        let err = q.encode(Bytes::from_static(b"abcde")).unwrap_err();
+        assert!(matches!(err, Error::FrameTooLong { len: 7, max: 6, .. }));
+        let many = vec![Bytes::from_static(b"a"), Bytes::from_static(b"abcdefgh")];
+        assert!(q.encode_all(many).is_err());
+        assert_eq!(q.message_overhead(), 2);
+        let mut sizes = Vec::new();
+        while !q.is_empty() {
+            sizes.push(q.chunk().len());
+            q.consume(q.chunk().len());
+        }
+        assert_eq!(sizes, [6]);
+        let mut plain = queue(1000, 500)
+            .preserve_messages(true)
+            .limit_messages(Some(MessageLimit {
+                max: 4,
+                overhead: 0,
+            }));
+        assert!(plain.push_raw(&[0; 5]).is_err());
+        plain.push_raw(&[0; 4]).unwrap();
+    }
+
+    #[test]
+    fn a_rejected_message_fails_only_the_write_that_queued_it() {
+        let mut q = queue(1000, 500).preserve_messages(true);
+        q.encode(Bytes::from_static(b"a")).unwrap(); // no ack: from a callback
+        q.encode(Bytes::from_static(b"b")).unwrap();
+        let (tx_b, mut rx_b) = oneshot::channel();
+        q.ack_when_written(tx_b);
+        q.encode_all(vec![Bytes::from_static(b"c"), Bytes::from_static(b"d")])
+            .unwrap();
+        let (tx_cd, mut rx_cd) = oneshot::channel();
+        q.ack_when_written(tx_cd);
+        let refused = Error::closed(SessionId(1));
+        q.reject_message(&refused); // "a": nobody waits for it
+        q.consume(5); // "b"
+        assert!(matches!(rx_b.try_recv(), Ok(Ok(()))));
+        q.reject_message(&refused); // "c"
+        assert!(rx_cd.try_recv().is_err(), "waits for d");
+        q.consume(5);
+        assert!(matches!(rx_cd.try_recv(), Ok(Err(Error::Closed { .. }))));
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn raw_writes_are_refused_when_messages_need_an_envelope() {
+        let limit = MessageLimit {
+            max: 100,
+            overhead: 3,
+        };
+        let mut q = queue(1000, 500)
+            .preserve_messages(true)
+            .limit_messages(Some(limit));
+        assert!(matches!(q.push_raw(b"x"), Err(Error::Encode { .. })));
+        assert!(q.is_empty());
     }
 
     #[test]

@@ -1,12 +1,11 @@
 //! The reader actor: reads, decodes, and forwards frames to the logic actor in batches.
 
 use actix::prelude::*;
-use tokio::io::AsyncRead;
+use futures::Stream;
 use tokio_util::codec::Decoder;
 
 use super::messages::{Inbound, StopReading};
-use crate::codec::FrameReader;
-use crate::error::{BoxError, Error};
+use crate::error::BoxError;
 
 /// Owns the read half of one session. Each read becomes one `Inbound::Frames` message;
 /// when the logic actor's mailbox (the read queue) is full, the reader waits for room
@@ -21,13 +20,11 @@ impl<D> ReaderActor<D>
 where
     D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + 'static,
 {
-    /// Starts the reader on the current arbiter.
-    pub(crate) fn start<R>(
-        reader: FrameReader<D, R>,
-        logic: Recipient<Inbound<D::Item>>,
-    ) -> Addr<Self>
+    /// Starts the reader on the current arbiter. `reader` yields what to hand over, in
+    /// order; a `Failed` item is the last, and the stream's end means EOF.
+    pub(crate) fn start<S>(reader: S, logic: Recipient<Inbound<D::Item>>) -> Addr<Self>
     where
-        R: AsyncRead + Unpin + 'static,
+        S: Stream<Item = Inbound<D::Item>> + Unpin + 'static,
     {
         ReaderActor::create(move |ctx| {
             ctx.add_stream(reader);
@@ -65,15 +62,13 @@ where
     type Context = Context<Self>;
 }
 
-impl<D> StreamHandler<Result<Vec<D::Item>, Error>> for ReaderActor<D>
+impl<D> StreamHandler<Inbound<D::Item>> for ReaderActor<D>
 where
     D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + 'static,
 {
-    fn handle(&mut self, item: Result<Vec<D::Item>, Error>, ctx: &mut Context<Self>) {
-        match item {
-            Ok(batch) => self.forward(Inbound::Frames(batch), false, ctx),
-            Err(err) => self.forward(Inbound::Failed(err), true, ctx),
-        }
+    fn handle(&mut self, item: Inbound<D::Item>, ctx: &mut Context<Self>) {
+        let last = matches!(item, Inbound::Failed(_) | Inbound::Eof);
+        self.forward(item, last, ctx);
     }
 
     fn finished(&mut self, ctx: &mut Context<Self>) {

@@ -1,9 +1,8 @@
 //! What the `new_session` hook sees and may change before a session starts.
 
-use std::net::SocketAddr;
-
 use crate::config::SessionConfig;
 use crate::error::SessionId;
+use crate::transport::Address;
 
 /// A session about to start, handed to an endpoint's `new_session` hook.
 ///
@@ -12,8 +11,8 @@ use crate::error::SessionId;
 #[derive(Debug)]
 pub struct SessionSetup {
     pub(crate) id: SessionId,
-    pub(crate) local_addr: SocketAddr,
-    pub(crate) peer_addr: SocketAddr,
+    pub(crate) local_addr: Address,
+    pub(crate) peer_addr: Address,
     pub(crate) name: String,
     pub(crate) config: SessionConfig,
 }
@@ -22,15 +21,15 @@ impl SessionSetup {
     pub(crate) fn new(
         id: SessionId,
         kind: &str,
-        local_addr: SocketAddr,
-        peer_addr: SocketAddr,
+        local_addr: Address,
+        peer_addr: Address,
         config: SessionConfig,
     ) -> Self {
         SessionSetup {
             id,
             local_addr,
-            peer_addr,
             name: format!("{kind}:{peer_addr}"),
+            peer_addr,
             config,
         }
     }
@@ -41,13 +40,13 @@ impl SessionSetup {
     }
 
     /// The local address of the connection.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+    pub fn local_addr(&self) -> &Address {
+        &self.local_addr
     }
 
     /// The peer's address.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.peer_addr
+    pub fn peer_addr(&self) -> &Address {
+        &self.peer_addr
     }
 
     /// The session's name; by default the endpoint kind and peer, e.g. `tcp:127.0.0.1:5000`.

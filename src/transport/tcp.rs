@@ -1,26 +1,328 @@
-//! TCP as a [`Transport`].
+//! TCP as a transport, and its server and client builders, built on the public seam.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use futures::{Stream, StreamExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
-use super::Transport;
+use super::tls::TlsAccepted;
+use super::{Accepted, Address, Transport};
+use crate::client::{Client, ClientHandle};
+use crate::endpoint::{EndpointStats, NewSession};
+use crate::error::Result;
+use crate::listener::EventListener;
+use crate::server::{Server, ServerHandle};
+use crate::tls::{handshake, TlsClientConfig, TlsServerConfig};
 
 impl Transport for TcpStream {
     type Reader = OwnedReadHalf;
     type Writer = OwnedWriteHalf;
 
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        TcpStream::local_addr(self)
+    fn local_addr(&self) -> io::Result<Address> {
+        TcpStream::local_addr(self).map(Address::Inet)
     }
 
-    fn peer_addr(&self) -> io::Result<SocketAddr> {
-        TcpStream::peer_addr(self)
+    fn peer_addr(&self) -> io::Result<Address> {
+        TcpStream::peer_addr(self).map(Address::Inet)
     }
 
     fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
         TcpStream::into_split(self)
     }
+}
+
+/// An accepted TCP connection travels to its arbiter as a std socket, which belongs to
+/// no reactor, and is registered with that arbiter's reactor there.
+impl Accepted for std::net::TcpStream {
+    type Transport = TcpStream;
+
+    fn establish(self) -> impl Future<Output = Result<TcpStream>> + 'static {
+        let registered = self
+            .set_nonblocking(true)
+            .and_then(|()| TcpStream::from_std(self));
+        std::future::ready(registered.map_err(Into::into))
+    }
+}
+
+/// Accepted connections of a TCP listener, as std sockets ready to move to an arbiter.
+struct TcpIncoming {
+    listener: TcpListener,
+    nodelay: bool,
+}
+
+impl Stream for TcpIncoming {
+    type Item = io::Result<std::net::TcpStream>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let (stream, _) = match self.listener.poll_accept(cx) {
+            Poll::Ready(Ok(accepted)) => accepted,
+            Poll::Ready(Err(err)) => return Poll::Ready(Some(Err(err))),
+            Poll::Pending => return Poll::Pending,
+        };
+        if let Err(err) = stream.set_nodelay(self.nodelay) {
+            tracing::debug!(%err, "set_nodelay failed");
+        }
+        Poll::Ready(Some(stream.into_std()))
+    }
+}
+
+/// Builds and starts a TCP server (getty's `NewTCPServer`).
+///
+/// ```no_run
+/// # async fn run() -> getty::Result<()> {
+/// use bytes::{Bytes, BytesMut};
+/// use getty::{EventListener, LengthDelimited, SessionContext, TcpServer};
+///
+/// struct Echo;
+/// impl EventListener for Echo {
+///     type Codec = LengthDelimited;
+///     type Out = Bytes;
+///     fn on_message(&mut self, s: &mut SessionContext<'_, Self>, frame: BytesMut) {
+///         let _ = s.write(frame.freeze());
+///     }
+/// }
+///
+/// let server = TcpServer::new("127.0.0.1:7000")
+///     .workers(2)
+///     .max_connections(10_000)
+///     .start(|setup| {
+///         let max = setup.config().max_frame_length;
+///         Ok((Echo, LengthDelimited::with_max_frame_length(max)))
+///     })
+///     .await?;
+/// println!("listening on {}", server.local_addr());
+/// server.stop().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct TcpServer {
+    addr: String,
+    nodelay: bool,
+    tls: Option<TlsServerConfig>,
+    server: Server,
+}
+
+impl TcpServer {
+    /// A server that will listen on `addr` (getty's `WithLocalAddress`), e.g.
+    /// `"127.0.0.1:7000"`; port 0 picks a free port (see [`TcpServerHandle::local_addr`]).
+    pub fn new(addr: impl Into<String>) -> Self {
+        TcpServer {
+            addr: addr.into(),
+            nodelay: true,
+            tls: None,
+            server: Server::new().kind("tcp"),
+        }
+    }
+
+    crate::server::forward_server_options!(server);
+
+    /// Sets TCP_NODELAY on accepted sockets. Default: on.
+    pub fn nodelay(mut self, on: bool) -> Self {
+        self.nodelay = on;
+        self
+    }
+
+    /// Serves TLS: every accepted connection first completes a server handshake with
+    /// `config` (on the arbiter that will host its session, within the config's
+    /// handshake timeout), and its session then runs over the TLS stream. A connection
+    /// whose handshake fails or times out is closed, counted in
+    /// [`EndpointStats::establish_failures`], and handed to
+    /// [`on_establish_error`](Self::on_establish_error) as an
+    /// [`Error::Tls`](crate::Error::Tls); it never reaches `new_session`. Sessions are
+    /// named `tls:<peer>`. Default: plain TCP.
+    pub fn tls(mut self, config: TlsServerConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Binds, then accepts until stopped, running `new_session` for each connection on
+    /// the arbiter it is assigned to. Call from within an actix system.
+    pub async fn start<L, F>(self, new_session: F) -> Result<TcpServerHandle>
+    where
+        L: EventListener,
+        F: NewSession<L>,
+    {
+        let listener = TcpListener::bind(&self.addr).await?;
+        let local_addr = listener.local_addr()?;
+        let incoming = TcpIncoming {
+            listener,
+            nodelay: self.nodelay,
+        };
+        let server = match self.tls {
+            None => self.server.serve(incoming, new_session),
+            Some(tls) => {
+                let incoming = incoming.map(move |accepted| {
+                    accepted.map(|stream| TlsAccepted::new(stream, tls.clone()))
+                });
+                self.server.kind("tls").serve(incoming, new_session)
+            }
+        };
+        tracing::debug!(%local_addr, "tcp server listening");
+        Ok(TcpServerHandle { local_addr, server })
+    }
+}
+
+/// A running TCP server. Cheap to clone; the server runs until [`stop`](Self::stop) (or
+/// until the actix system stops, which drops its sessions without `on_close`).
+#[derive(Debug, Clone)]
+pub struct TcpServerHandle {
+    local_addr: SocketAddr,
+    server: ServerHandle,
+}
+
+impl TcpServerHandle {
+    /// The address the server is bound to (the real port when it was given port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Session counters of the server.
+    pub fn stats(&self) -> EndpointStats {
+        self.server.stats()
+    }
+
+    /// Stops gracefully; see [`ServerHandle::stop`].
+    pub async fn stop(&self) {
+        self.server.stop().await;
+    }
+}
+
+/// Builds and starts a TCP client that keeps a number of sessions to one server
+/// (getty's `NewTCPClient`).
+///
+/// Its supervisor re-dials lost sessions with a capped, jittered exponential backoff
+/// and never resends frames; see [`Client`] for the rules, which every transport's client
+/// shares.
+///
+/// ```
+/// use std::time::Duration;
+/// use bytes::{Bytes, BytesMut};
+/// use getty::{EventListener, LengthDelimited, SessionContext, TcpClient, TcpServer};
+///
+/// struct Echo;
+/// impl EventListener for Echo {
+///     type Codec = LengthDelimited;
+///     type Out = Bytes;
+///     fn on_message(&mut self, s: &mut SessionContext<'_, Self>, frame: BytesMut) {
+///         let _ = s.write(frame.freeze());
+///     }
+/// }
+///
+/// /// Says hello once connected, and prints what comes back.
+/// struct Hello;
+/// impl EventListener for Hello {
+///     type Codec = LengthDelimited;
+///     type Out = Bytes;
+///     fn on_open(&mut self, s: &mut SessionContext<'_, Self>) -> getty::Result<()> {
+///         s.write(Bytes::from_static(b"hello"))
+///     }
+///     fn on_message(&mut self, s: &mut SessionContext<'_, Self>, frame: BytesMut) {
+///         assert_eq!(&frame[..], b"hello");
+///         s.set_attribute("answered", true);
+///     }
+/// }
+///
+/// #[actix::main]
+/// async fn main() -> getty::Result<()> {
+///     let server = TcpServer::new("127.0.0.1:0")
+///         .start(|_| Ok((Echo, LengthDelimited::new())))
+///         .await?;
+///     let client = TcpClient::new(server.local_addr().to_string())
+///         .connections(2)
+///         .reconnect_interval(Duration::from_millis(100))
+///         .start(|_| Ok((Hello, LengthDelimited::new())));
+///     while client.stats().open_sessions < 2 {
+///         tokio::time::sleep(Duration::from_millis(10)).await;
+///     }
+///     client.stop().await; // no re-dial; every session flushes and closes
+///     server.stop().await;
+///     Ok(())
+/// }
+/// ```
+pub struct TcpClient {
+    addr: Arc<str>,
+    nodelay: bool,
+    tls: Option<TlsClientConfig>,
+    client: Client,
+}
+
+impl std::fmt::Debug for TcpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpClient")
+            .field("addr", &self.addr)
+            .field("nodelay", &self.nodelay)
+            .field("tls", &self.tls)
+            .field("client", &self.client)
+            .finish()
+    }
+}
+
+impl TcpClient {
+    /// A client of the server at `addr` (getty's `WithServerAddress`), e.g.
+    /// `"127.0.0.1:7000"`; resolved at every dial.
+    pub fn new(addr: impl AsRef<str>) -> Self {
+        TcpClient {
+            addr: Arc::from(addr.as_ref()),
+            nodelay: true,
+            tls: None,
+            client: Client::new().kind("tcp-client"),
+        }
+    }
+
+    crate::client::forward_client_options!(client);
+
+    /// Sets TCP_NODELAY on dialed sockets. Default: on.
+    pub fn nodelay(mut self, on: bool) -> Self {
+        self.nodelay = on;
+        self
+    }
+
+    /// Speaks TLS: each dial connects, then runs a TLS handshake with `config` (within
+    /// the config's handshake timeout, and the whole dial within the connect timeout),
+    /// and the session runs over the TLS stream. A failed handshake is a failed dial:
+    /// [`ClientEvent::DialFailed`](crate::ClientEvent::DialFailed) with an
+    /// [`Error::Tls`](crate::Error::Tls) that says why, counted in `connect_failures`,
+    /// and re-dialed after the backoff. Sessions are named `tls-client:<peer>`.
+    /// Default: plain TCP.
+    pub fn tls(mut self, config: TlsClientConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Starts dialing. Call from within an actix system; the client runs until
+    /// [`ClientHandle::stop`] or until every handle is dropped.
+    pub fn start<L, F>(self, new_session: F) -> ClientHandle
+    where
+        L: EventListener,
+        F: NewSession<L>,
+    {
+        let (addr, nodelay) = (self.addr, self.nodelay);
+        let Some(tls) = self.tls else {
+            let dial = move || connect(addr.clone(), nodelay);
+            return self.client.start(dial, new_session);
+        };
+        let dial = move || {
+            let (addr, tls) = (addr.clone(), tls.clone());
+            async move {
+                let stream = connect(addr.clone(), nodelay).await?;
+                handshake::connect(&tls, &addr, stream).await
+            }
+        };
+        self.client.kind("tls-client").start(dial, new_session)
+    }
+}
+
+/// Connects to `addr` with TCP_NODELAY set as asked.
+async fn connect(addr: Arc<str>, nodelay: bool) -> Result<TcpStream> {
+    let stream = TcpStream::connect(&*addr).await?;
+    if let Err(err) = stream.set_nodelay(nodelay) {
+        tracing::debug!(%err, "set_nodelay failed");
+    }
+    Ok(stream)
 }

@@ -17,13 +17,15 @@ use super::pipe::{Pipe, PipeWriter, CLOSE_LINGER};
 use super::reader::{WsOptions, WsReader};
 use super::{run_hook, WsIn};
 use crate::arbiters::ArbiterPool;
-use crate::client::{ClientEvent, EventHook, DEFAULT_CONNECT_TIMEOUT};
-use crate::endpoint::{EndpointShared, EndpointStats, NewSession, SessionFactory, SessionSlot};
+use crate::client::{ClientEvent, ClientHandle, EventHook, DEFAULT_CONNECT_TIMEOUT};
+use crate::endpoint::{EndpointShared, NewSession, SessionFactory, SessionSlot};
 use crate::error::{BoxError, Error, Result};
 use crate::listener::EventListener;
 use crate::reconnect::{Backoff, DEFAULT_MAX_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL};
-use crate::session::start_session_with;
-use crate::supervisor::{Redial, Shutdown, Supervisor};
+use crate::session::{start_session_with_reader, SessionWriter};
+use crate::supervisor::{Redial, Supervisor};
+use crate::tls::TlsClientConfig;
+use crate::transport::Address;
 use crate::SessionConfig;
 
 /// Builds and starts a WebSocket client that keeps a number of sessions to one server
@@ -153,10 +155,11 @@ impl WsClient {
         self
     }
 
-    /// Dials `wss://` URLs with this rustls config (the server name checked is the URL's
-    /// host). Default: none, and a `wss://` URL fails to dial.
-    pub fn tls(mut self, config: Arc<rustls::ClientConfig>) -> Self {
-        self.tls = Some(config);
+    /// Dials `wss://` URLs with this TLS config. The server name checked is the URL's
+    /// host (the config's `server_name` is not used), and awc's connect timeout bounds
+    /// the handshake. Default: none, and a `wss://` URL fails to dial.
+    pub fn tls(mut self, config: TlsClientConfig) -> Self {
+        self.tls = Some(config.rustls_config().clone());
         self
     }
 
@@ -168,8 +171,8 @@ impl WsClient {
     }
 
     /// Starts dialing. Call from within an actix system; the client runs until
-    /// [`WsClientHandle::stop`] or until every handle is dropped.
-    pub fn start<L, F>(self, new_session: F) -> WsClientHandle
+    /// [`ClientHandle::stop`] or until every handle is dropped.
+    pub fn start<L, F>(self, new_session: F) -> ClientHandle
     where
         L: EventListener,
         F: NewSession<L>,
@@ -209,12 +212,7 @@ impl WsClient {
             .with_redial(redial)
             .on_stopped(move || pool.stop())
             .start();
-        WsClientHandle {
-            inner: Arc::new(HandleInner {
-                endpoint,
-                supervisor,
-            }),
-        }
+        ClientHandle::new(endpoint, supervisor)
     }
 }
 
@@ -304,12 +302,12 @@ impl<L: EventListener> Dialer<L> {
         if self.endpoint.is_stopping() {
             return slot.abandon();
         }
-        let local = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+        let local = Address::Inet(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
         let Some((setup, listener, codec, slot)) = run_hook(
             &*self.hook,
             "ws-client",
             local,
-            peer,
+            Address::Inet(peer),
             self.config.clone(),
             slot,
         ) else {
@@ -324,14 +322,19 @@ impl<L: EventListener> Dialer<L> {
         let (sink, stream) = connection.split();
         let pipe = Pipe::new();
         let options = self.options;
-        start_session_with(setup, listener, codec, slot, true, |seat| {
+        let writer = SessionWriter {
+            io: PipeWriter::new(pipe.clone()),
+            preserves_messages: true,
+            limit: None,
+        };
+        start_session_with_reader(setup, listener, codec, slot, writer, |seat| {
             let reader = WsReader::new(seat.codec, seat.shared, seat.logic, pipe.clone(), options);
             let actor = WsClientActor::create(move |ctx| {
                 ctx.add_stream(stream);
                 WsClientActor { reader }
             });
-            actix_rt::spawn(pump(pipe.clone(), sink, actor.recipient()));
-            (None, PipeWriter::new(pipe))
+            actix_rt::spawn(pump(pipe, sink, actor.recipient()));
+            None
         });
     }
 }
@@ -440,47 +443,5 @@ where
     fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
         self.reader.finished::<Self>(ctx);
         ctx.stop();
-    }
-}
-
-struct HandleInner {
-    endpoint: Arc<EndpointShared>,
-    supervisor: Addr<Supervisor>,
-}
-
-impl Drop for HandleInner {
-    fn drop(&mut self) {
-        // The last handle is gone: stop the client (gracefully, in the background).
-        self.supervisor.do_send(Shutdown);
-    }
-}
-
-/// A running WebSocket client. Cheap to clone; when the last clone is dropped the client
-/// stops (gracefully, in the background).
-#[derive(Clone)]
-pub struct WsClientHandle {
-    inner: Arc<HandleInner>,
-}
-
-impl std::fmt::Debug for WsClientHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WsClientHandle")
-            .field("stats", &self.stats())
-            .finish()
-    }
-}
-
-impl WsClientHandle {
-    /// Sessions held, dials and failures so far.
-    pub fn stats(&self) -> EndpointStats {
-        self.inner.endpoint.stats()
-    }
-
-    /// Stops gracefully: no more dials, every session runs the close handshake after
-    /// flushing what it has queued (for at most its wait time) and gets `on_close`, then
-    /// this resolves. Calling it again, or from several clones, waits for the same stop.
-    pub async fn stop(&self) {
-        // Fails only when an earlier stop already finished.
-        let _ = self.inner.supervisor.send(Shutdown).await;
     }
 }

@@ -40,17 +40,17 @@ mod pipe;
 mod reader;
 mod server;
 
-pub use client::{WsClient, WsClientHandle};
+pub use client::WsClient;
 pub use server::{WsServer, WsServerHandle};
 
 pub(crate) use inflow::WsIn;
 
-use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::endpoint::{Outcome, SessionFactory, SessionSlot};
 use crate::listener::EventListener;
 use crate::session::SessionSetup;
+use crate::transport::Address;
 use crate::SessionConfig;
 
 /// Runs the `new_session` hook for a connection; `None` (with the slot released as
@@ -58,12 +58,12 @@ use crate::SessionConfig;
 fn run_hook<L: EventListener>(
     hook: &SessionFactory<L>,
     kind: &str,
-    local: SocketAddr,
-    peer: SocketAddr,
+    local: Address,
+    peer: Address,
     config: SessionConfig,
     mut slot: SessionSlot,
 ) -> Option<(SessionSetup, L, L::Codec, SessionSlot)> {
-    let mut setup = SessionSetup::new(slot.id(), kind, local, peer, config);
+    let mut setup = SessionSetup::new(slot.id(), kind, local, peer.clone(), config);
     match catch_unwind(AssertUnwindSafe(|| hook(&mut setup))) {
         Ok(Ok((listener, codec))) => Some((setup, listener, codec, slot)),
         Ok(Err(err)) => {

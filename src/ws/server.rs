@@ -25,8 +25,10 @@ use crate::arbiters;
 use crate::endpoint::{EndpointShared, EndpointStats, NewSession, SessionFactory, SessionSlot};
 use crate::error::{BoxError, Result};
 use crate::listener::EventListener;
-use crate::session::start_session_with;
+use crate::session::{start_session_with_reader, SessionWriter};
 use crate::supervisor::{Shutdown, Supervisor};
+use crate::tls::TlsServerConfig;
+use crate::transport::Address;
 use crate::SessionConfig;
 
 /// Builds and starts a WebSocket server (getty's `NewWSServer`): an HTTP server that
@@ -152,10 +154,11 @@ impl WsServer {
         self
     }
 
-    /// Serves `wss://` with this rustls config (its ALPN protocols are set to HTTP/1.1 and
-    /// h2 by actix-web). Default: plain `ws://`.
-    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
-        self.tls = Some(config);
+    /// Serves `wss://` with this TLS config. actix-web runs the handshake with its own
+    /// timeout (3 s) and sets the ALPN protocols to HTTP/1.1 and h2; the config's
+    /// handshake timeout and ALPN list are not used. Default: plain `ws://`.
+    pub fn tls(mut self, config: TlsServerConfig) -> Self {
+        self.tls = Some(config.rustls_config().clone());
         self
     }
 
@@ -270,22 +273,32 @@ async fn upgrade<L: EventListener>(
     };
     let local = req.app_config().local_addr();
     let slot = SessionSlot::new(endpoint.clone(), state.supervisor.clone());
-    let Some((setup, listener, codec, slot)) =
-        run_hook(&*state.hook, "ws", local, peer, state.config.clone(), slot)
-    else {
+    let Some((setup, listener, codec, slot)) = run_hook(
+        &*state.hook,
+        "ws",
+        Address::Inet(local),
+        Address::Inet(peer),
+        state.config.clone(),
+        slot,
+    ) else {
         return HttpResponse::Forbidden().finish();
     };
     let pipe = Pipe::new();
     let mut context = None;
     let options = state.options;
-    start_session_with(setup, listener, codec, slot, true, |seat| {
+    let writer = SessionWriter {
+        io: PipeWriter::new(pipe.clone()),
+        preserves_messages: true,
+        limit: None,
+    };
+    start_session_with_reader(setup, listener, codec, slot, writer, |seat| {
         let reader = WsReader::new(seat.codec, seat.shared, seat.logic, pipe.clone(), options);
         let codec = Codec::new().max_size(reader.bound());
         let actor = WsServerActor { reader };
         context = Some(Box::pin(WebsocketContext::with_codec(
             actor, payload, codec,
         )));
-        (None, PipeWriter::new(pipe.clone()))
+        None
     });
     match context {
         Some(context) => response.streaming(WsBody {

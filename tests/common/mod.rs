@@ -39,6 +39,7 @@ pub fn kind(err: &Error) -> &'static str {
         Error::Refused { .. } => "refused",
         Error::ListenerPanic { .. } => "listener_panic",
         Error::WebSocket { .. } => "websocket",
+        Error::Tls { .. } => "tls",
         _ => "other",
     }
 }
@@ -300,3 +301,41 @@ pub fn start_probe_client(
     });
     (handle, log)
 }
+
+/// Waits for the one session of `log` to close and returns its events.
+pub async fn closed_events(log: &Log) -> Vec<Event> {
+    log.wait_for(SECS5, "on_close", |e| {
+        e.iter().any(|(_, ev)| *ev == Event::Close)
+    })
+    .await;
+    // A second on_close would come right after the first: give it a moment to show.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let id = log.sessions()[0].id();
+    log.of(id)
+}
+
+pub fn assert_closed_once(events: &[Event], error: Option<&'static str>) {
+    assert_eq!(
+        events.iter().filter(|e| **e == Event::Close).count(),
+        1,
+        "{events:?}"
+    );
+    assert_eq!(events.last(), Some(&Event::Close), "{events:?}");
+    let errors: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, Event::Error(_)))
+        .collect();
+    match error {
+        Some(kind) => {
+            assert_eq!(errors, vec![&Event::Error(kind)], "{events:?}");
+            assert_eq!(
+                events[events.len() - 2],
+                Event::Error(kind),
+                "on_error right before on_close"
+            );
+        }
+        None => assert!(errors.is_empty(), "{events:?}"),
+    }
+}
+
+pub mod rig;

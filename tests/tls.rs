@@ -1,0 +1,781 @@
+//! TLS over TCP, over loopback: echo, mutual TLS, refused certificates, hostile peers,
+//! handshake timeouts, leaks, and a peer that is not this crate (`openssl s_client`).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use getty::tls::{TlsClientConfig, TlsServerConfig};
+use getty::{ClientEvent, Error, SessionConfig, TcpClient, TcpServer, TcpServerHandle};
+use rcgen::{
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair,
+};
+use tokio::io::AsyncWriteExt;
+
+/// A certificate authority that signs leaves for the tests.
+struct Ca {
+    cert: Certificate,
+    key: KeyPair,
+}
+
+/// A certificate and its key, as PEM.
+struct Leaf {
+    cert: String,
+    key: String,
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Ca { cert, key }
+    }
+
+    fn pem(&self) -> String {
+        self.cert.pem()
+    }
+
+    fn leaf(&self, names: &[&str], usage: ExtendedKeyUsagePurpose, expired: bool) -> Leaf {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.extended_key_usages = vec![usage];
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+        }
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        Leaf {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+        }
+    }
+
+    /// A server certificate for `localhost` and 127.0.0.1.
+    fn server(&self) -> Leaf {
+        self.leaf(
+            &["localhost", "127.0.0.1"],
+            ExtendedKeyUsagePurpose::ServerAuth,
+            false,
+        )
+    }
+
+    fn client(&self) -> Leaf {
+        self.leaf(&["client"], ExtendedKeyUsagePurpose::ClientAuth, false)
+    }
+}
+
+fn server_config(leaf: &Leaf) -> getty::tls::TlsServerBuilder {
+    TlsServerConfig::from_pem(leaf.cert.as_bytes(), leaf.key.as_bytes()).unwrap()
+}
+
+fn client_trusting(ca: &Ca) -> getty::tls::TlsClientBuilder {
+    TlsClientConfig::builder()
+        .root_certificates_pem(ca.pem().as_bytes())
+        .unwrap()
+}
+
+/// What a TLS server saw of failed handshakes.
+type Failures = Arc<Mutex<Vec<Error>>>;
+
+/// An echoing probe server over TLS on a free loopback port.
+async fn tls_server(tls: TlsServerConfig, workers: usize) -> (TcpServerHandle, Arc<Log>, Failures) {
+    let failures = Failures::default();
+    let f = failures.clone();
+    let server = TcpServer::new("127.0.0.1:0")
+        .workers(workers)
+        .tls(tls)
+        .on_establish_error(move |err| f.lock().unwrap().push(err.clone()));
+    let behaviour = Behaviour {
+        echo: true,
+        ..Behaviour::default()
+    };
+    let (handle, log, _) =
+        start_probe_server_with(server, behaviour, SessionConfig::default()).await;
+    (handle, log, failures)
+}
+
+/// A TLS probe client of `server` that records its dial failures.
+fn tls_client(
+    server: &TcpServerHandle,
+    tls: TlsClientConfig,
+) -> (getty::TcpClientHandle, Arc<Log>, Failures) {
+    let failures = Failures::default();
+    let f = failures.clone();
+    let client = TcpClient::new(server.local_addr().to_string())
+        .tls(tls)
+        .reconnect_interval(Duration::from_millis(50))
+        .on_event(move |event| {
+            if let ClientEvent::DialFailed { error } = event {
+                f.lock().unwrap().push(error);
+            }
+        });
+    let (handle, log) = start_probe_client(client, Behaviour::default());
+    (handle, log, failures)
+}
+
+/// The reasons of the TLS errors recorded so far; panics on any other kind of error.
+fn reasons(failures: &Failures) -> Vec<String> {
+    failures
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|err| match err.tls_reason() {
+            Some(reason) => reason.to_owned(),
+            None => panic!("expected only TLS errors, got {err:?}"),
+        })
+        .collect()
+}
+
+/// Waits until a TLS error has been recorded, then returns the first one's reason.
+async fn first_reason(failures: &Failures, what: &str) -> String {
+    wait_until(SECS5, what, || !failures.lock().unwrap().is_empty()).await;
+    reasons(failures).remove(0)
+}
+
+/// Sends one frame from the first session of the client's log and waits for its echo.
+async fn client_round_trip(log: &Log, payload: &'static [u8]) {
+    log.wait_for(SECS5, "the TLS client session to open", |events| {
+        events.iter().any(|(_, e)| *e == Event::Open)
+    })
+    .await;
+    let session = log.sessions().remove(0);
+    session.write(Bytes::from_static(payload)).await.unwrap();
+    let want = Event::Message(Bytes::from_static(payload));
+    log.wait_for(SECS5, "the echo", |events| {
+        events.iter().any(|(_, e)| *e == want)
+    })
+    .await;
+}
+
+#[actix::test]
+async fn tls_echo_round_trips_frames_between_server_and_client() {
+    let ca = Ca::new("test ca");
+    let (server, server_log, failures) =
+        tls_server(server_config(&ca.server()).build().unwrap(), 2).await;
+    let (client, log, dial_failures) = tls_client(&server, client_trusting(&ca).build().unwrap());
+    client_round_trip(&log, b"hello over tls").await;
+    let session = log.sessions().remove(0);
+    for i in 0..100u32 {
+        let frame = Bytes::from(vec![(i % 251) as u8; 1 + i as usize * 40]);
+        session.write(frame).await.unwrap();
+    }
+    log.wait_for(SECS5, "100 more echoes", |events| {
+        events
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::Message(_)))
+            .count()
+            == 101
+    })
+    .await;
+    let echoed: Vec<Bytes> = log
+        .events()
+        .into_iter()
+        .filter_map(|(_, e)| match e {
+            Event::Message(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    for (i, frame) in echoed[1..].iter().enumerate() {
+        assert_eq!(frame.len(), 1 + i * 40, "frame {i} intact and in order");
+        assert!(frame.iter().all(|&b| b == (i % 251) as u8));
+    }
+    assert_eq!(server_log.count(&Event::Open), 1);
+    assert!(failures.lock().unwrap().is_empty());
+    assert!(dial_failures.lock().unwrap().is_empty());
+    assert_eq!(server.stats().establish_failures, 0);
+    client.stop().await;
+    server.stop().await;
+}
+
+#[actix::test]
+async fn mutual_tls_accepts_a_client_with_a_trusted_certificate() {
+    let ca = Ca::new("test ca");
+    let client_ca = Ca::new("client ca");
+    let tls = server_config(&ca.server())
+        .client_ca_pem(client_ca.pem().as_bytes())
+        .unwrap()
+        .build()
+        .unwrap();
+    let (server, _, failures) = tls_server(tls, 1).await;
+    let leaf = client_ca.client();
+    let dir = TempDir::new("mtls");
+    let (cert, key) = (
+        dir.write("client.pem", &leaf.cert),
+        dir.write("client.key", &leaf.key),
+    );
+    let tls = client_trusting(&ca)
+        .client_cert_files(&cert, &key)
+        .unwrap()
+        .build()
+        .unwrap();
+    let (client, log, _) = tls_client(&server, tls);
+    client_round_trip(&log, b"with a client certificate").await;
+    assert!(failures.lock().unwrap().is_empty());
+    client.stop().await;
+    server.stop().await;
+}
+
+#[actix::test]
+async fn mutual_tls_refuses_a_client_without_a_certificate() {
+    let ca = Ca::new("test ca");
+    let tls = server_config(&ca.server())
+        .client_ca_pem(ca.pem().as_bytes())
+        .unwrap()
+        .build()
+        .unwrap();
+    let (server, server_log, failures) = tls_server(tls, 1).await;
+    let (client, client_log, dial_failures) =
+        tls_client(&server, client_trusting(&ca).build().unwrap());
+    let reason = first_reason(&failures, "the server to refuse the handshake").await;
+    assert!(reason.contains("no certificates"), "{reason}");
+    let err = failures.lock().unwrap()[0].clone();
+    assert!(err.session().is_some(), "the failure names its session");
+    assert!(err.to_string().contains("TLS error"), "{err}");
+    // The client learns it too: with TLS 1.3 its handshake ends before the server has
+    // checked its certificate, so the refusal arrives as an alert on the open session.
+    let deadline = Instant::now() + SECS5;
+    loop {
+        let alert_on_session = client_log.count(&Event::Error("tls")) > 0;
+        if alert_on_session || !dial_failures.lock().unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "client never saw the refusal");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // What a client without a certificate reads: the server's alert, as Error::Tls.
+    let tls = client_trusting(&ca).build().unwrap();
+    let connector = tokio_rustls::TlsConnector::from(tls.rustls_config().clone());
+    let tcp = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut stream = within(SECS5, connector.connect(name, tcp)).await.unwrap();
+    let mut buf = [0u8; 8];
+    let read = within(SECS5, tokio::io::AsyncReadExt::read(&mut stream, &mut buf)).await;
+    let err = Error::from(read.expect_err("the server refuses to talk"));
+    assert_eq!(
+        err.tls_reason(),
+        Some("received fatal alert: CertificateRequired"),
+        "{err:?}"
+    );
+    assert_eq!(
+        server_log.count(&Event::Open),
+        0,
+        "no server session opened"
+    );
+    assert_eq!(server.stats().opened, 0);
+    assert!(server.stats().establish_failures >= 1);
+    client.stop().await;
+    server.stop().await;
+}
+
+/// Dials `server` with `tls` and returns the reason of the first failed dial.
+async fn refused_dial(
+    server: &TcpServerHandle,
+    tls: TlsClientConfig,
+) -> (String, getty::EndpointStats) {
+    let (client, log, failures) = tls_client(server, tls);
+    let reason = first_reason(&failures, "the dial to fail").await;
+    assert_eq!(
+        log.count(&Event::Open),
+        0,
+        "no session over a refused handshake"
+    );
+    let stats = client.stats();
+    client.stop().await;
+    (reason, stats)
+}
+
+#[actix::test]
+async fn a_server_signed_by_another_ca_is_refused() {
+    let ca = Ca::new("test ca");
+    let other = Ca::new("other ca");
+    let (server, _, _) = tls_server(server_config(&ca.server()).build().unwrap(), 1).await;
+    let (reason, stats) = refused_dial(&server, client_trusting(&other).build().unwrap()).await;
+    assert!(
+        reason.contains("invalid peer certificate: UnknownIssuer"),
+        "{reason}"
+    );
+    assert!(
+        stats.connect_failures >= 1 && stats.opened == 0,
+        "{stats:?}"
+    );
+    assert_eq!(server.stats().opened, 0);
+    server.stop().await;
+}
+
+#[actix::test]
+async fn an_expired_server_certificate_is_refused() {
+    let ca = Ca::new("test ca");
+    let leaf = ca.leaf(
+        &["localhost", "127.0.0.1"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+        true,
+    );
+    let (server, _, _) = tls_server(server_config(&leaf).build().unwrap(), 1).await;
+    let (reason, _) = refused_dial(&server, client_trusting(&ca).build().unwrap()).await;
+    assert!(
+        reason.contains("invalid peer certificate: certificate expired"),
+        "{reason}"
+    );
+    server.stop().await;
+}
+
+#[actix::test]
+async fn a_wrong_server_name_is_refused() {
+    let ca = Ca::new("test ca");
+    let (server, _, _) = tls_server(server_config(&ca.server()).build().unwrap(), 1).await;
+    let tls = client_trusting(&ca)
+        .server_name("db.example.com")
+        .build()
+        .unwrap();
+    let (reason, _) = refused_dial(&server, tls).await;
+    assert!(
+        reason.contains("certificate not valid for name \"db.example.com\""),
+        "{reason}"
+    );
+    // The same certificate is fine for the name it has.
+    let tls = client_trusting(&ca)
+        .server_name("localhost")
+        .build()
+        .unwrap();
+    let (client, log, _) = tls_client(&server, tls);
+    client_round_trip(&log, b"right name").await;
+    client.stop().await;
+    server.stop().await;
+}
+
+#[actix::test]
+async fn a_plain_tcp_client_is_closed_while_a_tls_session_keeps_echoing() {
+    let ca = Ca::new("test ca");
+    let (server, _, failures) = tls_server(server_config(&ca.server()).build().unwrap(), 2).await;
+    let (client, log, _) = tls_client(&server, client_trusting(&ca).build().unwrap());
+    client_round_trip(&log, b"before").await;
+
+    // A client that speaks the codec but not TLS.
+    let mut plain = connect(&server).await;
+    use futures::SinkExt;
+    let _ = plain.send(Bytes::from_static(b"plain frame")).await;
+    let frames = read_to_end(&mut plain, SECS5).await;
+    assert!(
+        frames.is_empty(),
+        "nothing echoed to a plain client: {frames:?}"
+    );
+    let reason = first_reason(&failures, "the plain client's handshake to fail").await;
+    assert!(reason.contains("corrupt message"), "{reason}");
+
+    // Raw garbage, and a peer that hangs up mid-handshake.
+    let mut garbage = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    garbage
+        .write_all(&[0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3])
+        .await
+        .unwrap();
+    drop(garbage);
+    wait_until(SECS5, "the garbage handshake to fail too", || {
+        server.stats().establish_failures >= 2
+    })
+    .await;
+
+    let session = log.sessions().remove(0);
+    session.write(Bytes::from_static(b"after")).await.unwrap();
+    let want = Event::Message(Bytes::from_static(b"after"));
+    log.wait_for(SECS5, "the TLS session still echoing", |events| {
+        events.iter().any(|(_, e)| *e == want)
+    })
+    .await;
+    assert_eq!(server.stats().open_sessions, 1);
+    client.stop().await;
+    server.stop().await;
+}
+
+#[actix::test]
+async fn a_silent_handshake_is_timed_out() {
+    let ca = Ca::new("test ca");
+    let tls = server_config(&ca.server())
+        .handshake_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let (server, _, failures) = tls_server(tls, 1).await;
+    let started = Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let reason = first_reason(&failures, "the handshake to time out").await;
+    assert_eq!(reason, "handshake timed out after 200ms");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    // The server dropped the connection: the silent peer reads EOF.
+    let mut buf = [0u8; 16];
+    let read = within(SECS5, tokio::io::AsyncReadExt::read(&mut silent, &mut buf)).await;
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    let stats = server.stats();
+    assert_eq!(
+        (stats.establish_failures, stats.live_sessions, stats.refused),
+        (1, 0, 0)
+    );
+    server.stop().await;
+}
+
+#[actix::test]
+async fn a_client_handshake_that_gets_no_answer_times_out_and_is_retried() {
+    // A TCP server that accepts and never says a word.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let h = held.clone();
+    actix::spawn(async move {
+        while let Ok((stream, _)) = silent.accept().await {
+            h.lock().unwrap().push(stream);
+        }
+    });
+    let ca = Ca::new("test ca");
+    let tls = client_trusting(&ca)
+        .handshake_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let failures = Failures::default();
+    let f = failures.clone();
+    let client = TcpClient::new(addr.to_string())
+        .tls(tls)
+        .reconnect_interval(Duration::from_millis(20))
+        .on_event(move |event| {
+            if let ClientEvent::DialFailed { error } = event {
+                f.lock().unwrap().push(error);
+            }
+        });
+    let (client, log) = start_probe_client(client, Behaviour::default());
+    wait_until(SECS5, "two timed-out handshakes", || {
+        failures.lock().unwrap().len() >= 2
+    })
+    .await;
+    for reason in reasons(&failures) {
+        assert_eq!(reason, "handshake timed out after 100ms");
+    }
+    let stats = client.stats();
+    assert!(
+        stats.connect_failures >= 2 && stats.opened == 0,
+        "{stats:?}"
+    );
+    assert_eq!(log.count(&Event::Open), 0);
+    within(SECS5, client.stop()).await;
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count())
+}
+
+#[actix::test]
+async fn failed_handshakes_in_a_loop_leave_no_sockets_behind() {
+    let ca = Ca::new("test ca");
+    let tls = server_config(&ca.server())
+        .client_ca_pem(ca.pem().as_bytes())
+        .unwrap()
+        .handshake_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let (server, _, _) = tls_server(tls, 2).await;
+    let client_tls = client_trusting(&ca).build().unwrap();
+    let connector = tokio_rustls::TlsConnector::from(client_tls.rustls_config().clone());
+    let fds_before = open_fds();
+    const ROUNDS: u64 = 200;
+    for i in 0..ROUNDS {
+        let mut tcp = within(SECS5, tokio::net::TcpStream::connect(server.local_addr()))
+            .await
+            .unwrap();
+        match i % 4 {
+            // Garbage instead of a ClientHello.
+            0 => {
+                let _ = tcp.write_all(b"GET / HTTP/1.0\r\n\r\n").await;
+            }
+            // A TLS client without the required client certificate.
+            1 => {
+                let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+                if let Ok(mut tls) = within(SECS5, connector.connect(name, tcp)).await {
+                    let _ = tls.write_all(&[0, 0, 0, 1, 7]).await;
+                    let mut buf = [0u8; 8];
+                    let _ = within(SECS5, tokio::io::AsyncReadExt::read(&mut tls, &mut buf)).await;
+                }
+                continue;
+            }
+            // Hang up at once.
+            2 => {}
+            // Half a ClientHello, then hang up.
+            _ => {
+                let _ = tcp.write_all(&[0x16, 0x03, 0x01, 0x00, 0x80, 0x01]).await;
+            }
+        }
+        drop(tcp);
+    }
+    wait_until(Duration::from_secs(10), "every handshake to fail", || {
+        server.stats().establish_failures == ROUNDS
+    })
+    .await;
+    wait_until(SECS5, "no live sessions", || {
+        server.stats().live_sessions == 0
+    })
+    .await;
+    // Closed sockets leave the table a moment after the last close.
+    let deadline = Instant::now() + SECS5;
+    while open_fds() > fds_before && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = server.stats();
+    assert_eq!(
+        (stats.opened, stats.refused, stats.live_sessions),
+        (0, 0, 0),
+        "{stats:?}"
+    );
+    assert!(
+        open_fds() <= fds_before,
+        "fds before {fds_before}, after {ROUNDS} failed handshakes {}",
+        open_fds()
+    );
+    server.stop().await;
+}
+
+#[actix::test]
+async fn stop_does_not_wait_for_pending_handshakes() {
+    let ca = Ca::new("test ca");
+    let (server, _, _) = tls_server(server_config(&ca.server()).build().unwrap(), 1).await;
+    let _silent: Vec<_> = futures::future::join_all(
+        (0..5).map(|_| tokio::net::TcpStream::connect(server.local_addr())),
+    )
+    .await;
+    wait_until(SECS5, "five pending handshakes", || {
+        server.stats().live_sessions == 5
+    })
+    .await;
+    within(Duration::from_secs(2), server.stop()).await;
+    assert_eq!(server.stats().live_sessions, 0);
+}
+
+/// A directory of files for one test, removed at the end.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("getty-tls-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The `echo_server` example, built by this test's cargo if it is not yet.
+fn echo_server_binary() -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--example", "echo_server"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build --example echo_server failed");
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    dir.join("examples").join("echo_server")
+}
+
+/// Kills a child process when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn openssl_s_client_round_trips_a_frame_with_the_echo_server_example() {
+    let openssl = Command::new("openssl").arg("version").output();
+    assert!(
+        matches!(&openssl, Ok(out) if out.status.success()),
+        "this test needs the `openssl` command (Debian: apt-get install -y openssl; .ci/run installs it)"
+    );
+    let ca = Ca::new("test ca");
+    let leaf = ca.server();
+    let dir = TempDir::new("openssl");
+    let cert = dir.write("cert.pem", &leaf.cert);
+    let key = dir.write("key.pem", &leaf.key);
+    let ca_file = dir.write("ca.pem", &ca.pem());
+
+    let mut server = Command::new(echo_server_binary())
+        .args(["--addr", "127.0.0.1:0", "--threads", "1", "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start echo_server");
+    let stdout = server.stdout.take().unwrap();
+    let server = Child(server);
+    let addr = read_first_line(stdout, Duration::from_secs(30));
+    let addr = addr
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("`listening on <addr>`, got {addr:?}"))
+        .to_owned();
+
+    let mut s_client = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &addr,
+            "-servername",
+            "localhost",
+            "-quiet",
+        ])
+        .args([
+            "-verify_return_error",
+            "-verify_hostname",
+            "localhost",
+            "-CAfile",
+        ])
+        .arg(&ca_file)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start openssl s_client");
+    let payload = b"hello from openssl";
+    let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(payload);
+    let mut stdin = s_client.stdin.take().unwrap();
+    stdin.write_all(&frame).unwrap();
+    stdin.flush().unwrap();
+    let mut out = s_client.stdout.take().unwrap();
+    let mut err = s_client.stderr.take().unwrap();
+    let s_client = Child(s_client);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let want = frame.len();
+    std::thread::spawn(move || {
+        let mut echoed = vec![0u8; want];
+        let _ = tx.send(out.read_exact(&mut echoed).map(|_| echoed));
+    });
+    let echoed = rx.recv_timeout(Duration::from_secs(20));
+    drop(stdin);
+    drop(s_client);
+    let mut stderr = String::new();
+    let _ = err.read_to_string(&mut stderr);
+    match echoed {
+        Ok(Ok(echoed)) => assert_eq!(echoed, frame, "the frame comes back whole"),
+        other => {
+            panic!("no echo from echo_server via openssl s_client: {other:?}; stderr: {stderr}")
+        }
+    }
+    drop(server);
+}
+
+fn read_first_line(stdout: std::process::ChildStdout, limit: Duration) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+        let _ = tx.send(line);
+    });
+    rx.recv_timeout(limit)
+        .expect("the server prints its address")
+}
+
+#[test]
+fn config_errors_are_tls_errors_that_say_what_is_wrong() {
+    let missing = TlsServerConfig::from_pem_files("/nonexistent/cert.pem", "/nonexistent/key.pem")
+        .expect_err("no such file");
+    let reason = missing.tls_reason().expect("a TLS error").to_owned();
+    assert!(reason.contains("/nonexistent/cert.pem"), "{reason}");
+
+    let empty = TlsServerConfig::from_pem(b"", b"").expect_err("no certificate");
+    assert!(
+        empty.tls_reason().unwrap().contains("no certificate found"),
+        "{empty}"
+    );
+
+    let ca = Ca::new("test ca");
+    let leaf = ca.server();
+    let no_key = TlsServerConfig::from_pem(leaf.cert.as_bytes(), leaf.cert.as_bytes())
+        .expect_err("a certificate is not a key");
+    assert!(
+        no_key.tls_reason().unwrap().contains("private key"),
+        "{no_key}"
+    );
+
+    let no_roots = TlsClientConfig::builder()
+        .build()
+        .expect_err("trusts nothing");
+    assert!(
+        no_roots
+            .tls_reason()
+            .unwrap()
+            .contains("no root certificates"),
+        "{no_roots}"
+    );
+
+    let bad_name = client_trusting(&ca)
+        .server_name("not a host name!")
+        .build()
+        .expect_err("not a name");
+    assert!(
+        bad_name
+            .tls_reason()
+            .unwrap()
+            .contains("invalid server name"),
+        "{bad_name}"
+    );
+
+    // The bundled Mozilla roots are a root store of their own.
+    #[cfg(feature = "webpki-roots")]
+    {
+        let webpki = TlsClientConfig::builder().webpki_roots().build();
+        assert!(webpki.is_ok(), "{webpki:?}");
+    }
+}
+
+#[actix::test]
+async fn alpn_is_negotiated_and_the_session_runs_over_it() {
+    let ca = Ca::new("test ca");
+    let tls = server_config(&ca.server())
+        .alpn_protocols(["getty/1", "h2"])
+        .build()
+        .unwrap();
+    let (server, _, _) = tls_server(tls, 1).await;
+    let client_tls = client_trusting(&ca)
+        .alpn_protocols(["getty/1"])
+        .build()
+        .unwrap();
+    let connector = tokio_rustls::TlsConnector::from(client_tls.rustls_config().clone());
+    let tcp = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let stream = within(SECS5, connector.connect(name, tcp)).await.unwrap();
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"getty/1"[..]));
+    let mut framed = tokio_util::codec::Framed::new(stream, getty::LengthDelimited::new());
+    use futures::{SinkExt, StreamExt};
+    framed.send(Bytes::from_static(b"over alpn")).await.unwrap();
+    let echo = within(SECS5, framed.next()).await.unwrap().unwrap();
+    assert_eq!(&echo[..], b"over alpn");
+    server.stop().await;
+}
