@@ -686,3 +686,36 @@ fn ws_echo_client_checks_ws_echo_server_over_wss() {
     assert!(wait_exit(&mut server.0, Duration::from_secs(20)).success());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn python_socket_peer_round_trips_frames_with_the_udp_echo_server() {
+    // A peer that is not this crate nor Rust: Python's socket module, one
+    // length-prefixed frame per datagram.
+    let (_server, addr) = start_echo_server(&["--transport", "udp"]);
+    let (host, port) = addr.rsplit_once(':').expect("host:port");
+    let script = r#"
+import socket, struct, sys
+host, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(10)
+for i in range(100):
+    payload = b"py-%d-" % i + bytes(i)
+    datagram = struct.pack(">I", len(payload)) + payload
+    s.sendto(datagram, (host, port))
+    echo, source = s.recvfrom(65536)
+    assert echo == datagram, (i, echo)
+    assert source == (host, port), source
+print("python udp ok 100")
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, host, port])
+        .output()
+        .expect("python3 on the PATH");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("python udp ok 100"), "{text}");
+}
