@@ -32,7 +32,7 @@ run() { # name, server args..., --, client args...
   local line
   line=$(taskset -c 1 "$bin/echo_client" --addr "$addr" "${client_args[@]}" --conns "$conns" \
     --depth 16 --size "$size" --frames "$frames" --timeout 120 2>/dev/null | grep 'frames/s' || true)
-  echo "$name: ${line:-FAILED}" | sed 's/ echoes matched on .* in \(.*\) s, \(.*\) frames\/s/ \2 frames\/s (\1 s)/'
+  echo "$name: ${line:-FAILED}" | sed 's/: [0-9]* echoes matched on .* in \(.*\) s, \(.*\) frames\/s/: \2 frames\/s (\1 s)/'
   kill -TERM "$pid"; wait "$pid" || true; rm -f "$out"
 }
 
