@@ -328,10 +328,28 @@ impl ClientHandle {
     }
 }
 
-/// Adds the [`Client`] options that every transport's client builder shares
-/// (`connections`, `reconnect_interval`, `max_reconnect_interval`, `workers`,
-/// `connect_timeout`, `session_config`, `on_event`) to a builder whose field `$field`
-/// holds a [`Client`].
+/// For transport writers: adds the options every client builder shares (`connections`,
+/// `reconnect_interval`, `max_reconnect_interval`, `workers`, `connect_timeout`,
+/// `session_config`, `on_event`) to a builder that keeps its `Client`
+/// in the field named `$field`, forwarding to it. The crate's own TCP and Unix clients
+/// use it; see the `transport` module's guide.
+///
+/// ```
+/// use getty::Client;
+///
+/// /// A client builder for some transport of yours.
+/// pub struct PipeClient {
+///     client: Client,
+/// }
+///
+/// impl PipeClient {
+///     getty::forward_client_options!(client);
+/// }
+///
+/// let built = PipeClient { client: Client::new() }.connections(4);
+/// # let _ = built.client;
+/// ```
+#[macro_export]
 macro_rules! forward_client_options {
     ($field:ident) => {
         /// How many sessions to keep (getty's `WithConnectionNumber`). Default 1.
@@ -348,7 +366,7 @@ macro_rules! forward_client_options {
         }
 
         /// Cap on the delay between dial rounds; see
-        /// [`Client::max_reconnect_interval`](crate::Client::max_reconnect_interval).
+        /// `Client::max_reconnect_interval`.
         pub fn max_reconnect_interval(mut self, cap: std::time::Duration) -> Self {
             self.$field = self.$field.max_reconnect_interval(cap);
             self
@@ -375,11 +393,10 @@ macro_rules! forward_client_options {
         }
 
         /// Calls `hook` each time a session comes up or goes down or a dial fails; see
-        /// [`Client::on_event`](crate::Client::on_event).
+        /// `Client::on_event`.
         pub fn on_event(mut self, hook: impl Fn($crate::ClientEvent) + 'static) -> Self {
             self.$field = self.$field.on_event(hook);
             self
         }
     };
 }
-pub(crate) use forward_client_options;

@@ -313,9 +313,28 @@ impl ServerHandle {
     }
 }
 
-/// Adds the [`Server`] options that every transport's server builder shares
-/// (`workers`, `max_connections`, `session_config`, `on_establish_error`) to a builder
-/// whose field `$field` holds a [`Server`].
+/// For transport writers: adds the options every server builder shares (`workers`,
+/// `max_connections`, `session_config`, `on_establish_error`) to a builder that keeps
+/// its `Server` in the field named `$field`, forwarding to it. The
+/// crate's own TCP and Unix servers use it; see the
+/// `transport` module's guide.
+///
+/// ```
+/// use getty::Server;
+///
+/// /// A server builder for some transport of yours.
+/// pub struct PipeServer {
+///     server: Server,
+/// }
+///
+/// impl PipeServer {
+///     getty::forward_server_options!(server);
+/// }
+///
+/// let built = PipeServer { server: Server::new() }.workers(2).max_connections(10);
+/// # let _ = built.server;
+/// ```
+#[macro_export]
 macro_rules! forward_server_options {
     ($field:ident) => {
         /// Number of arbiters (threads) sessions are spread over, round-robin. Default:
@@ -334,14 +353,14 @@ macro_rules! forward_server_options {
         }
 
         /// The config each session starts with, before the `new_session` hook changes
-        /// it. Default: [`SessionConfig::default`](crate::SessionConfig::default).
+        /// it. Default: `SessionConfig::default`.
         pub fn session_config(mut self, config: $crate::SessionConfig) -> Self {
             self.$field = self.$field.session_config(config);
             self
         }
 
         /// Calls `hook` for every accepted connection that failed to establish; see
-        /// [`Server::on_establish_error`](crate::Server::on_establish_error).
+        /// `Server::on_establish_error`.
         pub fn on_establish_error(
             mut self,
             hook: impl Fn(&$crate::Error) + Send + Sync + 'static,
@@ -351,4 +370,3 @@ macro_rules! forward_server_options {
         }
     };
 }
-pub(crate) use forward_server_options;

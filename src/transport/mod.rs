@@ -44,6 +44,12 @@
 //!    connects and returns the `Transport`; the client's supervisor calls it again,
 //!    with backoff, whenever a session is lost.
 //!
+//! The builders `UnixServer` and `UnixClient` keep a [`Server`](crate::Server) and a
+//! [`Client`](crate::Client) and add only what is particular to Unix sockets (the path,
+//! stale-file handling); [`forward_server_options!`](crate::forward_server_options) and
+//! [`forward_client_options!`](crate::forward_client_options) give them the shared
+//! options (`workers`, `session_config`, `connections`, ...) in one line each.
+//!
 //! ```
 //! use bytes::{Bytes, BytesMut};
 //! use futures::{SinkExt, StreamExt};

@@ -120,7 +120,7 @@ impl TcpServer {
         }
     }
 
-    crate::server::forward_server_options!(server);
+    crate::forward_server_options!(server);
 
     /// Sets TCP_NODELAY on accepted sockets. Default: on.
     pub fn nodelay(mut self, on: bool) -> Self {
@@ -275,7 +275,7 @@ impl TcpClient {
         }
     }
 
-    crate::client::forward_client_options!(client);
+    crate::forward_client_options!(client);
 
     /// Sets TCP_NODELAY on dialed sockets. Default: on.
     pub fn nodelay(mut self, on: bool) -> Self {

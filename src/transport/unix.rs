@@ -124,7 +124,7 @@ impl UnixServer {
         }
     }
 
-    crate::server::forward_server_options!(server);
+    crate::forward_server_options!(server);
 
     /// Removes a stale socket file at the path before binding: one that no server
     /// answers on (left by a run that crashed). Default: off, and `start` fails instead.
@@ -238,7 +238,7 @@ impl UnixClient {
         }
     }
 
-    crate::client::forward_client_options!(client);
+    crate::forward_client_options!(client);
 
     /// Starts dialing. Call from within an actix system; the client runs until
     /// [`ClientHandle::stop`] or until every handle is dropped.
