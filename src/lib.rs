@@ -210,3 +210,4 @@ pub type TcpClientHandle = ClientHandle;
 pub use session::{Session, SessionContext, SessionSetup, SessionStats};
 pub use tls::{TlsClientConfig, TlsServerConfig};
 pub use udp::{Datagram, Datagrams, UdpClient, UdpServer, UdpServerHandle};
+pub use ws::{WsClient, WsServer, WsServerHandle};
