@@ -178,14 +178,32 @@ impl Client {
         L: EventListener,
         F: NewSession<L>,
     {
+        let kind = self.kind.clone();
+        let config = self.config.clone();
+        let hook: Arc<SessionFactory<L>> = Arc::new(new_session);
+        self.start_with(dial, move |transport: T, slot| {
+            open_session(transport, &kind, config.clone(), &*hook, slot);
+        })
+    }
+
+    /// [`start`](Self::start) for transports whose connections are not a [`Transport`]
+    /// (datagram sockets, WebSocket framing): `dial` makes a connection of any kind and
+    /// `open` starts its session on the slot, both on the session's arbiter. Reconnection,
+    /// the connect timeout and the stop work as for every client.
+    pub(crate) fn start_with<C, D, Fut, O>(self, dial: D, open: O) -> ClientHandle
+    where
+        C: 'static,
+        D: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<C>> + 'static,
+        O: Fn(C, SessionSlot) + Send + Sync + 'static,
+    {
         let endpoint = Arc::new(EndpointShared::default());
         let pool = Arc::new(ArbiterPool::start(self.workers));
         let dialer = Dialer {
             dial: Arc::new(move || dial().boxed_local()),
+            open: Arc::new(open),
             kind: self.kind,
             connect_timeout: self.connect_timeout,
-            config: self.config.clone(),
-            hook: Arc::new(new_session),
             endpoint: endpoint.clone(),
         };
         let seed = crate::clock::now_ms() ^ (Arc::as_ptr(&endpoint) as u64);
@@ -200,8 +218,9 @@ impl Client {
                         actix_rt::spawn(dialer.dial(slot));
                     } else {
                         // Made and polled on that arbiter (the dial future need not be
-                        // `Send`); if the arbiter is gone the closure is dropped with its
-                        // slot, which counts as a failed dial.
+                        // `Send`, and its sockets belong to that arbiter's reactor); if the
+                        // arbiter is gone the closure is dropped with its slot, which
+                        // counts as a failed dial.
                         arbiter.spawn_fn(move || {
                             actix_rt::spawn(dialer.dial(slot));
                         });
@@ -216,47 +235,48 @@ impl Client {
             .with_redial(redial)
             .on_stopped(move || pool.stop())
             .start();
-        ClientHandle {
-            inner: Arc::new(HandleInner {
-                endpoint,
-                supervisor,
-            }),
-        }
+        ClientHandle::new(endpoint, supervisor)
+    }
+
+    /// How long one dial may take, for transports whose own connector wants it too.
+    pub(crate) fn dial_timeout(&self) -> Duration {
+        self.connect_timeout
     }
 }
 
+/// Opens a session on a dialed connection, as clients keep it.
+type OpenFn<C> = dyn Fn(C, SessionSlot) + Send + Sync;
+
 /// Everything one dial needs, cheap to clone into each dial task.
-struct Dialer<L: EventListener, T> {
-    dial: Arc<DialFn<T>>,
+struct Dialer<C> {
+    dial: Arc<DialFn<C>>,
+    open: Arc<OpenFn<C>>,
     kind: Arc<str>,
     connect_timeout: Duration,
-    config: SessionConfig,
-    hook: Arc<SessionFactory<L>>,
     endpoint: Arc<EndpointShared>,
 }
 
-impl<L: EventListener, T> Clone for Dialer<L, T> {
+impl<C> Clone for Dialer<C> {
     fn clone(&self) -> Self {
         Dialer {
             dial: self.dial.clone(),
+            open: self.open.clone(),
             kind: self.kind.clone(),
             connect_timeout: self.connect_timeout,
-            config: self.config.clone(),
-            hook: self.hook.clone(),
             endpoint: self.endpoint.clone(),
         }
     }
 }
 
-impl<L: EventListener, T: Transport> Dialer<L, T> {
+impl<C> Dialer<C> {
     async fn dial(self, slot: SessionSlot) {
         let connect = tokio::time::timeout(self.connect_timeout, (self.dial)());
         let connected = tokio::select! {
             connected = connect => connected,
             _ = self.endpoint.stopped() => return slot.abandon(),
         };
-        let transport = match connected {
-            Ok(Ok(transport)) => transport,
+        let connection = match connected {
+            Ok(Ok(connection)) => connection,
             Ok(Err(err)) => return slot.dial_failed(err),
             Err(_) => {
                 let msg = format!(
@@ -269,7 +289,7 @@ impl<L: EventListener, T: Transport> Dialer<L, T> {
         if self.endpoint.is_stopping() {
             return slot.abandon();
         }
-        open_session(transport, &self.kind, self.config, &*self.hook, slot);
+        (self.open)(connection, slot);
     }
 }
 

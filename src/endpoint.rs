@@ -251,16 +251,45 @@ pub(crate) fn open_session<L, T>(
             return;
         }
     };
-    let mut setup = SessionSetup::new(slot.id(), kind, local, peer.clone(), config);
-    match catch_unwind(AssertUnwindSafe(|| new_session(&mut setup))) {
-        Ok(Ok((listener, codec))) => start_session(io, setup, listener, codec, slot),
-        Ok(Err(err)) => {
-            tracing::debug!(%peer, %err, "new_session refused the connection");
-            slot.release(Outcome::Refused);
-        }
+    if let Some((setup, listener, codec, slot)) =
+        prepare_session(new_session, kind, local, peer, config, slot)
+    {
+        start_session(io, setup, listener, codec, slot);
+    }
+}
+
+/// Runs the `new_session` hook for a session about to start; a hook that panics refuses
+/// it like one that returns an error.
+pub(crate) fn run_new_session<L: EventListener>(
+    new_session: &SessionFactory<L>,
+    setup: &mut SessionSetup,
+) -> Result<(L, L::Codec)> {
+    match catch_unwind(AssertUnwindSafe(|| new_session(setup))) {
+        Ok(made) => made,
         Err(_) => {
-            tracing::error!(%peer, "new_session panicked; connection refused");
+            tracing::error!(peer = %setup.peer_addr(), "new_session panicked; session refused");
+            Err(Error::refused("new_session panicked"))
+        }
+    }
+}
+
+/// Describes a new session to the `new_session` hook and runs it: the setup, listener and
+/// codec to start the session with, or `None` once the refused slot is released.
+pub(crate) fn prepare_session<L: EventListener>(
+    new_session: &SessionFactory<L>,
+    kind: &str,
+    local: Address,
+    peer: Address,
+    config: SessionConfig,
+    mut slot: SessionSlot,
+) -> Option<(SessionSetup, L, L::Codec, SessionSlot)> {
+    let mut setup = SessionSetup::new(slot.id(), kind, local, peer, config);
+    match run_new_session(new_session, &mut setup) {
+        Ok((listener, codec)) => Some((setup, listener, codec, slot)),
+        Err(err) => {
+            tracing::debug!(peer = %setup.peer_addr(), %err, "new_session refused the session");
             slot.release(Outcome::Refused);
+            None
         }
     }
 }

@@ -1,23 +1,16 @@
 //! The UDP client endpoint: sessions over connected sockets, one server address.
 
 use std::sync::Arc;
-use std::time::Duration;
-
-use actix::Actor;
 
 use super::codec::Plain;
 use super::reader::{DatagramReader, SocketSource};
 use super::socket::{self, any_of_family, DatagramWriter, Destination, SocketOptions};
-use super::{run_hook, DEFAULT_MAX_DATAGRAM_SIZE};
-use crate::arbiters::ArbiterPool;
-use crate::client::{ClientEvent, ClientHandle, EventHook, DEFAULT_CONNECT_TIMEOUT};
-use crate::endpoint::{EndpointShared, NewSession, Outcome, SessionFactory, SessionSlot};
-use crate::error::{Error, Result};
+use super::DEFAULT_MAX_DATAGRAM_SIZE;
+use crate::client::{Client, ClientHandle};
+use crate::endpoint::{prepare_session, NewSession, SessionFactory, SessionSlot};
+use crate::error::Result;
 use crate::listener::EventListener;
-use crate::reconnect::{Backoff, DEFAULT_MAX_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL};
-use crate::session::{start_session_with, MessageLimit, SessionSetup, SessionWriter};
-use crate::supervisor::{Redial, Supervisor};
-use crate::SessionConfig;
+use crate::session::{start_session_with, MessageLimit, SessionWriter};
 
 /// Builds and starts a UDP client: sessions over **connected** sockets to one server
 /// address, with the same listener, options, events and [`ClientHandle`] as a
@@ -57,17 +50,11 @@ use crate::SessionConfig;
 /// }
 /// ```
 pub struct UdpClient {
-    addr: String,
-    local_addr: Option<String>,
-    connections: usize,
-    reconnect_interval: Duration,
-    max_reconnect_interval: Duration,
+    addr: Arc<str>,
+    local_addr: Option<Arc<str>>,
     max_datagram_size: usize,
-    workers: usize,
-    connect_timeout: Duration,
     socket: SocketOptions,
-    config: SessionConfig,
-    events: Option<EventHook>,
+    client: Client,
 }
 
 impl std::fmt::Debug for UdpClient {
@@ -75,52 +62,28 @@ impl std::fmt::Debug for UdpClient {
         f.debug_struct("UdpClient")
             .field("addr", &self.addr)
             .field("local_addr", &self.local_addr)
-            .field("connections", &self.connections)
             .field("max_datagram_size", &self.max_datagram_size)
+            .field("client", &self.client)
             .finish_non_exhaustive()
     }
 }
 
 impl UdpClient {
     /// A client of the server at `addr`, e.g. `"127.0.0.1:7000"`; resolved at every dial.
-    pub fn new(addr: impl Into<String>) -> Self {
+    pub fn new(addr: impl AsRef<str>) -> Self {
         UdpClient {
-            addr: addr.into(),
+            addr: Arc::from(addr.as_ref()),
             local_addr: None,
-            connections: 1,
-            reconnect_interval: DEFAULT_RECONNECT_INTERVAL,
-            max_reconnect_interval: DEFAULT_MAX_RECONNECT_INTERVAL,
             max_datagram_size: DEFAULT_MAX_DATAGRAM_SIZE,
-            workers: 1,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             socket: SocketOptions::default(),
-            config: SessionConfig::default(),
-            events: None,
+            client: Client::new().kind("udp-client"),
         }
     }
 
     /// The local address each session's socket binds, e.g. `"127.0.0.1:0"`. Default: the
     /// unspecified address of the server's family, port 0.
-    pub fn local_addr(mut self, addr: impl Into<String>) -> Self {
-        self.local_addr = Some(addr.into());
-        self
-    }
-
-    /// How many sessions (sockets) to keep. Default 1.
-    pub fn connections(mut self, n: usize) -> Self {
-        self.connections = n;
-        self
-    }
-
-    /// First delay before making a lost session again. Default 300 ms.
-    pub fn reconnect_interval(mut self, interval: Duration) -> Self {
-        self.reconnect_interval = interval;
-        self
-    }
-
-    /// Cap on the delay between rounds. Default 10 s.
-    pub fn max_reconnect_interval(mut self, cap: Duration) -> Self {
-        self.max_reconnect_interval = cap;
+    pub fn local_addr(mut self, addr: impl AsRef<str>) -> Self {
+        self.local_addr = Some(Arc::from(addr.as_ref()));
         self
     }
 
@@ -143,32 +106,8 @@ impl UdpClient {
         self
     }
 
-    /// Arbiters (threads) the sessions are spread over, round-robin; the calling arbiter
-    /// is the first. Default 1.
-    pub fn workers(mut self, n: usize) -> Self {
-        self.workers = n.max(1);
-        self
-    }
-
-    /// How long one dial (resolving the addresses, binding and connecting the socket)
-    /// may take. Default 3 s, as for TCP.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// The config each session starts with, before the `new_session` hook changes it.
-    pub fn session_config(mut self, config: SessionConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// Calls `hook` on the client's arbiter each time a session comes up or goes down
-    /// or a dial fails. It must return quickly.
-    pub fn on_event(mut self, hook: impl Fn(ClientEvent) + 'static) -> Self {
-        self.events = Some(Box::new(hook));
-        self
-    }
+    // A "dial" here resolves the addresses, binds the socket and connects it.
+    crate::forward_client_options!(client);
 
     /// Starts. Call from within an actix system. The client runs until
     /// [`ClientHandle::stop`] or until every handle is dropped.
@@ -177,78 +116,34 @@ impl UdpClient {
         L: EventListener,
         F: NewSession<L>,
     {
-        let endpoint = Arc::new(EndpointShared::default());
-        let dialer = Dialer {
-            addr: Arc::from(self.addr),
-            local_addr: self.local_addr.map(Arc::from),
+        let dialer = Arc::new(Dialer {
+            addr: self.addr,
+            local_addr: self.local_addr,
+            socket: self.socket,
+        });
+        let opener = Opener {
             max_datagram: self.max_datagram_size,
-            connect_timeout: self.connect_timeout,
-            socket: Arc::new(self.socket),
-            config: self.config.clone(),
+            config: self.client.config().clone(),
             hook: Arc::new(new_session),
-            endpoint: endpoint.clone(),
         };
-        let seed = crate::clock::now_ms() ^ (Arc::as_ptr(&endpoint) as u64);
-        let pool = Arc::new(ArbiterPool::start(self.workers));
-        let redial = Redial {
-            wanted: self.connections,
-            dial: Box::new({
-                let pool = pool.clone();
-                move |slot| {
-                    let (index, arbiter) = pool.next();
-                    let dialer = dialer.clone();
-                    if index == 0 {
-                        actix_rt::spawn(dialer.dial(slot));
-                    } else {
-                        // The socket is made on that arbiter, so it belongs to its
-                        // reactor; if the arbiter is gone the slot is dropped, which
-                        // counts as a failed dial.
-                        arbiter.spawn_fn(move || {
-                            actix_rt::spawn(dialer.dial(slot));
-                        });
-                    }
-                }
-            }),
-            backoff: Backoff::new(self.reconnect_interval, self.max_reconnect_interval, seed),
-            events: self.events,
-            timer: None,
-        };
-        let supervisor = Supervisor::new(endpoint.clone(), &self.config)
-            .with_redial(redial)
-            .on_stopped(move || pool.stop())
-            .start();
-        ClientHandle::new(endpoint, supervisor)
+        self.client.start_with(
+            move || {
+                let dialer = dialer.clone();
+                async move { dialer.connect().await }
+            },
+            move |udp, slot| opener.open(udp, slot),
+        )
     }
 }
 
-/// Everything one dial needs.
-struct Dialer<L: EventListener> {
+/// Makes one connected socket.
+struct Dialer {
     addr: Arc<str>,
     local_addr: Option<Arc<str>>,
-    max_datagram: usize,
-    connect_timeout: Duration,
-    socket: Arc<SocketOptions>,
-    config: SessionConfig,
-    hook: Arc<SessionFactory<L>>,
-    endpoint: Arc<EndpointShared>,
+    socket: SocketOptions,
 }
 
-impl<L: EventListener> Clone for Dialer<L> {
-    fn clone(&self) -> Self {
-        Dialer {
-            addr: self.addr.clone(),
-            local_addr: self.local_addr.clone(),
-            max_datagram: self.max_datagram,
-            connect_timeout: self.connect_timeout,
-            socket: self.socket.clone(),
-            config: self.config.clone(),
-            hook: self.hook.clone(),
-            endpoint: self.endpoint.clone(),
-        }
-    }
-}
-
-impl<L: EventListener> Dialer<L> {
+impl Dialer {
     async fn connect(&self) -> Result<tokio::net::UdpSocket> {
         let server = socket::resolve(&self.addr).await?;
         let local = match &self.local_addr {
@@ -259,46 +154,31 @@ impl<L: EventListener> Dialer<L> {
         udp.connect(server).await?;
         Ok(udp)
     }
+}
 
-    async fn dial(self, mut slot: SessionSlot) {
-        let connect = tokio::time::timeout(self.connect_timeout, self.connect());
-        let connected = tokio::select! {
-            connected = connect => connected,
-            _ = self.endpoint.stopped() => return slot.abandon(),
-        };
-        let udp = match connected {
-            Ok(Ok(udp)) => udp,
-            Ok(Err(err)) => return slot.dial_failed(err),
-            Err(_) => {
-                let msg = format!(
-                    "udp dial of {} timed out after {:?}",
-                    self.addr, self.connect_timeout
-                );
-                let err = std::io::Error::new(std::io::ErrorKind::TimedOut, msg);
-                return slot.dial_failed(Error::from(err));
-            }
-        };
-        if self.endpoint.is_stopping() {
-            return slot.abandon();
-        }
+/// Starts a session on a connected socket.
+struct Opener<L: EventListener> {
+    max_datagram: usize,
+    config: crate::SessionConfig,
+    hook: Arc<SessionFactory<L>>,
+}
+
+impl<L: EventListener> Opener<L> {
+    fn open(&self, udp: tokio::net::UdpSocket, slot: SessionSlot) {
         let addrs = udp.local_addr().and_then(|l| Ok((l, udp.peer_addr()?)));
         let (local, peer) = match addrs {
             Ok(addrs) => addrs,
-            Err(err) => return slot.dial_failed(Error::from(err)),
+            Err(err) => return slot.dial_failed(err.into()),
         };
-        let mut setup = SessionSetup::new(
-            slot.id(),
+        let Some((setup, listener, codec, slot)) = prepare_session(
+            &*self.hook,
             "udp-client",
             local.into(),
             peer.into(),
-            self.config,
-        );
-        let (listener, codec) = match run_hook(&*self.hook, &mut setup) {
-            Ok(made) => made,
-            Err(err) => {
-                tracing::debug!(%peer, %err, "new_session refused the session");
-                return slot.release(Outcome::Refused);
-            }
+            self.config.clone(),
+            slot,
+        ) else {
+            return;
         };
         let socket = Arc::new(udp);
         let writer = SessionWriter {

@@ -61,27 +61,6 @@ pub use codec::{Datagram, Datagrams};
 pub use reader::MAX_ERRORS_IN_A_ROW;
 pub use server::{UdpServer, UdpServerHandle, UdpStats, DEFAULT_PEER_QUEUE};
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
-use crate::endpoint::SessionFactory;
-use crate::error::{Error, Result};
-use crate::listener::EventListener;
-use crate::session::SessionSetup;
-
 /// Default max datagram size: 65,507 bytes, the most an IPv4 UDP datagram can carry
 /// (64 KiB less the IPv4 and UDP headers).
 pub const DEFAULT_MAX_DATAGRAM_SIZE: usize = 65_507;
-
-/// Runs a `new_session` hook; a panic refuses the session like an error.
-pub(crate) fn run_hook<L: EventListener>(
-    hook: &SessionFactory<L>,
-    setup: &mut SessionSetup,
-) -> Result<(L, L::Codec)> {
-    match catch_unwind(AssertUnwindSafe(|| hook(setup))) {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::error!(peer = %setup.peer_addr(), "new_session panicked; session refused");
-            Err(Error::refused("new_session panicked"))
-        }
-    }
-}

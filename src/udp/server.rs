@@ -17,9 +17,10 @@ use tokio_util::codec::Decoder;
 use super::codec::{Datagrams, Plain, ENVELOPE_LEN};
 use super::reader::{is_retry, received, DatagramReader, Incoming, QueueSource, SocketSource};
 use super::socket::{self, DatagramWriter, Destination, SocketOptions};
-use super::{run_hook, DEFAULT_MAX_DATAGRAM_SIZE};
+use super::DEFAULT_MAX_DATAGRAM_SIZE;
 use crate::endpoint::{
-    EndpointShared, EndpointStats, NewSession, Outcome, SessionFactory, SessionSlot,
+    prepare_session, run_new_session, EndpointShared, EndpointStats, NewSession, SessionFactory,
+    SessionSlot,
 };
 use crate::error::{BoxError, Error, Result};
 use crate::listener::EventListener;
@@ -219,7 +220,7 @@ impl UdpServer {
         // One session serves every peer: its frames carry their own addresses.
         let peer = Address::other("*");
         let mut setup = SessionSetup::new(slot.id(), "udp", local_addr.into(), peer, self.config);
-        let (listener, codec) = match run_hook(&new_session, &mut setup) {
+        let (listener, codec) = match run_new_session(&new_session, &mut setup) {
             Ok(made) => made,
             Err(err) => {
                 drop(slot); // released as refused
@@ -396,21 +397,16 @@ impl<L: EventListener> Demux<L> {
             tracing::debug!(%peer, max = self.max_peers, "max peers reached; datagram dropped");
             return;
         }
-        let mut slot = SessionSlot::new(self.endpoint.clone(), self.supervisor.clone());
-        let mut setup = SessionSetup::new(
-            slot.id(),
+        let slot = SessionSlot::new(self.endpoint.clone(), self.supervisor.clone());
+        let Some((setup, listener, codec, slot)) = prepare_session(
+            &*self.hook,
             "udp-peer",
             self.local_addr.into(),
             peer.into(),
             self.config.clone(),
-        );
-        let (listener, codec) = match run_hook(&*self.hook, &mut setup) {
-            Ok(made) => made,
-            Err(err) => {
-                tracing::debug!(%peer, %err, "new_session refused the peer");
-                slot.release(Outcome::Refused);
-                return;
-            }
+            slot,
+        ) else {
+            return;
         };
         let (queue, datagrams) = mpsc::channel(self.peer_queue);
         if queue.try_send(first).is_err() {

@@ -15,18 +15,14 @@ use tokio_util::codec::Decoder;
 
 use super::pipe::{Pipe, PipeWriter, CLOSE_LINGER};
 use super::reader::{WsOptions, WsReader};
-use super::{run_hook, WsIn};
-use crate::arbiters::ArbiterPool;
-use crate::client::{ClientEvent, ClientHandle, EventHook, DEFAULT_CONNECT_TIMEOUT};
-use crate::endpoint::{EndpointShared, NewSession, SessionFactory, SessionSlot};
+use super::WsIn;
+use crate::client::{Client, ClientHandle};
+use crate::endpoint::{prepare_session, NewSession, SessionFactory};
 use crate::error::{BoxError, Error, Result};
 use crate::listener::EventListener;
-use crate::reconnect::{Backoff, DEFAULT_MAX_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL};
 use crate::session::{start_session_with_reader, SessionWriter};
-use crate::supervisor::{Redial, Supervisor};
 use crate::tls::TlsClientConfig;
 use crate::transport::Address;
-use crate::SessionConfig;
 
 /// Builds and starts a WebSocket client that keeps a number of sessions to one server
 /// (getty's `NewWSClient`), with the options of [`TcpClient`](crate::TcpClient):
@@ -61,27 +57,17 @@ use crate::SessionConfig;
 /// # }
 /// ```
 pub struct WsClient {
-    url: String,
-    connections: usize,
-    reconnect_interval: Duration,
-    max_reconnect_interval: Duration,
-    workers: usize,
-    connect_timeout: Duration,
-    config: SessionConfig,
+    url: Arc<str>,
     options: WsOptions,
     tls: Option<Arc<rustls::ClientConfig>>,
-    events: Option<EventHook>,
+    client: Client,
 }
 
 impl std::fmt::Debug for WsClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WsClient")
             .field("url", &self.url)
-            .field("connections", &self.connections)
-            .field("reconnect_interval", &self.reconnect_interval)
-            .field("max_reconnect_interval", &self.max_reconnect_interval)
-            .field("workers", &self.workers)
-            .field("connect_timeout", &self.connect_timeout)
+            .field("client", &self.client)
             .finish_non_exhaustive()
     }
 }
@@ -89,58 +75,17 @@ impl std::fmt::Debug for WsClient {
 impl WsClient {
     /// A client of the WebSocket at `url` (getty's `WithServerAddress`), e.g.
     /// `"ws://127.0.0.1:7000/echo"`; its host is resolved at every dial.
-    pub fn new(url: impl Into<String>) -> Self {
+    pub fn new(url: impl AsRef<str>) -> Self {
         WsClient {
-            url: url.into(),
-            connections: 1,
-            reconnect_interval: DEFAULT_RECONNECT_INTERVAL,
-            max_reconnect_interval: DEFAULT_MAX_RECONNECT_INTERVAL,
-            workers: 1,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            config: SessionConfig::default(),
+            url: Arc::from(url.as_ref()),
             options: WsOptions::default(),
             tls: None,
-            events: None,
+            client: Client::new().kind("ws-client"),
         }
     }
 
-    /// How many sessions to keep (getty's `WithConnectionNumber`). Default 1.
-    pub fn connections(mut self, n: usize) -> Self {
-        self.connections = n;
-        self
-    }
-
-    /// First delay before re-dialing (getty's `WithReconnectInterval`). Default 300 ms.
-    pub fn reconnect_interval(mut self, interval: Duration) -> Self {
-        self.reconnect_interval = interval;
-        self
-    }
-
-    /// Cap on the delay between dial rounds. Default 10 s; see
-    /// [`TcpClient::max_reconnect_interval`](crate::TcpClient::max_reconnect_interval).
-    pub fn max_reconnect_interval(mut self, cap: Duration) -> Self {
-        self.max_reconnect_interval = cap;
-        self
-    }
-
-    /// Arbiters (threads) the sessions are spread over, round-robin; the calling arbiter
-    /// is the first. Default 1.
-    pub fn workers(mut self, n: usize) -> Self {
-        self.workers = n.max(1);
-        self
-    }
-
-    /// How long one dial, handshake included, may take. Default 3 s (getty's).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// The config each session starts with, before the `new_session` hook changes it.
-    pub fn session_config(mut self, config: SessionConfig) -> Self {
-        self.config = config;
-        self
-    }
+    // A dial here includes the WebSocket handshake (and the TLS one for wss).
+    crate::forward_client_options!(client);
 
     /// How often each session pings the server. Default: the session's cron period.
     pub fn ping_interval(mut self, every: Duration) -> Self {
@@ -163,13 +108,6 @@ impl WsClient {
         self
     }
 
-    /// Calls `hook` on the client's supervisor each time a session comes up or goes
-    /// down or a dial fails. It must return quickly.
-    pub fn on_event(mut self, hook: impl Fn(ClientEvent) + 'static) -> Self {
-        self.events = Some(Box::new(hook));
-        self
-    }
-
     /// Starts dialing. Call from within an actix system; the client runs until
     /// [`ClientHandle::stop`] or until every handle is dropped.
     pub fn start<L, F>(self, new_session: F) -> ClientHandle
@@ -177,166 +115,92 @@ impl WsClient {
         L: EventListener,
         F: NewSession<L>,
     {
-        let endpoint = Arc::new(EndpointShared::default());
-        let pool = Arc::new(ArbiterPool::start(self.workers));
-        let dialer = Dialer {
-            url: Arc::from(self.url),
-            connect_timeout: self.connect_timeout,
-            config: self.config.clone(),
-            options: self.options,
-            tls: self.tls,
-            hook: Arc::new(new_session),
-            endpoint: endpoint.clone(),
-        };
-        let seed = crate::clock::now_ms() ^ (Arc::as_ptr(&endpoint) as u64);
-        let redial = Redial {
-            wanted: self.connections,
-            dial: Box::new({
-                let pool = pool.clone();
-                move |slot| {
-                    let (_, arbiter) = pool.next();
-                    let dialer = dialer.clone();
-                    // awc is bound to the thread it runs on, so the dial starts there. If
-                    // the arbiter is gone the closure is dropped with its slot, which
-                    // counts as a failed dial.
-                    arbiter.spawn_fn(move || {
-                        actix_rt::spawn(dialer.dial(slot));
-                    });
-                }
-            }),
-            backoff: Backoff::new(self.reconnect_interval, self.max_reconnect_interval, seed),
-            events: self.events,
-            timer: None,
-        };
-        let supervisor = Supervisor::new(endpoint.clone(), &self.config)
-            .with_redial(redial)
-            .on_stopped(move || pool.stop())
-            .start();
-        ClientHandle::new(endpoint, supervisor)
-    }
-}
-
-/// Everything one dial needs, cheap to clone into each dial task.
-struct Dialer<L: EventListener> {
-    url: Arc<str>,
-    connect_timeout: Duration,
-    config: SessionConfig,
-    options: WsOptions,
-    tls: Option<Arc<rustls::ClientConfig>>,
-    hook: Arc<SessionFactory<L>>,
-    endpoint: Arc<EndpointShared>,
-}
-
-impl<L: EventListener> Clone for Dialer<L> {
-    fn clone(&self) -> Self {
-        Dialer {
-            url: self.url.clone(),
-            connect_timeout: self.connect_timeout,
-            config: self.config.clone(),
-            options: self.options,
-            tls: self.tls.clone(),
-            hook: self.hook.clone(),
-            endpoint: self.endpoint.clone(),
-        }
-    }
-}
-
-impl<L: EventListener> Dialer<L> {
-    /// Resolves the URL's host.
-    async fn resolve(&self) -> Result<SocketAddr> {
-        let uri: Uri = self
-            .url
-            .parse()
-            .map_err(|err| Error::websocket(format!("bad url {}: {err}", self.url)))?;
-        let host = uri.host().unwrap_or_default();
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let default_port = match uri.scheme_str() {
-            Some("wss") | Some("https") => 443,
-            _ => 80,
-        };
-        let port = uri.port_u16().unwrap_or(default_port);
-        let first = tokio::net::lookup_host((host.as_str(), port)).await?.next();
-        first.ok_or_else(|| Error::websocket(format!("{host} resolves to no address")))
-    }
-
-    async fn dial(self, slot: SessionSlot) {
-        let connect = tokio::time::timeout(self.connect_timeout, async {
-            let peer = self.resolve().await?;
-            let client = match &self.tls {
-                Some(tls) => awc::Client::builder()
-                    .connector(awc::Connector::new().rustls_0_23(tls.clone()))
-                    .timeout(self.connect_timeout)
-                    .finish(),
-                None => awc::Client::builder()
-                    .timeout(self.connect_timeout)
-                    .finish(),
-            };
-            let (_, connection) = client
-                .ws(&*self.url)
-                .address(peer)
-                .max_frame_size(self.config.read_buffer_bound())
-                .connect()
-                .await
-                .map_err(|err| Error::websocket(format!("connect to {}: {err}", self.url)))?;
-            Ok::<_, Error>((peer, connection))
-        });
-        let connected = tokio::select! {
-            connected = connect => connected,
-            _ = self.endpoint.stopped() => return slot.abandon(),
-        };
-        let (peer, mut connection) = match connected {
-            Ok(Ok(connected)) => connected,
-            Ok(Err(err)) => return slot.dial_failed(err),
-            Err(_) => {
-                let msg = format!(
-                    "connect to {} timed out after {:?}",
-                    self.url, self.connect_timeout
-                );
-                let err = std::io::Error::new(std::io::ErrorKind::TimedOut, msg);
-                return slot.dial_failed(Error::from(err));
+        let (url, tls) = (self.url, self.tls);
+        let timeout = self.client.dial_timeout();
+        let config = self.client.config().clone();
+        let max_frame = config.read_buffer_bound();
+        let dial = move || {
+            let (url, tls) = (url.clone(), tls.clone());
+            async move {
+                let peer = resolve(&url).await?;
+                // awc is bound to the thread it runs on: the client is made on the
+                // session's arbiter, where the dial runs.
+                let builder = awc::Client::builder().timeout(timeout);
+                let client = match tls {
+                    Some(tls) => builder
+                        .connector(awc::Connector::new().rustls_0_23(tls))
+                        .finish(),
+                    None => builder.finish(),
+                };
+                let (_, connection) = client
+                    .ws(&*url)
+                    .address(peer)
+                    .max_frame_size(max_frame)
+                    .connect()
+                    .await
+                    .map_err(|err| Error::websocket(format!("connect to {url}: {err}")))?;
+                Ok::<_, Error>((peer, connection))
             }
         };
-        if self.endpoint.is_stopping() {
-            return slot.abandon();
-        }
-        let local = Address::Inet(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
-        let Some((setup, listener, codec, slot)) = run_hook(
-            &*self.hook,
-            "ws-client",
-            local,
-            Address::Inet(peer),
-            self.config.clone(),
-            slot,
-        ) else {
-            return;
-        };
-        // The hook may have changed the max frame length: the codec's limit follows it.
-        let limited = connection
-            .codec_ref()
-            .clone()
-            .max_size(setup.config().read_buffer_bound());
-        *connection.codec_mut() = limited;
-        let (sink, stream) = connection.split();
-        let pipe = Pipe::new();
+        let hook: Arc<SessionFactory<L>> = Arc::new(new_session);
         let options = self.options;
-        let writer = SessionWriter {
-            io: PipeWriter::new(pipe.clone()),
-            preserves_messages: true,
-            limit: None,
-        };
-        start_session_with_reader(setup, listener, codec, slot, writer, |seat| {
-            let reader = WsReader::new(seat.codec, seat.shared, seat.logic, pipe.clone(), options);
-            let actor = WsClientActor::create(move |ctx| {
-                ctx.add_stream(stream);
-                WsClientActor { reader }
-            });
-            actix_rt::spawn(pump(pipe, sink, actor.recipient()));
-            None
-        });
+        self.client
+            .start_with(dial, move |(peer, mut connection), slot| {
+                let local = Address::Inet(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
+                let Some((setup, listener, codec, slot)) = prepare_session(
+                    &*hook,
+                    "ws-client",
+                    local,
+                    Address::Inet(peer),
+                    config.clone(),
+                    slot,
+                ) else {
+                    return;
+                };
+                // The hook may have changed the max frame length: the codec's limit follows it.
+                let limited = connection
+                    .codec_ref()
+                    .clone()
+                    .max_size(setup.config().read_buffer_bound());
+                *connection.codec_mut() = limited;
+                let (sink, stream) = connection.split();
+                let pipe = Pipe::new();
+                let writer = SessionWriter {
+                    io: PipeWriter::new(pipe.clone()),
+                    preserves_messages: true,
+                    limit: None,
+                };
+                start_session_with_reader(setup, listener, codec, slot, writer, |seat| {
+                    let reader =
+                        WsReader::new(seat.codec, seat.shared, seat.logic, pipe.clone(), options);
+                    let actor = WsClientActor::create(move |ctx| {
+                        ctx.add_stream(stream);
+                        WsClientActor { reader }
+                    });
+                    actix_rt::spawn(pump(pipe, sink, actor.recipient()));
+                    None
+                });
+            })
     }
+}
+
+/// Resolves the host of a WebSocket URL.
+async fn resolve(url: &str) -> Result<SocketAddr> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|err| Error::websocket(format!("bad url {url}: {err}")))?;
+    let host = uri.host().unwrap_or_default();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let default_port = match uri.scheme_str() {
+        Some("wss") | Some("https") => 443,
+        _ => 80,
+    };
+    let port = uri.port_u16().unwrap_or(default_port);
+    let first = tokio::net::lookup_host((host.as_str(), port)).await?.next();
+    first.ok_or_else(|| Error::websocket(format!("{host} resolves to no address")))
 }
 
 /// The only writer of a client connection: sends what the session's pipe holds, then

@@ -44,37 +44,3 @@ pub use client::WsClient;
 pub use server::{WsServer, WsServerHandle};
 
 pub(crate) use inflow::WsIn;
-
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
-use crate::endpoint::{Outcome, SessionFactory, SessionSlot};
-use crate::listener::EventListener;
-use crate::session::SessionSetup;
-use crate::transport::Address;
-use crate::SessionConfig;
-
-/// Runs the `new_session` hook for a connection; `None` (with the slot released as
-/// refused) if the hook refuses or panics.
-fn run_hook<L: EventListener>(
-    hook: &SessionFactory<L>,
-    kind: &str,
-    local: Address,
-    peer: Address,
-    config: SessionConfig,
-    mut slot: SessionSlot,
-) -> Option<(SessionSetup, L, L::Codec, SessionSlot)> {
-    let mut setup = SessionSetup::new(slot.id(), kind, local, peer.clone(), config);
-    match catch_unwind(AssertUnwindSafe(|| hook(&mut setup))) {
-        Ok(Ok((listener, codec))) => Some((setup, listener, codec, slot)),
-        Ok(Err(err)) => {
-            tracing::debug!(%peer, %err, "new_session refused the connection");
-            slot.release(Outcome::Refused);
-            None
-        }
-        Err(_) => {
-            tracing::error!(%peer, "new_session panicked; connection refused");
-            slot.release(Outcome::Refused);
-            None
-        }
-    }
-}

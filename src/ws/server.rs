@@ -20,9 +20,11 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use super::pipe::{Pipe, PipeWriter, CLOSE_LINGER};
 use super::reader::{WsOptions, WsReader};
-use super::{run_hook, WsIn};
+use super::WsIn;
 use crate::arbiters;
-use crate::endpoint::{EndpointShared, EndpointStats, NewSession, SessionFactory, SessionSlot};
+use crate::endpoint::{
+    prepare_session, EndpointShared, EndpointStats, NewSession, SessionFactory, SessionSlot,
+};
 use crate::error::{BoxError, Result};
 use crate::listener::EventListener;
 use crate::session::{start_session_with_reader, SessionWriter};
@@ -273,7 +275,7 @@ async fn upgrade<L: EventListener>(
     };
     let local = req.app_config().local_addr();
     let slot = SessionSlot::new(endpoint.clone(), state.supervisor.clone());
-    let Some((setup, listener, codec, slot)) = run_hook(
+    let Some((setup, listener, codec, slot)) = prepare_session(
         &*state.hook,
         "ws",
         Address::Inet(local),
