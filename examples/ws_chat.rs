@@ -12,14 +12,12 @@
 
 mod common;
 
-use std::collections::HashMap;
-
 use actix::prelude::*;
 use actix_web::{web, HttpResponse};
+use common::room::Room;
 use common::Options;
-use getty::actor::{ActorListener, EventKind, SessionEvent};
+use getty::actor::ActorListener;
 use getty::ws::WsServer;
-use getty::{Session, SessionId};
 use tokio_util::codec::LinesCodec;
 
 const USAGE: &str = "usage: ws_chat --addr HOST:PORT";
@@ -44,54 +42,6 @@ document.getElementById('form').onsubmit = (ev) => {
   if (line.value) { ws.send(line.value + '\n'); show(`[me] ${line.value}`); line.value = ''; }
 };
 </script></body></html>"#;
-
-/// The room: every member's session, and the broadcast.
-#[derive(Default)]
-struct Room {
-    members: HashMap<SessionId, Session<String>>,
-}
-
-impl Room {
-    fn broadcast(&mut self, from: SessionId, line: &str) {
-        for (id, member) in &self.members {
-            if *id != from {
-                // A member too slow to keep up loses this line (and its session ends),
-                // rather than stall the room.
-                if let Err(err) = member.try_write(line.to_owned()) {
-                    tracing::debug!(%id, %err, "line not delivered");
-                }
-            }
-        }
-    }
-}
-
-impl Actor for Room {
-    type Context = Context<Self>;
-}
-
-impl Handler<SessionEvent<String, String>> for Room {
-    type Result = ();
-
-    fn handle(&mut self, event: SessionEvent<String, String>, _: &mut Context<Self>) {
-        let id = event.session.id();
-        match event.kind {
-            EventKind::Opened => {
-                let _ = event.session.try_write(format!(
-                    "* welcome, you are {id}; {} others here",
-                    self.members.len()
-                ));
-                self.members.insert(id, event.session);
-                self.broadcast(id, &format!("* {id} joined"));
-            }
-            EventKind::Frame(line) => self.broadcast(id, &format!("[{id}] {line}")),
-            EventKind::Closed => {
-                self.members.remove(&id);
-                self.broadcast(id, &format!("* {id} left"));
-            }
-            _ => {}
-        }
-    }
-}
 
 fn main() {
     let opts = Options::parse(&["addr"], USAGE);
