@@ -85,37 +85,48 @@ fn signal(server: &Server, sig: &str) {
     assert!(status.success());
 }
 
-#[test]
-fn echo_client_checks_echo_server_and_sigterm_stops_it_cleanly() {
-    let (mut server, addr) = start_echo_server(&["--threads", "2", "--max-frame", "65536"]);
+/// Sends `sig` to the example server and asserts it exits 0 within 20 s.
+fn signal_and_expect_clean_exit(server: &mut Server, sig: &str) {
+    signal(server, sig);
+    let status = wait_exit(&mut server.0, Duration::from_secs(20));
+    assert!(status.success(), "echo_server exit status {status:?}");
+}
+
+/// Runs echo_client with `args` to the end, asserts it succeeded, returns its stdout.
+fn run_echo_client(args: &[&str]) -> String {
     let client = Command::new(example("echo_client"))
-        .args([
-            "--addr",
-            &addr,
-            "--conns",
-            "8",
-            "--frames",
-            "2000",
-            "--size",
-            "1000",
-            "--timeout",
-            "60",
-        ])
+        .args(args)
         .output()
         .expect("run echo_client");
-    let summary = String::from_utf8_lossy(&client.stdout);
+    let summary = String::from_utf8_lossy(&client.stdout).into_owned();
     assert!(
         client.status.success(),
         "echo_client failed: {summary} {}",
         String::from_utf8_lossy(&client.stderr)
     );
+    summary
+}
+
+#[test]
+fn echo_client_checks_echo_server_and_sigterm_stops_it_cleanly() {
+    let (mut server, addr) = start_echo_server(&["--threads", "2", "--max-frame", "65536"]);
+    let summary = run_echo_client(&[
+        "--addr",
+        &addr,
+        "--conns",
+        "8",
+        "--frames",
+        "2000",
+        "--size",
+        "1000",
+        "--timeout",
+        "60",
+    ]);
     assert!(
         summary.contains("sent=16000 received=16000 reconnects=0 errors=0"),
         "{summary}"
     );
-    signal(&server, "-TERM");
-    let status = wait_exit(&mut server.0, Duration::from_secs(20));
-    assert!(status.success(), "echo_server exit status {status:?}");
+    signal_and_expect_clean_exit(&mut server, "-TERM");
 }
 
 #[test]
@@ -159,9 +170,7 @@ fn ws_echo_client_checks_ws_echo_server_over_a_custom_path() {
         Some(1),
         "a refused frame is a failure"
     );
-    signal(&server, "-TERM");
-    let status = wait_exit(&mut server.0, Duration::from_secs(20));
-    assert!(status.success(), "echo_server exit status {status:?}");
+    signal_and_expect_clean_exit(&mut server, "-TERM");
 }
 
 /// A WebSocket client that is not this crate: Python's `websockets` package (Debian's
@@ -203,9 +212,7 @@ fn python_websockets_round_trips_with_ws_echo_server() {
         "{text} {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    signal(&server, "-TERM");
-    let status = wait_exit(&mut server.0, Duration::from_secs(20));
-    assert!(status.success(), "echo_server exit status {status:?}");
+    signal_and_expect_clean_exit(&mut server, "-TERM");
 }
 
 const PYTHON_CHAT: &str = r#"
@@ -285,9 +292,7 @@ fn echo_client_fails_on_frames_over_the_server_max_and_sigint_stops_it() {
         Some(1),
         "a refused frame is a failure"
     );
-    signal(&server, "-INT");
-    let status = wait_exit(&mut server.0, Duration::from_secs(20));
-    assert!(status.success(), "echo_server exit status {status:?}");
+    signal_and_expect_clean_exit(&mut server, "-INT");
 }
 
 #[test]
@@ -489,28 +494,21 @@ fn echo_client_and_server_over_a_unix_socket_and_the_file_goes_on_stop() {
     let (mut server, listening) =
         start_echo_server(&["--transport", "unix", "--path", path_arg, "--threads", "2"]);
     assert_eq!(listening, path_arg);
-    let client = Command::new(example("echo_client"))
-        .args([
-            "--transport",
-            "unix",
-            "--path",
-            path_arg,
-            "--conns",
-            "4",
-            "--frames",
-            "1000",
-        ])
-        .output()
-        .expect("run echo_client");
-    let summary = String::from_utf8_lossy(&client.stdout);
-    assert!(client.status.success(), "echo_client failed: {summary}");
+    let summary = run_echo_client(&[
+        "--transport",
+        "unix",
+        "--path",
+        path_arg,
+        "--conns",
+        "4",
+        "--frames",
+        "1000",
+    ]);
     assert!(
         summary.contains("sent=4000 received=4000 reconnects=0 errors=0"),
         "{summary}"
     );
-    signal(&server, "-TERM");
-    let status = wait_exit(&mut server.0, Duration::from_secs(20));
-    assert!(status.success(), "echo_server exit status {status:?}");
+    signal_and_expect_clean_exit(&mut server, "-TERM");
     assert!(!path.exists(), "socket file removed on a graceful stop");
 }
 
@@ -557,45 +555,32 @@ fn echo_client_checks_echo_server_over_tls_with_a_tls_cert_certificate() {
         ),
         "{stderr}"
     );
-    signal(&server, "-TERM");
-    let status = wait_exit(&mut server.0, Duration::from_secs(20));
-    assert!(status.success(), "echo_server exit status {status:?}");
+    signal_and_expect_clean_exit(&mut server, "-TERM");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn udp_echo_client_checks_udp_echo_server_and_sigterm_stops_it() {
     let (mut server, addr) = start_echo_server(&["--transport", "udp"]);
-    let client = Command::new(example("echo_client"))
-        .args([
-            "--transport",
-            "udp",
-            "--addr",
-            &addr,
-            "--conns",
-            "8",
-            "--frames",
-            "2000",
-            "--size",
-            "1000",
-            "--timeout",
-            "60",
-        ])
-        .output()
-        .expect("run echo_client");
-    let summary = String::from_utf8_lossy(&client.stdout);
-    assert!(
-        client.status.success(),
-        "echo_client failed: {summary} {}",
-        String::from_utf8_lossy(&client.stderr)
-    );
+    let summary = run_echo_client(&[
+        "--transport",
+        "udp",
+        "--addr",
+        &addr,
+        "--conns",
+        "8",
+        "--frames",
+        "2000",
+        "--size",
+        "1000",
+        "--timeout",
+        "60",
+    ]);
     assert!(
         summary.contains("sent=16000 received=16000 reconnects=0 errors=0"),
         "{summary}"
     );
-    signal(&server, "-TERM");
-    let status = wait_exit(&mut server.0, Duration::from_secs(20));
-    assert!(status.success(), "echo_server exit status {status:?}");
+    signal_and_expect_clean_exit(&mut server, "-TERM");
 }
 
 #[test]
