@@ -28,21 +28,11 @@ async fn start_server(
 ) -> (WsServerHandle, Arc<Log>, Arc<Behaviour>) {
     let log = Arc::new(Log::default());
     let behaviour = Arc::new(behaviour);
-    let (l, b) = (log.clone(), behaviour.clone());
     let handle = server
         .path(PATH)
         .workers(1)
         .session_config(config)
-        .start(move |setup| {
-            let max = setup.config().max_frame_length;
-            Ok((
-                Probe {
-                    log: l.clone(),
-                    behaviour: b.clone(),
-                },
-                LengthDelimited::with_max_frame_length(max),
-            ))
-        })
+        .start(Probe::hook(log.clone(), behaviour.clone()))
         .await
         .expect("server starts");
     (handle, log, behaviour)

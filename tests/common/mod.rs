@@ -186,6 +186,29 @@ impl EventListener for Probe {
     }
 }
 
+impl Probe {
+    /// A `new_session` hook whose sessions are probes recording into `log`, with the
+    /// length-delimited codec bounded by each session's max frame length.
+    pub fn hook(
+        log: Arc<Log>,
+        behaviour: Arc<Behaviour>,
+    ) -> impl Fn(&mut getty::SessionSetup) -> getty::Result<(Probe, LengthDelimited)>
+           + Send
+           + Sync
+           + 'static {
+        move |setup| {
+            let max = setup.config().max_frame_length;
+            Ok((
+                Probe {
+                    log: log.clone(),
+                    behaviour: behaviour.clone(),
+                },
+                LengthDelimited::with_max_frame_length(max),
+            ))
+        }
+    }
+}
+
 /// Starts a one-arbiter server on a free loopback port with probes as listeners.
 pub async fn start_probe_server(
     behaviour: Behaviour,
@@ -201,19 +224,9 @@ pub async fn start_probe_server_with(
 ) -> (TcpServerHandle, Arc<Log>, Arc<Behaviour>) {
     let log = Arc::new(Log::default());
     let behaviour = Arc::new(behaviour);
-    let (l, b) = (log.clone(), behaviour.clone());
     let handle = server
         .session_config(config)
-        .start(move |setup| {
-            let max = setup.config().max_frame_length;
-            Ok((
-                Probe {
-                    log: l.clone(),
-                    behaviour: b.clone(),
-                },
-                LengthDelimited::with_max_frame_length(max),
-            ))
-        })
+        .start(Probe::hook(log.clone(), behaviour.clone()))
         .await
         .expect("server starts");
     (handle, log, behaviour)

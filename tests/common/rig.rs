@@ -140,17 +140,7 @@ impl Rig {
     pub async fn start(kind: Kind, behaviour: Behaviour, config: SessionConfig) -> Rig {
         let log = Arc::new(Log::default());
         let behaviour = Arc::new(behaviour);
-        let (l, b) = (log.clone(), behaviour.clone());
-        let hook = move |setup: &mut getty::SessionSetup| {
-            let max = setup.config().max_frame_length;
-            Ok((
-                Probe {
-                    log: l.clone(),
-                    behaviour: b.clone(),
-                },
-                LengthDelimited::with_max_frame_length(max),
-            ))
-        };
+        let hook = Probe::hook(log.clone(), behaviour.clone());
         let (handle, connector) = match kind {
             Kind::Tcp => {
                 let h = TcpServer::new("127.0.0.1:0")
