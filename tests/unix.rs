@@ -14,19 +14,13 @@ use getty::{ClientEvent, LengthDelimited, UnixClient, UnixServer};
 async fn start_echo(path: &std::path::Path) -> getty::Result<getty::UnixServerHandle> {
     UnixServer::new(path)
         .workers(1)
-        .start(|_| {
-            let behaviour = Behaviour {
+        .start(Probe::hook(
+            Default::default(),
+            std::sync::Arc::new(Behaviour {
                 echo: true,
                 ..Default::default()
-            };
-            Ok((
-                Probe {
-                    log: Default::default(),
-                    behaviour: behaviour.into(),
-                },
-                LengthDelimited::new(),
-            ))
-        })
+            }),
+        ))
         .await
 }
 
@@ -43,15 +37,7 @@ async fn a_stale_socket_file_is_a_clear_error_unless_removal_is_asked_for() {
     let server = UnixServer::new(&path)
         .workers(1)
         .remove_stale_socket(true)
-        .start(|_| {
-            Ok((
-                Probe {
-                    log: Default::default(),
-                    behaviour: Default::default(),
-                },
-                LengthDelimited::new(),
-            ))
-        })
+        .start(Probe::hook(Default::default(), Default::default()))
         .await
         .expect("starts after removing the stale file");
     server.stop().await;
@@ -64,15 +50,7 @@ async fn a_live_server_or_a_plain_file_at_the_path_is_never_removed() {
     let first = start_echo(&path).await.unwrap();
     let err = UnixServer::new(&path)
         .remove_stale_socket(true)
-        .start(|_| {
-            Ok((
-                Probe {
-                    log: Default::default(),
-                    behaviour: Default::default(),
-                },
-                LengthDelimited::new(),
-            ))
-        })
+        .start(Probe::hook(Default::default(), Default::default()))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("already listening"), "{err}");
@@ -89,15 +67,7 @@ async fn a_live_server_or_a_plain_file_at_the_path_is_never_removed() {
     std::fs::write(&path, b"not a socket").unwrap();
     let err = UnixServer::new(&path)
         .remove_stale_socket(true)
-        .start(|_| {
-            Ok((
-                Probe {
-                    log: Default::default(),
-                    behaviour: Default::default(),
-                },
-                LengthDelimited::new(),
-            ))
-        })
+        .start(Probe::hook(Default::default(), Default::default()))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("not a socket"), "{err}");
