@@ -23,6 +23,8 @@ const MIN_READ_CHUNK: usize = 8 * 1024;
 const MAX_READ_CHUNK: usize = 64 * 1024;
 /// Bytes one batch may gather over several reads before it goes to the logic actor.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
+/// Cap on the room a new batch starts with, whatever the last one held.
+const MAX_BATCH_HINT: usize = 1024;
 
 /// Decodes every complete frame in `buf` into `batch`. Fails with
 /// [`Error::FrameTooLong`] when what stays undecoded is longer than `bound`.
@@ -67,6 +69,9 @@ pub(crate) struct FrameReader<D: Decoder, R> {
     done: bool,
     /// Current size of the room made per full buffer (see [`MIN_READ_CHUNK`]).
     read_chunk: usize,
+    /// Frames in the last batch: the next batch's vector starts with room for as many,
+    /// so it is allocated once instead of growing (and reallocating) frame by frame.
+    batch_hint: usize,
 }
 
 impl<D: Decoder, R> FrameReader<D, R> {
@@ -80,6 +85,7 @@ impl<D: Decoder, R> FrameReader<D, R> {
             failed: None,
             done: false,
             read_chunk: MIN_READ_CHUNK,
+            batch_hint: 0,
         }
     }
 }
@@ -108,6 +114,7 @@ where
             return None;
         }
         self.shared.note_frames(batch.len());
+        self.batch_hint = batch.len().min(MAX_BATCH_HINT);
         Some(Poll::Ready(Some(Ok(batch))))
     }
 
@@ -173,6 +180,9 @@ where
             } else {
                 this.read_chunk
             };
+            if batch.capacity() == 0 {
+                batch.reserve(this.batch_hint);
+            }
             let result = decode_available(&mut this.decoder, &mut this.buf, this.bound, &mut batch);
             batch_bytes += n;
             // A read that filled the buffer suggests more is waiting: read again now, so
