@@ -151,7 +151,7 @@ fn session_in_memory(c: &mut Criterion) {
     });
     let payload = Bytes::from(vec![1u8; SIZE]);
     let mut group = c.benchmark_group("session_in_memory");
-    for depth in [1usize, FRAMES] {
+    for depth in [1usize, 16, FRAMES] {
         group.throughput(Throughput::Elements(depth as u64));
         group.bench_function(format!("{depth} pipelined x 64 B"), |b| {
             b.iter_custom(|iters| {

@@ -13,6 +13,7 @@ use futures::{Stream, StreamExt};
 use tokio::io::AsyncWrite;
 
 use super::context::SessionContext;
+use super::inbox::{read_queue, InboxSender};
 use super::messages::{Command, Control, Inbound, MessageRejected, Payload, StopReading};
 use super::out_buffer::{MessageLimit, OutBuffer};
 use super::reader::ReaderActor;
@@ -85,8 +86,8 @@ pub(crate) struct ReaderSeat<L: EventListener> {
     pub(crate) shared: Arc<SessionShared>,
     /// The reader's own clone of the codec, for decoding.
     pub(crate) codec: L::Codec,
-    /// Where decoded frames go; the mailbox is bounded by the read queue.
-    pub(crate) logic: Recipient<Inbound<Frame<L>>>,
+    /// Where decoded frames go: the read queue to the logic actor.
+    pub(crate) logic: InboxSender<Frame<L>>,
 }
 
 /// Starts a session whose reader is started by `start_reader` (on this arbiter), for a
@@ -110,14 +111,17 @@ where
     let mut ctx = Context::new();
     let actor = {
         let ctx = &mut ctx;
+        // Handles' commands share the mailbox; its bound keeps them from piling up.
         ctx.set_mailbox_capacity(shared.config.read_queue);
         let session = Session::new(shared.clone(), ctx.address().recipient());
-        // The reader may read before `on_open` runs; actix delivers nothing to the logic
-        // actor before `started`, so frames still wait for `on_open`.
+        let (frames, inbox) = read_queue(shared.config.read_queue);
+        // The reader may read before `on_open` runs; actix polls nothing of the logic
+        // actor's context before `started`, so frames still wait for `on_open`.
+        ctx.add_stream(inbox);
         let reader = start_reader(ReaderSeat {
             shared: shared.clone(),
             codec: codec.clone(),
-            logic: ctx.address().recipient(),
+            logic: frames,
         });
         let span = tracing::debug_span!("session", id = shared.id.get(), name = %shared.name, peer = %shared.peer_addr);
         LogicActor {
@@ -134,6 +138,7 @@ where
             io: Some(writer.io),
             reader,
             phase: Phase::Opening,
+            reader_done: false,
             backlog: VecDeque::new(),
             end_after_backlog: None,
             read_paused: false,
@@ -159,6 +164,8 @@ pub(crate) struct LogicActor<L: EventListener, W> {
     io: Option<W>,
     reader: Option<Recipient<StopReading>>,
     phase: Phase,
+    /// The reader sent its last item (EOF or error), or its queue ended.
+    reader_done: bool,
     /// Frames read but not yet delivered because the write queue was full; they go to
     /// `on_message` once it drains to the low-water mark, before anything read later.
     backlog: VecDeque<Frame<L>>,
@@ -253,6 +260,9 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
 
     /// The reader finished, with an error or at EOF: close once the backlog is delivered.
     fn reader_ended(&mut self, cause: Option<Error>, ctx: &mut Context<Self>) {
+        if std::mem::replace(&mut self.reader_done, true) {
+            return; // its queue ending after its last item says nothing new
+        }
         if self.backlog.is_empty() {
             self.begin_close(cause, ctx);
         } else {
@@ -563,11 +573,10 @@ impl<L: EventListener, W> Drop for LogicActor<L, W> {
     }
 }
 
-impl<L: EventListener, W: AsyncWrite + Unpin + 'static> Handler<Inbound<Frame<L>>>
+/// The read queue, polled as a stream of the logic actor's context.
+impl<L: EventListener, W: AsyncWrite + Unpin + 'static> StreamHandler<Inbound<Frame<L>>>
     for LogicActor<L, W>
 {
-    type Result = ();
-
     fn handle(&mut self, msg: Inbound<Frame<L>>, ctx: &mut Context<Self>) {
         match msg {
             Inbound::Frames(batch) => self.deliver(batch, ctx),
@@ -578,6 +587,13 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> Handler<Inbound<Frame<L>
             }
             Inbound::Warn(err) => self.soft_error(err, ctx),
         }
+    }
+
+    /// The reader is gone and everything it queued was handled: its EOF, if it did not
+    /// say so itself (it was stopped, or dropped with its arbiter). Unlike the default,
+    /// this does not stop the actor: the close path does.
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        self.reader_ended(None, ctx);
     }
 }
 

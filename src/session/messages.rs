@@ -29,7 +29,8 @@ impl<Out> Message for Command<Out> {
     type Result = ();
 }
 
-/// From the reader actor to the logic actor, in read order.
+/// From the reader actor to the logic actor, in read order, through the read queue
+/// (`super::inbox`).
 pub(crate) enum Inbound<Item> {
     /// Every frame one read completed.
     Frames(Vec<Item>),
@@ -50,10 +51,6 @@ impl<Item> Inbound<Item> {
             Err(err) => Inbound::Failed(err),
         }
     }
-}
-
-impl<Item> Message for Inbound<Item> {
-    type Result = ();
 }
 
 /// From the endpoint supervisor to a session's logic actor.

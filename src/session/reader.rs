@@ -4,14 +4,15 @@ use actix::prelude::*;
 use futures::Stream;
 use tokio_util::codec::Decoder;
 
+use super::inbox::{InboxSender, TrySendError};
 use super::messages::{Inbound, StopReading};
 use crate::error::BoxError;
 
-/// Owns the read half of one session. Each read becomes one `Inbound::Frames` message;
-/// when the logic actor's mailbox (the read queue) is full, the reader waits for room
-/// before it reads again, so a slow listener slows the peer instead of growing memory.
+/// Owns the read half of one session. Each read becomes one `Inbound::Frames` item;
+/// when the read queue to the logic actor is full, the reader waits for room before it
+/// reads again, so a slow listener slows the peer instead of growing memory.
 pub(crate) struct ReaderActor<D: Decoder<Item: Send>> {
-    logic: Recipient<Inbound<D::Item>>,
+    logic: InboxSender<D::Item>,
     /// Set once the last message (EOF or error) has been handed over.
     ended: bool,
 }
@@ -22,7 +23,7 @@ where
 {
     /// Starts the reader on the current arbiter. `reader` yields what to hand over, in
     /// order; a `Failed` item is the last, and the stream's end means EOF.
-    pub(crate) fn start<S>(reader: S, logic: Recipient<Inbound<D::Item>>) -> Addr<Self>
+    pub(crate) fn start<S>(reader: S, logic: InboxSender<D::Item>) -> Addr<Self>
     where
         S: Stream<Item = Inbound<D::Item>> + Unpin + 'static,
     {
@@ -35,14 +36,14 @@ where
         })
     }
 
-    /// Hands `msg` to the logic actor, waiting for mailbox room if needed (`do_send`
-    /// would ignore the bound). Stops after the last message or if the logic is gone.
+    /// Hands `msg` to the logic actor, waiting for room in the read queue if needed
+    /// (reading nothing meanwhile). Stops after the last message or if the logic is gone.
     fn forward(&mut self, msg: Inbound<D::Item>, last: bool, ctx: &mut Context<Self>) {
         self.ended |= last;
         match self.logic.try_send(msg) {
             Ok(()) if last => ctx.stop(),
             Ok(()) => {}
-            Err(SendError::Full(msg)) => {
+            Err(TrySendError::Full(msg)) => {
                 let delivery = self.logic.send(msg).into_actor(self);
                 ctx.wait(delivery.map(move |sent, _, ctx| {
                     if sent.is_err() || last {
@@ -50,7 +51,7 @@ where
                     }
                 }));
             }
-            Err(SendError::Closed(_)) => ctx.stop(),
+            Err(TrySendError::Closed) => ctx.stop(),
         }
     }
 }

@@ -14,7 +14,7 @@ use tokio_util::codec::Decoder;
 
 use crate::codec::decode_available;
 use crate::error::{BoxError, Error};
-use crate::session::{Inbound, SessionShared};
+use crate::session::{Inbound, InboxSender, SessionShared, TrySendError};
 
 /// One message as the reader sees it, whichever side it came from.
 #[derive(Debug)]
@@ -188,12 +188,11 @@ pub(crate) fn protocol_error(err: &ProtocolError, bound: usize) -> (Error, Close
     }
 }
 
-/// Hands `msg` to the logic actor, waiting for mailbox room if needed (`do_send` would
-/// ignore the bound): while it waits, the actor reads nothing, so the peer is slowed by
-/// TCP flow control. For the last message (`last` is set), stops the actor after it and
+/// Hands `msg` to the logic actor, waiting for room in the read queue if needed: while
+/// it waits, the actor reads nothing, so the peer is slowed by TCP flow control. For the last message (`last` is set), stops the actor after it and
 /// marks `last` delivered; stops the actor too if the logic is gone.
 pub(crate) fn forward<A, T>(
-    logic: &Recipient<Inbound<T>>,
+    logic: &InboxSender<T>,
     msg: Inbound<T>,
     last: Option<Rc<Cell<bool>>>,
     ctx: &mut A::Context,
@@ -209,7 +208,7 @@ pub(crate) fn forward<A, T>(
                 ctx.stop();
             }
         }
-        Err(SendError::Full(msg)) => {
+        Err(TrySendError::Full(msg)) => {
             let delivery = wrap_future::<_, A>(logic.send(msg));
             ctx.wait(delivery.map(move |sent, _, ctx: &mut A::Context| {
                 if let Some(delivered) = &last {
@@ -220,7 +219,7 @@ pub(crate) fn forward<A, T>(
                 }
             }));
         }
-        Err(SendError::Closed(_)) => ctx.stop(),
+        Err(TrySendError::Closed) => ctx.stop(),
     }
 }
 

@@ -14,7 +14,7 @@ use tokio_util::codec::Decoder;
 use super::inflow::{forward, protocol_error, wait_while_paused, Inflow, Step, WsIn};
 use super::pipe::Pipe;
 use crate::error::{BoxError, Error};
-use crate::session::{Inbound, SessionShared};
+use crate::session::{Inbound, InboxSender, SessionShared};
 
 /// Options of a WebSocket endpoint that its readers apply (default: pings every cron
 /// period, no text).
@@ -29,7 +29,7 @@ pub(crate) struct WsOptions {
 /// The reader's part of one WebSocket session, whatever actor runs it.
 pub(crate) struct WsReader<D: Decoder<Item: Send + 'static>> {
     inflow: Inflow<D>,
-    logic: Recipient<Inbound<D::Item>>,
+    logic: InboxSender<D::Item>,
     pipe: Pipe,
     shared: Arc<SessionShared>,
     ping_interval: Duration,
@@ -49,7 +49,7 @@ where
     pub(crate) fn new(
         decoder: D,
         shared: Arc<SessionShared>,
-        logic: Recipient<Inbound<D::Item>>,
+        logic: InboxSender<D::Item>,
         pipe: Pipe,
         options: WsOptions,
     ) -> Self {
@@ -165,7 +165,7 @@ where
     /// The actor stopped: nothing will read the peer's answer to a close any more. If the
     /// session has not been told that the connection ended (the actor was dropped with
     /// its connection, or before its last message got through), tell it now: one message,
-    /// so past the mailbox bound if need be.
+    /// so past the read queue's bound if need be.
     pub(crate) fn stopped(&mut self) {
         self.pipe.reader_gone();
         if !self.last_delivered.get() {
@@ -174,7 +174,7 @@ where
                 Some(err) => Inbound::Failed(err),
                 None => Inbound::Eof,
             };
-            self.logic.do_send(msg);
+            self.logic.send_last(msg);
         }
     }
 }
