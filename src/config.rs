@@ -58,9 +58,10 @@ pub struct SessionConfig {
     /// How long a graceful close waits for queued bytes to be written before it shuts the
     /// socket anyway. Default 3 s (getty's).
     pub wait_time: Duration,
-    /// Read queue: how many batches of decoded frames may wait for the logic actor (its
-    /// mailbox capacity). When it is full the reader stops reading, so a slow listener
-    /// slows the peer through TCP flow control. Default 16; at least 1.
+    /// Read queue: how many batches of decoded frames may wait for the logic actor. When
+    /// it is full the reader stops reading, so a slow listener slows the peer through TCP
+    /// flow control. The logic actor's mailbox, where writes and closes from
+    /// [`Session`](crate::Session) handles wait, has the same bound. Default 16; at least 1.
     pub read_queue: usize,
     /// Write queue high-water mark in bytes: a write that finds at least this many bytes
     /// queued fails with [`Error::QueueFull`](crate::Error::QueueFull) and queues nothing.

@@ -14,12 +14,14 @@ use crate::error::BoxError;
 use crate::session::SessionShared;
 use crate::Error;
 
-/// Room made in the read buffer when it is full: 8 KiB to start with and while reads are
+/// Room made in the read buffer when it is full: 2 KiB to start with and while reads are
 /// small (every idle session holds this much), doubling up to 64 KiB while reads fill it.
 /// Big chunks matter for bulk traffic: decoded frames share their chunk's allocation, so
 /// a chunk that holds several frames means one allocation (and no fresh page faults) per
-/// several frames instead of one per frame.
-const MIN_READ_CHUNK: usize = 8 * 1024;
+/// several frames instead of one per frame. Measured with the yardstick: starting at
+/// 8 KiB cost 8.3 KB of RSS per idle connection, 2 KiB 6.2 KB, with the same small-frame
+/// throughput and no loss in bulk.
+const MIN_READ_CHUNK: usize = 2 * 1024;
 const MAX_READ_CHUNK: usize = 64 * 1024;
 /// Bytes one batch may gather over several reads before it goes to the logic actor.
 const MAX_BATCH_BYTES: usize = 64 * 1024;

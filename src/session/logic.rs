@@ -111,7 +111,8 @@ where
     let mut ctx = Context::new();
     let actor = {
         let ctx = &mut ctx;
-        // Handles' commands share the mailbox; its bound keeps them from piling up.
+        // The mailbox carries only the handles' writes and closes (frames come through
+        // the read queue); its bound keeps them from piling up.
         ctx.set_mailbox_capacity(shared.config.read_queue);
         let session = Session::new(shared.clone(), ctx.address().recipient());
         let (frames, inbox) = read_queue(shared.config.read_queue);

@@ -209,7 +209,7 @@ impl SessionShared {
 /// `Out` is the type of frames the session's codec encodes.
 ///
 /// Writes through a handle travel to the session's logic actor as a message; they wait
-/// while its mailbox (the read queue) is full, and resolve once the frame's bytes were
+/// while its mailbox (`read_queue` messages long) is full, and resolve once the frame's bytes were
 /// handed to the OS, or with the error that stopped them. Inside a listener callback,
 /// [`SessionContext`] writes without that hop.
 pub struct Session<Out: Send + 'static> {
