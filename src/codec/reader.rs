@@ -11,7 +11,7 @@ use tokio::io::AsyncRead;
 use tokio_util::codec::Decoder;
 
 use crate::error::BoxError;
-use crate::session::SessionShared;
+use crate::session::{BatchPool, SessionShared};
 use crate::Error;
 
 /// Room made in the read buffer when it is full: 2 KiB to start with and while reads are
@@ -71,13 +71,20 @@ pub(crate) struct FrameReader<D: Decoder, R> {
     done: bool,
     /// Current size of the room made per full buffer (see [`MIN_READ_CHUNK`]).
     read_chunk: usize,
-    /// Frames in the last batch: the next batch's vector starts with room for as many,
-    /// so it is allocated once instead of growing (and reallocating) frame by frame.
+    /// Where batch vectors come from: the logic actor gives each back once delivered.
+    batches: BatchPool<D::Item>,
+    /// Frames in the last batch: a new batch vector starts with room for as many, so it
+    /// is allocated once instead of growing (and reallocating) frame by frame.
     batch_hint: usize,
 }
 
 impl<D: Decoder, R> FrameReader<D, R> {
-    pub(crate) fn new(io: R, decoder: D, shared: Arc<SessionShared>) -> Self {
+    pub(crate) fn new(
+        io: R,
+        decoder: D,
+        shared: Arc<SessionShared>,
+        batches: BatchPool<D::Item>,
+    ) -> Self {
         FrameReader {
             io,
             decoder,
@@ -87,6 +94,7 @@ impl<D: Decoder, R> FrameReader<D, R> {
             failed: None,
             done: false,
             read_chunk: MIN_READ_CHUNK,
+            batches,
             batch_hint: 0,
         }
     }
@@ -113,6 +121,7 @@ where
             self.failed = Some(err);
         }
         if batch.is_empty() {
+            self.batches.give(batch);
             return None;
         }
         self.shared.note_frames(batch.len());
@@ -183,7 +192,7 @@ where
                 this.read_chunk
             };
             if batch.capacity() == 0 {
-                batch.reserve(this.batch_hint);
+                batch = this.batches.take(this.batch_hint);
             }
             let result = decode_available(&mut this.decoder, &mut this.buf, this.bound, &mut batch);
             batch_bytes += n;

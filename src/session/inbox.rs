@@ -11,7 +11,7 @@
 //! Commands from [`Session`](super::Session) handles, which may come from any thread,
 //! still use the mailbox.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -28,6 +28,7 @@ pub(crate) fn read_queue<T>(capacity: usize) -> (InboxSender<T>, Inbox<T>) {
         items: VecDeque::new(),
         capacity: capacity.max(1),
         receiver_waker: None,
+        receiver_waiting: false,
         sender_waker: None,
         sender_alive: true,
         receiver_alive: true,
@@ -43,8 +44,11 @@ pub(crate) fn read_queue<T>(capacity: usize) -> (InboxSender<T>, Inbox<T>) {
 struct Shared<T> {
     items: VecDeque<Inbound<T>>,
     capacity: usize,
-    /// The logic actor's task, waiting for an item.
+    /// The logic actor's task. Kept after a wake-up: the task is the same from one
+    /// batch to the next, so it is not cloned (two atomic reference counts) per batch.
     receiver_waker: Option<Waker>,
+    /// The logic actor found the queue empty and waits to be woken.
+    receiver_waiting: bool,
     /// The reader's task, waiting for room.
     sender_waker: Option<Waker>,
     sender_alive: bool,
@@ -54,8 +58,14 @@ struct Shared<T> {
 impl<T> Shared<T> {
     fn push(&mut self, item: Inbound<T>) {
         self.items.push_back(item);
-        if let Some(waker) = self.receiver_waker.take() {
-            waker.wake();
+        self.wake_receiver();
+    }
+
+    fn wake_receiver(&mut self) {
+        if std::mem::take(&mut self.receiver_waiting) {
+            if let Some(waker) = &self.receiver_waker {
+                waker.wake_by_ref();
+            }
         }
     }
 }
@@ -132,9 +142,7 @@ impl<T> Drop for InboxSender<T> {
     fn drop(&mut self) {
         let mut shared = self.shared.borrow_mut();
         shared.sender_alive = false;
-        if let Some(waker) = shared.receiver_waker.take() {
-            waker.wake();
-        }
+        shared.wake_receiver();
     }
 }
 
@@ -161,7 +169,11 @@ impl<T> Stream for Inbox<T> {
             }
             None if !shared.sender_alive => Poll::Ready(None),
             None => {
-                shared.receiver_waker = Some(cx.waker().clone());
+                match &shared.receiver_waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    _ => shared.receiver_waker = Some(cx.waker().clone()),
+                }
+                shared.receiver_waiting = true;
                 Poll::Pending
             }
         }
@@ -177,6 +189,40 @@ impl<T> Drop for Inbox<T> {
         if let Some(waker) = shared.sender_waker.take() {
             waker.wake();
         }
+    }
+}
+
+/// Emptied batch vectors going back from the logic actor to the reader, so that a busy
+/// session allocates no vector per batch (the profile showed malloc and free of each
+/// batch's vector next to the queue itself). Holds at most one vector.
+pub(crate) struct BatchPool<T>(Rc<Cell<Option<Vec<T>>>>);
+
+/// Vectors with room for more frames than this are not kept for reuse.
+const MAX_POOLED_BATCH: usize = 1024;
+
+impl<T> BatchPool<T> {
+    pub(crate) fn new() -> Self {
+        BatchPool(Rc::new(Cell::new(None)))
+    }
+
+    /// A vector for the next batch: the one given back last, or a new one with room for
+    /// `hint` frames.
+    pub(crate) fn take(&self, hint: usize) -> Vec<T> {
+        self.0.take().unwrap_or_else(|| Vec::with_capacity(hint))
+    }
+
+    /// Takes back a batch whose frames were handed on (any left are dropped).
+    pub(crate) fn give(&self, mut batch: Vec<T>) {
+        batch.clear();
+        if batch.capacity() > 0 && batch.capacity() <= MAX_POOLED_BATCH {
+            self.0.set(Some(batch));
+        }
+    }
+}
+
+impl<T> Clone for BatchPool<T> {
+    fn clone(&self) -> Self {
+        BatchPool(self.0.clone())
     }
 }
 
@@ -211,6 +257,61 @@ mod tests {
         assert_eq!(frame_of(futures::executor::block_on(rx.next())), Some(2));
         assert_eq!(frame_of(futures::executor::block_on(rx.next())), Some(3));
         assert!(rx.poll_next_unpin(&mut cx).is_pending());
+    }
+
+    #[test]
+    fn the_receiver_is_woken_once_per_wait_and_when_the_sender_goes() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        struct Count(AtomicUsize);
+        impl futures::task::ArcWake for Count {
+            fn wake_by_ref(me: &Arc<Self>) {
+                me.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = futures::task::waker(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let woken = || count.0.load(Ordering::SeqCst);
+        let (tx, mut rx) = read_queue::<u32>(4);
+        assert!(rx.poll_next_unpin(&mut cx).is_pending());
+        assert!(tx.try_send(frames(1)).is_ok());
+        assert_eq!(woken(), 1);
+        assert!(tx.try_send(frames(2)).is_ok());
+        assert_eq!(woken(), 1, "not waiting any more: no second wake");
+        assert_eq!(
+            frame_of(match rx.poll_next_unpin(&mut cx) {
+                Poll::Ready(i) => i,
+                Poll::Pending => None,
+            }),
+            Some(1)
+        );
+        assert_eq!(
+            frame_of(match rx.poll_next_unpin(&mut cx) {
+                Poll::Ready(i) => i,
+                Poll::Pending => None,
+            }),
+            Some(2)
+        );
+        assert!(rx.poll_next_unpin(&mut cx).is_pending());
+        drop(tx);
+        assert_eq!(woken(), 2);
+        assert!(matches!(rx.poll_next_unpin(&mut cx), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn batch_pool_hands_back_the_emptied_vector() {
+        let pool = BatchPool::<u32>::new();
+        let mut batch = pool.take(8);
+        assert!(batch.capacity() >= 8);
+        batch.extend([1, 2, 3]);
+        let ptr = batch.as_ptr();
+        pool.give(batch);
+        let again = pool.take(1);
+        assert!(again.is_empty());
+        assert_eq!(again.as_ptr(), ptr);
+        pool.give(Vec::with_capacity(MAX_POOLED_BATCH + 1));
+        assert_eq!(pool.take(0).capacity(), 0, "oversized vectors are not kept");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use futures::{Stream, StreamExt};
 use tokio::io::AsyncWrite;
 
 use super::context::SessionContext;
-use super::inbox::{read_queue, InboxSender};
+use super::inbox::{read_queue, BatchPool, InboxSender};
 use super::messages::{Command, Control, Inbound, MessageRejected, Payload, StopReading};
 use super::out_buffer::{MessageLimit, OutBuffer};
 use super::reader::ReaderActor;
@@ -42,8 +42,11 @@ pub(crate) fn start_session<L, T>(
         preserves_messages: T::PRESERVES_MESSAGES,
         limit: None,
     };
-    let _ = start_session_with(setup, listener, codec, slot, writer, |codec, shared| {
-        FrameReader::new(read_half, codec, shared).map(Inbound::from_batch)
+    let _ = start_session_with_reader(setup, listener, codec, slot, writer, |seat| {
+        let frames = FrameReader::new(read_half, seat.codec, seat.shared, seat.batches)
+            .map(Inbound::from_batch);
+        let reader = ReaderActor::<L::Codec>::start(frames, seat.logic);
+        Some(reader.recipient())
     });
 }
 
@@ -88,6 +91,8 @@ pub(crate) struct ReaderSeat<L: EventListener> {
     pub(crate) codec: L::Codec,
     /// Where decoded frames go: the read queue to the logic actor.
     pub(crate) logic: InboxSender<Frame<L>>,
+    /// Batch vectors the logic actor gives back once it delivered their frames.
+    pub(crate) batches: BatchPool<Frame<L>>,
 }
 
 /// Starts a session whose reader is started by `start_reader` (on this arbiter), for a
@@ -116,6 +121,7 @@ where
         ctx.set_mailbox_capacity(shared.config.read_queue);
         let session = Session::new(shared.clone(), ctx.address().recipient());
         let (frames, inbox) = read_queue(shared.config.read_queue);
+        let batches = BatchPool::new();
         // The reader may read before `on_open` runs; actix polls nothing of the logic
         // actor's context before `started`, so frames still wait for `on_open`.
         ctx.add_stream(inbox);
@@ -123,6 +129,7 @@ where
             shared: shared.clone(),
             codec: codec.clone(),
             logic: frames,
+            batches: batches.clone(),
         });
         let span = tracing::debug_span!("session", id = shared.id.get(), name = %shared.name, peer = %shared.peer_addr);
         LogicActor {
@@ -139,6 +146,7 @@ where
             io: Some(writer.io),
             reader,
             phase: Phase::Opening,
+            batches,
             reader_done: false,
             backlog: VecDeque::new(),
             end_after_backlog: None,
@@ -165,6 +173,8 @@ pub(crate) struct LogicActor<L: EventListener, W> {
     io: Option<W>,
     reader: Option<Recipient<StopReading>>,
     phase: Phase,
+    /// Where delivered batch vectors go back to the reader.
+    batches: BatchPool<Frame<L>>,
     /// The reader sent its last item (EOF or error), or its queue ended.
     reader_done: bool,
     /// Frames read but not yet delivered because the write queue was full; they go to
@@ -221,15 +231,15 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
 
     /// Frames from the reader. While the write queue is full they wait in the backlog, so
     /// `on_message` always starts with room to reply.
-    fn deliver(&mut self, batch: Vec<Frame<L>>, ctx: &mut Context<Self>) {
+    fn deliver(&mut self, mut batch: Vec<Frame<L>>, ctx: &mut Context<Self>) {
         if self.phase != Phase::Open {
-            return; // the session is closing: frames read after that are not delivered
-        }
-        if self.backlog.is_empty() {
-            self.run_frames(batch.into_iter(), ctx);
+            // The session is closing: frames read after that are not delivered.
+        } else if self.backlog.is_empty() {
+            self.run_frames(batch.drain(..), ctx);
         } else {
-            self.backlog.extend(batch);
+            self.backlog.extend(batch.drain(..));
         }
+        self.batches.give(batch);
     }
 
     /// Calls `on_message` for each frame while the write queue has room; the rest joins

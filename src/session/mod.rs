@@ -20,7 +20,7 @@ pub use context::SessionContext;
 pub use setup::SessionSetup;
 pub use stats::SessionStats;
 
-pub(crate) use inbox::{InboxSender, TrySendError};
+pub(crate) use inbox::{BatchPool, InboxSender, TrySendError};
 pub(crate) use logic::{
     start_session, start_session_with, start_session_with_reader, SessionWriter,
 };
