@@ -3,11 +3,13 @@
 //!
 //! Both actors run on the same arbiter, so the queue is a plain `Rc<RefCell<..>>` with two
 //! wakers. It replaces the logic actor's actix mailbox for frames because the profile of
-//! the echo hot path (64 connections x 16 pipelined 64-byte frames) put a fifth of
-//! getty's own time in that mailbox: per batch, two boxed allocations (the envelope and
-//! the queue node), several locked atomics and a dynamic dispatch, on a path that never
-//! crosses a thread. The logic actor polls the queue as a stream of its context, so a
-//! batch still costs one wake-up and one poll of the logic actor, as a message did.
+//! the echo hot path (64 connections x 16 pipelined 64-byte frames) put about a tenth of
+//! getty's own time in that mailbox: per batch, boxed allocations (the envelope and the
+//! queue node), several locked atomics and a dynamic dispatch, on a path that never
+//! crosses a thread. Measured in-process (`cargo bench --bench hot_path --
+//! session_in_memory`, 16 pipelined frames), the switch took 2.5 % off a round trip.
+//! The logic actor polls the queue as a stream of its context, so a batch still costs
+//! one wake-up and one poll of the logic actor, as a message did.
 //! Commands from [`Session`](super::Session) handles, which may come from any thread,
 //! still use the mailbox.
 

@@ -189,8 +189,9 @@ pub(crate) fn protocol_error(err: &ProtocolError, bound: usize) -> (Error, Close
 }
 
 /// Hands `msg` to the logic actor, waiting for room in the read queue if needed: while
-/// it waits, the actor reads nothing, so the peer is slowed by TCP flow control. For the last message (`last` is set), stops the actor after it and
-/// marks `last` delivered; stops the actor too if the logic is gone.
+/// it waits, the actor reads nothing, so the peer is slowed by TCP flow control. For the
+/// last message (`last` is set), stops the actor after it and marks `last` delivered;
+/// stops the actor too if the logic is gone.
 pub(crate) fn forward<A, T>(
     logic: &InboxSender<T>,
     msg: Inbound<T>,
