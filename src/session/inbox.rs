@@ -72,7 +72,7 @@ impl<T> Shared<T> {
     }
 }
 
-/// Why an item was not queued; the item comes back.
+/// Why an item was not queued (a full queue gives it back).
 pub(crate) enum TrySendError<T> {
     /// The queue holds `capacity` items: wait for room with [`InboxSender::send`].
     Full(Inbound<T>),
