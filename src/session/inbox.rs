@@ -8,8 +8,8 @@
 //! queue node), several locked atomics and a dynamic dispatch, on a path that never
 //! crosses a thread. Measured in-process (`cargo bench --bench hot_path --
 //! session_in_memory`, 16 pipelined frames), the switch took 2.5 % off a round trip.
-//! The logic actor polls the queue as a stream of its context, so a batch still costs
-//! one wake-up and one poll of the logic actor, as a message did.
+//! The logic actor polls the queue in the same item of its context that then writes the
+//! replies out, so a batch costs one wake-up and one poll of the logic actor.
 //! Commands from [`Session`](super::Session) handles, which may come from any thread,
 //! still use the mailbox.
 

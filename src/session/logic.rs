@@ -13,7 +13,7 @@ use futures::{Stream, StreamExt};
 use tokio::io::AsyncWrite;
 
 use super::context::SessionContext;
-use super::inbox::{read_queue, BatchPool, InboxSender};
+use super::inbox::{read_queue, BatchPool, Inbox, InboxSender};
 use super::messages::{Command, Control, Inbound, MessageRejected, Payload, StopReading};
 use super::out_buffer::{MessageLimit, OutBuffer};
 use super::reader::ReaderActor;
@@ -122,9 +122,8 @@ where
         let session = Session::new(shared.clone(), ctx.address().recipient());
         let (frames, inbox) = read_queue(shared.config.read_queue);
         let batches = BatchPool::new();
-        // The reader may read before `on_open` runs; actix polls nothing of the logic
-        // actor's context before `started`, so frames still wait for `on_open`.
-        ctx.add_stream(inbox);
+        // The reader may read before `on_open` runs; the queue is polled only by the
+        // pump that `open` spawns, so frames still wait for `on_open`.
         let reader = start_reader(ReaderSeat {
             shared: shared.clone(),
             codec: codec.clone(),
@@ -146,6 +145,7 @@ where
             io: Some(writer.io),
             reader,
             phase: Phase::Opening,
+            inbox: Some(inbox),
             batches,
             reader_done: false,
             backlog: VecDeque::new(),
@@ -173,6 +173,8 @@ pub(crate) struct LogicActor<L: EventListener, W> {
     io: Option<W>,
     reader: Option<Recipient<StopReading>>,
     phase: Phase,
+    /// The read queue; `None` once the reader is gone and it was drained.
+    inbox: Option<Inbox<Frame<L>>>,
     /// Where delivered batch vectors go back to the reader.
     batches: BatchPool<Frame<L>>,
     /// The reader sent its last item (EOF or error), or its queue ended.
@@ -388,6 +390,41 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
 
     /// Moves queued bytes to the socket; shuts it once a close has drained the queue.
     /// Polled after every batch of messages, so the writes of one batch share syscalls.
+    /// Handles what the reader queued, at most [`MAX_ITEMS_PER_POLL`] items per poll.
+    fn poll_inbox(&mut self, ctx: &mut Context<Self>, task: &mut std::task::Context<'_>) {
+        for _ in 0..MAX_ITEMS_PER_POLL {
+            let Some(inbox) = self.inbox.as_mut() else {
+                return;
+            };
+            match Pin::new(inbox).poll_next(task) {
+                Poll::Ready(Some(item)) => self.handle_inbound(item, ctx),
+                Poll::Ready(None) => {
+                    self.inbox = None;
+                    // The reader is gone: its EOF, if it did not say so itself.
+                    self.reader_ended(None, ctx);
+                }
+                Poll::Pending => return,
+            }
+            if self.phase == Phase::Closed {
+                return;
+            }
+        }
+        // More may be queued: come back after the writes, as a fair share of the arbiter.
+        task.waker().wake_by_ref();
+    }
+
+    fn handle_inbound(&mut self, msg: Inbound<Frame<L>>, ctx: &mut Context<Self>) {
+        match msg {
+            Inbound::Frames(batch) => self.deliver(batch, ctx),
+            Inbound::Eof => self.reader_ended(None, ctx),
+            Inbound::Failed(err) => {
+                let err = err.with_session(self.session.id());
+                self.reader_ended(Some(err), ctx);
+            }
+            Inbound::Warn(err) => self.soft_error(err, ctx),
+        }
+    }
+
     fn poll_io(&mut self, ctx: &mut Context<Self>, task: &mut std::task::Context<'_>) -> Poll<()> {
         let mut progressed = false;
         let blocked = loop {
@@ -514,10 +551,16 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
     }
 }
 
-/// Drives [`LogicActor::poll_io`] as an item of the actor's context.
-struct Flusher;
+/// Most read-queue items handled per poll before the writes and other sessions get a turn.
+const MAX_ITEMS_PER_POLL: usize = 16;
 
-impl<L: EventListener, W: AsyncWrite + Unpin + 'static> ActorFuture<LogicActor<L, W>> for Flusher {
+/// Drives the session as one item of the logic actor's context: handles what the reader
+/// queued ([`LogicActor::poll_inbox`]), then moves the write queue to the socket
+/// ([`LogicActor::poll_io`]), so the replies to a batch share one write. One item
+/// instead of a stream for the queue plus a flusher saves a poll of each per batch.
+struct Pump;
+
+impl<L: EventListener, W: AsyncWrite + Unpin + 'static> ActorFuture<LogicActor<L, W>> for Pump {
     type Output = ();
 
     fn poll(
@@ -526,6 +569,7 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> ActorFuture<LogicActor<L
         ctx: &mut Context<LogicActor<L, W>>,
         task: &mut std::task::Context<'_>,
     ) -> Poll<()> {
+        act.poll_inbox(ctx, task);
         act.poll_io(ctx, task)
     }
 }
@@ -563,7 +607,7 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
         self.shared().set_phase(Phase::Open);
         self.slot
             .opened(self.shared().clone(), ctx.address().recipient());
-        ctx.spawn(Flusher);
+        ctx.spawn(Pump);
         tracing::debug!(parent: &self.span, "session open");
     }
 }
@@ -581,30 +625,6 @@ impl<L: EventListener, W> Drop for LogicActor<L, W> {
             self.out.fail(&Error::closed(shared.id));
             shared.set_phase(Phase::Closed);
         }
-    }
-}
-
-/// The read queue, polled as a stream of the logic actor's context.
-impl<L: EventListener, W: AsyncWrite + Unpin + 'static> StreamHandler<Inbound<Frame<L>>>
-    for LogicActor<L, W>
-{
-    fn handle(&mut self, msg: Inbound<Frame<L>>, ctx: &mut Context<Self>) {
-        match msg {
-            Inbound::Frames(batch) => self.deliver(batch, ctx),
-            Inbound::Eof => self.reader_ended(None, ctx),
-            Inbound::Failed(err) => {
-                let err = err.with_session(self.session.id());
-                self.reader_ended(Some(err), ctx);
-            }
-            Inbound::Warn(err) => self.soft_error(err, ctx),
-        }
-    }
-
-    /// The reader is gone and everything it queued was handled: its EOF, if it did not
-    /// say so itself (it was stopped, or dropped with its arbiter). Unlike the default,
-    /// this does not stop the actor: the close path does.
-    fn finished(&mut self, ctx: &mut Context<Self>) {
-        self.reader_ended(None, ctx);
     }
 }
 
