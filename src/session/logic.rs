@@ -413,6 +413,7 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
         task.waker().wake_by_ref();
     }
 
+    /// One item from the reader: frames, its end, or a datagram's soft error.
     fn handle_inbound(&mut self, msg: Inbound<Frame<L>>, ctx: &mut Context<Self>) {
         match msg {
             Inbound::Frames(batch) => self.deliver(batch, ctx),
