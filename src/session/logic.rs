@@ -42,12 +42,16 @@ pub(crate) fn start_session<L, T>(
         preserves_messages: T::PRESERVES_MESSAGES,
         limit: None,
     };
-    let _ = start_session_with_reader(setup, listener, codec, slot, writer, |seat| {
-        let frames = FrameReader::new(read_half, seat.codec, seat.shared, seat.batches)
-            .map(Inbound::from_batch);
-        let reader = ReaderActor::<L::Codec>::start(frames, seat.logic);
-        Some(reader.recipient())
-    });
+    let _ = start_session_with(
+        setup,
+        listener,
+        codec,
+        slot,
+        writer,
+        |codec, shared, batches| {
+            FrameReader::new(read_half, codec, shared, batches).map(Inbound::from_batch)
+        },
+    );
 }
 
 /// The write side of a session as [`start_session_with`] takes it.
@@ -60,16 +64,16 @@ pub(crate) struct SessionWriter<W> {
 }
 
 /// Starts a session whose reader is any stream of [`Inbound`] items, made by `reader`
-/// from the session's codec and shared state (a `Failed` item is the last; the end of
-/// the stream is EOF): the seam for transports that are not byte streams (datagrams).
-/// Returns a handle to the new session.
+/// from the session's codec, shared state and batch pool (a `Failed` item is the last;
+/// the end of the stream is EOF), run by a [`ReaderActor`]: byte streams and datagrams
+/// both start here. Returns a handle to the new session.
 pub(crate) fn start_session_with<L, W, S>(
     setup: SessionSetup,
     listener: L,
     codec: L::Codec,
     slot: SessionSlot,
     writer: SessionWriter<W>,
-    reader: impl FnOnce(L::Codec, Arc<SessionShared>) -> S,
+    reader: impl FnOnce(L::Codec, Arc<SessionShared>, BatchPool<Frame<L>>) -> S,
 ) -> Session<L::Out>
 where
     L: EventListener,
@@ -77,7 +81,7 @@ where
     S: Stream<Item = Inbound<Frame<L>>> + Unpin + 'static,
 {
     start_session_with_reader(setup, listener, codec, slot, writer, |seat| {
-        let frames = reader(seat.codec, seat.shared);
+        let frames = reader(seat.codec, seat.shared, seat.batches);
         let reader = ReaderActor::<L::Codec>::start(frames, seat.logic);
         Some(reader.recipient())
     })

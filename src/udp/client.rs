@@ -190,8 +190,13 @@ impl<L: EventListener> Opener<L> {
             }),
         };
         let source = SocketSource::new(socket, self.max_datagram);
-        let _ = start_session_with(setup, listener, codec, slot, writer, |codec, shared| {
-            DatagramReader::new(source, Plain(codec), shared)
-        });
+        let _ = start_session_with(
+            setup,
+            listener,
+            codec,
+            slot,
+            writer,
+            |codec, shared, batches| DatagramReader::new(source, Plain(codec), shared, batches),
+        );
     }
 }

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::codec::DecodeDatagram;
 use crate::error::Error;
-use crate::session::{Inbound, SessionShared};
+use crate::session::{BatchPool, Inbound, SessionShared};
 
 /// Most datagrams one batch gathers before it goes to the logic actor, so one busy
 /// socket cannot hold the arbiter.
@@ -127,18 +127,26 @@ pub(crate) struct DatagramReader<Dec: DecodeDatagram, Src> {
     /// A fresh decoder, to start over after a datagram that failed mid-frame.
     pristine: Dec,
     shared: Arc<SessionShared>,
+    /// Where batch vectors come from: the logic actor gives each back once delivered.
+    batches: BatchPool<Dec::Item>,
     /// What comes right after the batch just yielded.
     next: Option<Inbound<Dec::Item>>,
     done: bool,
 }
 
 impl<Dec: DecodeDatagram, Src> DatagramReader<Dec, Src> {
-    pub(crate) fn new(source: Src, decoder: Dec, shared: Arc<SessionShared>) -> Self {
+    pub(crate) fn new(
+        source: Src,
+        decoder: Dec,
+        shared: Arc<SessionShared>,
+        batches: BatchPool<Dec::Item>,
+    ) -> Self {
         DatagramReader {
             source,
             pristine: decoder.clone(),
             decoder,
             shared,
+            batches,
             next: None,
             done: false,
         }
@@ -151,6 +159,7 @@ impl<Dec: DecodeDatagram, Src> DatagramReader<Dec, Src> {
         then: Option<Inbound<Dec::Item>>,
     ) -> Poll<Option<Inbound<Dec::Item>>> {
         if batch.is_empty() {
+            self.batches.give(batch);
             return match then {
                 Some(item) => Poll::Ready(Some(item)),
                 None if self.done => Poll::Ready(None),
@@ -177,7 +186,7 @@ impl<Dec: DecodeDatagram, Src: DatagramSource> Stream for DatagramReader<Dec, Sr
         if this.done {
             return Poll::Ready(None);
         }
-        let mut batch = Vec::new();
+        let mut batch = this.batches.take(0);
         loop {
             if batch.len() >= MAX_BATCH {
                 return this.emit(batch, None);

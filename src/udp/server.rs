@@ -238,9 +238,14 @@ impl UdpServer {
             }),
         };
         let source = SocketSource::new(socket.clone(), max);
-        let session = start_session_with(setup, listener, codec, slot, writer, |codec, shared| {
-            DatagramReader::new(source, codec, shared)
-        });
+        let session = start_session_with(
+            setup,
+            listener,
+            codec,
+            slot,
+            writer,
+            |codec, shared, batches| DatagramReader::new(source, codec, shared, batches),
+        );
         tracing::debug!(%local_addr, "udp server bound");
         let handle = UdpServerHandle::new(local_addr, socket, endpoint, supervisor, None);
         Ok((handle, session))
@@ -422,9 +427,14 @@ impl<L: EventListener> Demux<L> {
             }),
         };
         let source = QueueSource(datagrams);
-        let _ = start_session_with(setup, listener, codec, slot, writer, |codec, shared| {
-            DatagramReader::new(source, Plain(codec), shared)
-        });
+        let _ = start_session_with(
+            setup,
+            listener,
+            codec,
+            slot,
+            writer,
+            |codec, shared, batches| DatagramReader::new(source, Plain(codec), shared, batches),
+        );
         self.peers.insert(peer, queue);
     }
 }
