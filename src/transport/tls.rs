@@ -17,39 +17,30 @@ use super::{Accepted, Address, Transport};
 use crate::error::Result;
 use crate::tls::{handshake, TlsServerConfig};
 
-impl Transport for server::TlsStream<TcpStream> {
-    type Reader = ReadHalf<Self>;
-    type Writer = WriteHalf<Self>;
+/// A TLS stream over TCP, either side, is a transport: its addresses are the TCP
+/// socket's, and it splits into halves that share the TLS state.
+macro_rules! tls_over_tcp_transport {
+    ($($stream:ty),+) => {$(
+        impl Transport for $stream {
+            type Reader = ReadHalf<Self>;
+            type Writer = WriteHalf<Self>;
 
-    fn local_addr(&self) -> io::Result<Address> {
-        Transport::local_addr(self.get_ref().0)
-    }
+            fn local_addr(&self) -> io::Result<Address> {
+                Transport::local_addr(self.get_ref().0)
+            }
 
-    fn peer_addr(&self) -> io::Result<Address> {
-        Transport::peer_addr(self.get_ref().0)
-    }
+            fn peer_addr(&self) -> io::Result<Address> {
+                Transport::peer_addr(self.get_ref().0)
+            }
 
-    fn into_split(self) -> (Self::Reader, Self::Writer) {
-        tokio::io::split(self)
-    }
+            fn into_split(self) -> (Self::Reader, Self::Writer) {
+                tokio::io::split(self)
+            }
+        }
+    )+};
 }
 
-impl Transport for client::TlsStream<TcpStream> {
-    type Reader = ReadHalf<Self>;
-    type Writer = WriteHalf<Self>;
-
-    fn local_addr(&self) -> io::Result<Address> {
-        Transport::local_addr(self.get_ref().0)
-    }
-
-    fn peer_addr(&self) -> io::Result<Address> {
-        Transport::peer_addr(self.get_ref().0)
-    }
-
-    fn into_split(self) -> (Self::Reader, Self::Writer) {
-        tokio::io::split(self)
-    }
-}
+tls_over_tcp_transport!(server::TlsStream<TcpStream>, client::TlsStream<TcpStream>);
 
 /// A connection a TLS server accepted: a std socket, registered with no reactor yet, and
 /// the config to run the handshake with.
