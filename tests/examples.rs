@@ -107,25 +107,23 @@ fn run_echo_client(args: &[&str]) -> String {
     summary
 }
 
-#[test]
-fn echo_client_checks_echo_server_and_sigterm_stops_it_cleanly() {
-    let (mut server, addr) = start_echo_server(&["--threads", "2", "--max-frame", "65536"]);
-    let summary = run_echo_client(&[
-        "--addr",
-        &addr,
-        "--conns",
-        "8",
-        "--frames",
-        "2000",
-        "--size",
-        "1000",
-        "--timeout",
-        "60",
-    ]);
+/// Runs echo_client with 8 connections x 2000 frames of 1000 B against `addr` (plus
+/// `transport`'s options) and asserts that every frame came back, with no error.
+fn expect_full_echo_load(addr: &str, transport: &[&str]) {
+    let mut args = vec!["--addr", addr, "--conns", "8", "--frames", "2000"];
+    args.extend(["--size", "1000", "--timeout", "60"]);
+    args.extend(transport);
+    let summary = run_echo_client(&args);
     assert!(
         summary.contains("sent=16000 received=16000 reconnects=0 errors=0"),
         "{summary}"
     );
+}
+
+#[test]
+fn echo_client_checks_echo_server_and_sigterm_stops_it_cleanly() {
+    let (mut server, addr) = start_echo_server(&["--threads", "2", "--max-frame", "65536"]);
+    expect_full_echo_load(&addr, &[]);
     signal_and_expect_clean_exit(&mut server, "-TERM");
 }
 
@@ -148,12 +146,7 @@ fn ws_echo_client_checks_ws_echo_server_over_a_custom_path() {
         "60",
     ];
     args.extend(ws);
-    let client = Command::new(example("echo_client"))
-        .args(args)
-        .output()
-        .expect("run echo_client");
-    let summary = String::from_utf8_lossy(&client.stdout);
-    assert!(client.status.success(), "echo_client failed: {summary}");
+    let summary = run_echo_client(&args);
     assert!(
         summary.contains("sent=4000 received=4000 reconnects=0 errors=0"),
         "{summary}"
@@ -562,24 +555,7 @@ fn echo_client_checks_echo_server_over_tls_with_a_tls_cert_certificate() {
 #[test]
 fn udp_echo_client_checks_udp_echo_server_and_sigterm_stops_it() {
     let (mut server, addr) = start_echo_server(&["--transport", "udp"]);
-    let summary = run_echo_client(&[
-        "--transport",
-        "udp",
-        "--addr",
-        &addr,
-        "--conns",
-        "8",
-        "--frames",
-        "2000",
-        "--size",
-        "1000",
-        "--timeout",
-        "60",
-    ]);
-    assert!(
-        summary.contains("sent=16000 received=16000 reconnects=0 errors=0"),
-        "{summary}"
-    );
+    expect_full_echo_load(&addr, &["--transport", "udp"]);
     signal_and_expect_clean_exit(&mut server, "-TERM");
 }
 
