@@ -153,7 +153,7 @@ impl Handler<SessionEvent<BytesMut, Bytes>> for Slow {
 #[actix::test]
 async fn a_slow_handler_actor_throttles_a_flooding_peer() {
     const FRAME: usize = 64 * 1024;
-    const FRAMES: u64 = 320; // 20 MiB
+    let frames = (flood_bytes() / FRAME) as u64;
     let slow = Arc::new(AtomicBool::new(true));
     let handled = Arc::new(AtomicU64::new(0));
     let session = Arc::new(Mutex::new(None));
@@ -184,7 +184,7 @@ async fn a_slow_handler_actor_throttles_a_flooding_peer() {
     let stream = TcpStream::connect(server.local_addr()).await.unwrap();
     let mut sink = FramedWrite::new(stream, LengthDelimited::with_max_frame_length(FRAME));
     let flood = tokio::spawn(async move {
-        for i in 0..FRAMES {
+        for i in 0..frames {
             sink.feed(Bytes::from(vec![i as u8; FRAME])).await.unwrap();
         }
         sink.flush().await.unwrap();
@@ -213,7 +213,7 @@ async fn a_slow_handler_actor_throttles_a_flooding_peer() {
     slow.store(false, Ordering::Relaxed);
     drop(within(Duration::from_secs(30), flood).await.unwrap());
     wait_until(Duration::from_secs(30), "all handled", || {
-        handled.load(Ordering::Relaxed) == FRAMES
+        handled.load(Ordering::Relaxed) == frames
     })
     .await;
     server.stop().await;

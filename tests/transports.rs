@@ -200,7 +200,7 @@ async fn stop_closes_every_session_once(kind: Kind) {
 
 async fn a_slow_listener_holds_a_flooding_peer_back(kind: Kind) {
     const FRAME: usize = 16 * 1024;
-    const FRAMES: usize = 400; // 6.4 MiB
+    let frames = flood_bytes() / FRAME;
     let mut config = SessionConfig::default();
     config.max_frame_length = FRAME;
     config.read_queue = 4;
@@ -226,7 +226,7 @@ async fn a_slow_listener_holds_a_flooding_peer_back(kind: Kind) {
             let mut sink =
                 FramedWrite::new(stream, getty::LengthDelimited::with_max_frame_length(FRAME));
             let flood = tokio::spawn(async move {
-                for i in 0..FRAMES {
+                for i in 0..frames {
                     sink.feed(Bytes::from(vec![(i % 256) as u8; FRAME]))
                         .await
                         .unwrap();
@@ -260,12 +260,12 @@ async fn a_slow_listener_holds_a_flooding_peer_back(kind: Kind) {
         "read ahead of the listener by {worst} bytes, bound {bound}"
     );
     wait_until(Duration::from_secs(30), "everything delivered", || {
-        rig.behaviour.delivered.load(Ordering::Relaxed) == FRAMES as u64
+        rig.behaviour.delivered.load(Ordering::Relaxed) == frames as u64
     })
     .await;
     assert_eq!(
         session.stats().bytes_read,
-        FRAMES as u64 * (FRAME + 4) as u64
+        frames as u64 * (FRAME + 4) as u64
     );
     rig.stop().await;
 }

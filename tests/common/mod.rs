@@ -352,3 +352,17 @@ pub fn assert_closed_once(events: &[Event], error: Option<&'static str>) {
 }
 
 pub mod rig;
+
+/// Bytes a flood must have so that a reader which stops reading holds the peer back:
+/// more than the kernel's buffers can take between them. Loopback TCP may tune its
+/// receive buffer up to tcp_rmem's maximum (32 MiB on the CI machine); a 6.4 MiB flood
+/// sometimes fit and finished unhindered. The largest receive and send buffers, plus 8 MiB.
+pub fn flood_bytes() -> usize {
+    let max_of = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.split_whitespace().last()?.parse::<usize>().ok())
+            .unwrap_or(32 << 20)
+    };
+    max_of("/proc/sys/net/ipv4/tcp_rmem") + max_of("/proc/sys/net/ipv4/tcp_wmem") + (8 << 20)
+}
