@@ -102,8 +102,11 @@ impl Decoder for LengthDelimited {
             }
         };
         if src.len() < len {
-            // Room for the rest of this frame only; the reader grows no further.
-            src.reserve(len - src.len());
+            // Room for the rest of this frame, but only where the buffer can make it
+            // without allocating: frames decoded just before this one may still share
+            // the buffer's chunk, and allocating now would abandon that chunk for
+            // a fresh one per partial frame. The reader makes room otherwise.
+            let _reclaimed = src.try_reclaim(len - src.len());
             return Ok(None);
         }
         self.pending = None;
