@@ -3,6 +3,7 @@
 //!
 //! Socket-free, so its rules are unit-tested here; the logic actor moves its bytes.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 
 use bytes::{Buf, BytesMut};
@@ -18,6 +19,43 @@ use crate::error::{BoxError, Error, Result, SessionId};
 pub(crate) struct MessageLimit {
     pub(crate) max: usize,
     pub(crate) overhead: usize,
+}
+
+/// Emptied write buffers kept per thread (at most this many, each at most
+/// [`POOLED_BUFFER_MAX`] bytes) for the next session on the thread that has bytes to queue.
+const POOLED_BUFFERS: usize = 4;
+const POOLED_BUFFER_MAX: usize = 256 * 1024;
+
+thread_local! {
+    /// A session gives its write buffer back here as soon as everything in it is written,
+    /// and takes the most recently given one when it queues again. So a session with
+    /// nothing to write holds no buffer, and the sessions of one arbiter take turns with
+    /// a few buffers that stay in the core's cache instead of each keeping its own: under
+    /// bulk load, 16 sessions' 64 KiB buffers had been more than the cache holds.
+    static IDLE_BUFFERS: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A write buffer from this thread's pool, or a new empty one.
+fn take_buffer() -> BytesMut {
+    let pooled = IDLE_BUFFERS.try_with(|pool| pool.borrow_mut().pop());
+    pooled.ok().flatten().unwrap_or_default()
+}
+
+/// Gives an empty write buffer back to this thread's pool (or frees it).
+fn give_buffer(mut buf: BytesMut) {
+    buf.clear();
+    // Written bytes leave their room before the start; this takes it back, so the
+    // capacity shows the whole allocation. It moves no bytes: the buffer is empty.
+    let _whole = buf.try_reclaim(1);
+    if buf.capacity() == 0 || buf.capacity() > POOLED_BUFFER_MAX {
+        return;
+    }
+    let _ = IDLE_BUFFERS.try_with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.len() < POOLED_BUFFERS {
+            pool.push(buf);
+        }
+    });
 }
 
 /// A writer waiting to hear that its bytes left.
@@ -92,6 +130,7 @@ impl<C> OutBuffer<C> {
         let len = (self.buf.len() - start).saturating_sub(limit.overhead);
         if len > limit.max {
             self.buf.truncate(start);
+            self.release_if_empty();
             return Err(Error::FrameTooLong {
                 session: Some(self.id),
                 len,
@@ -148,9 +187,11 @@ impl<C> OutBuffer<C> {
         C: Encoder<Out, Error: Into<BoxError>>,
     {
         self.check_room()?;
+        self.ensure_buffer();
         let start = self.buf.len();
         if let Err(err) = self.codec.encode(frame, &mut self.buf) {
             self.buf.truncate(start);
+            self.release_if_empty();
             return Err(Error::from_encode(err).with_session(self.id));
         }
         self.check_message(start)?;
@@ -165,6 +206,7 @@ impl<C> OutBuffer<C> {
         C: Encoder<Out, Error: Into<BoxError>>,
     {
         self.check_room()?;
+        self.ensure_buffer();
         let start = self.buf.len();
         let ends_before = self.message_ends.as_ref().map_or(0, VecDeque::len);
         let mut count = 0;
@@ -176,6 +218,7 @@ impl<C> OutBuffer<C> {
             };
             if let Err(err) = encoded {
                 self.buf.truncate(start);
+                self.release_if_empty();
                 if let Some(ends) = &mut self.message_ends {
                     ends.truncate(ends_before);
                 }
@@ -198,6 +241,7 @@ impl<C> OutBuffer<C> {
             let err = std::io::Error::new(std::io::ErrorKind::InvalidInput, msg);
             return Err(Error::from_encode(err).with_session(self.id));
         }
+        self.ensure_buffer();
         let start = self.buf.len();
         self.buf.extend_from_slice(bytes);
         self.check_message(start)?;
@@ -269,6 +313,22 @@ impl<C> OutBuffer<C> {
         if self.buf.len() <= self.low_water {
             self.writable = true;
         }
+        self.release_if_empty();
+    }
+
+    /// Takes a buffer from the thread's pool if this queue gave its own back.
+    fn ensure_buffer(&mut self) {
+        // Only an empty buffer has no capacity, and an emptied one went back to the pool.
+        if self.buf.capacity() == 0 {
+            self.buf = take_buffer();
+        }
+    }
+
+    /// Gives the buffer back to the thread's pool once nothing is left in it.
+    fn release_if_empty(&mut self) {
+        if self.buf.is_empty() {
+            give_buffer(std::mem::take(&mut self.buf));
+        }
     }
 
     /// Refuses new writes from now on (the session is closing).
@@ -280,6 +340,7 @@ impl<C> OutBuffer<C> {
     pub(crate) fn fail(&mut self, err: &Error) {
         self.accepting = false;
         self.buf.clear();
+        self.release_if_empty();
         self.written_total = self.queued_total;
         if let Some(ends) = &mut self.message_ends {
             ends.clear();
@@ -333,6 +394,71 @@ mod tests {
         q.consume(1);
         assert!(q.is_writable());
         q.encode(Bytes::from_static(b"x")).unwrap();
+    }
+
+    fn pooled() -> usize {
+        IDLE_BUFFERS.with(|pool| pool.borrow().len())
+    }
+
+    // Each test runs on a thread of its own, so each sees its own pool.
+    #[test]
+    fn an_emptied_queue_gives_its_buffer_to_the_next_queue_on_the_thread() {
+        let mut first = queue(1 << 20, 1 << 19);
+        first.encode(Bytes::from(vec![1; 1000])).unwrap();
+        let allocation = first.chunk().as_ptr();
+        first.consume(500);
+        assert_eq!(pooled(), 0, "a queue with bytes left keeps its buffer");
+        first.consume(504);
+        assert_eq!(first.buf.capacity(), 0, "an empty queue holds no buffer");
+        assert_eq!(pooled(), 1);
+        let mut second = queue(1 << 20, 1 << 19);
+        second.encode(Bytes::from_static(b"next")).unwrap();
+        assert_eq!(second.chunk().as_ptr(), allocation);
+        assert_eq!(second.chunk(), b"\0\0\0\x04next");
+        assert_eq!(pooled(), 0);
+    }
+
+    #[test]
+    fn a_refused_write_to_an_empty_queue_leaves_no_buffer_held() {
+        let mut q = queue(1 << 20, 1 << 19);
+        q.encode(Bytes::from_static(b"x")).unwrap();
+        q.consume(5);
+        let too_long = Bytes::from(vec![0; LengthDelimited::new().max_frame_length() + 1]);
+        assert!(q.encode(too_long).is_err());
+        assert_eq!(q.buf.capacity(), 0);
+        assert_eq!(pooled(), 1);
+        let mut m = queue(1 << 20, 1 << 19)
+            .preserve_messages(true)
+            .limit_messages(Some(MessageLimit {
+                max: 2,
+                overhead: 0,
+            }));
+        assert!(m.encode(Bytes::from_static(b"long")).is_err());
+        assert_eq!(m.buf.capacity(), 0);
+        assert_eq!(
+            pooled(),
+            1,
+            "the message queue took the pooled buffer and gave it back"
+        );
+    }
+
+    #[test]
+    fn the_pool_keeps_a_few_buffers_of_bounded_size() {
+        let mut queues: Vec<_> = (0..POOLED_BUFFERS + 2)
+            .map(|_| queue(1 << 20, 1 << 19))
+            .collect();
+        for q in &mut queues {
+            q.encode(Bytes::from(vec![2; 100])).unwrap();
+        }
+        for q in &mut queues {
+            q.consume(104);
+        }
+        assert_eq!(pooled(), POOLED_BUFFERS);
+        give_buffer(BytesMut::with_capacity(POOLED_BUFFER_MAX + 1));
+        assert_eq!(pooled(), POOLED_BUFFERS);
+        IDLE_BUFFERS.with(|pool| pool.borrow_mut().clear());
+        give_buffer(BytesMut::with_capacity(POOLED_BUFFER_MAX + 1));
+        assert_eq!(pooled(), 0, "a buffer past the size bound is freed");
     }
 
     #[test]
