@@ -392,8 +392,6 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
         self.finish(ctx);
     }
 
-    /// Moves queued bytes to the socket; shuts it once a close has drained the queue.
-    /// Polled after every batch of messages, so the writes of one batch share syscalls.
     /// Handles what the reader queued, at most [`MAX_ITEMS_PER_POLL`] items per poll.
     fn poll_inbox(&mut self, ctx: &mut Context<Self>, task: &mut std::task::Context<'_>) {
         for _ in 0..MAX_ITEMS_PER_POLL {
@@ -430,6 +428,8 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
         }
     }
 
+    /// Moves queued bytes to the socket; shuts it once a close has drained the queue.
+    /// Polled after every batch of messages, so the writes of one batch share syscalls.
     fn poll_io(&mut self, ctx: &mut Context<Self>, task: &mut std::task::Context<'_>) -> Poll<()> {
         let mut progressed = false;
         let blocked = loop {
