@@ -20,12 +20,13 @@ pub use context::SessionContext;
 pub use setup::SessionSetup;
 pub use stats::SessionStats;
 
-pub(crate) use inbox::{BatchPool, InboxSender, TrySendError};
+pub(crate) use inbox::{BatchPool, InboxSender};
 pub(crate) use logic::{
     start_session, start_session_with, start_session_with_reader, SessionWriter,
 };
 pub(crate) use messages::{Control, Inbound, MessageRejected};
 pub(crate) use out_buffer::MessageLimit;
+pub(crate) use reader::forward;
 
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};

@@ -1,5 +1,9 @@
 //! The reader actor: reads, decodes, and forwards frames to the logic actor in batches.
 
+use std::cell::Cell;
+use std::rc::Rc;
+
+use actix::fut::{wrap_future, ActorFutureExt};
 use actix::prelude::*;
 use futures::Stream;
 use tokio_util::codec::Decoder;
@@ -14,7 +18,7 @@ use crate::error::BoxError;
 pub(crate) struct ReaderActor<D: Decoder<Item: Send>> {
     logic: InboxSender<D::Item>,
     /// Set once the last message (EOF or error) has been handed over.
-    ended: bool,
+    ended: Rc<Cell<bool>>,
 }
 
 impl<D> ReaderActor<D>
@@ -31,28 +35,53 @@ where
             ctx.add_stream(reader);
             ReaderActor {
                 logic,
-                ended: false,
+                ended: Rc::default(),
             }
         })
     }
 
-    /// Hands `msg` to the logic actor, waiting for room in the read queue if needed
-    /// (reading nothing meanwhile). Stops after the last message or if the logic is gone.
+    /// Hands `msg` to the logic actor (see [`forward`]); the last one marks the reader
+    /// ended once it got through.
     fn forward(&mut self, msg: Inbound<D::Item>, last: bool, ctx: &mut Context<Self>) {
-        self.ended |= last;
-        match self.logic.try_send(msg) {
-            Ok(()) if last => ctx.stop(),
-            Ok(()) => {}
-            Err(TrySendError::Full(msg)) => {
-                let delivery = self.logic.send(msg).into_actor(self);
-                ctx.wait(delivery.map(move |sent, _, ctx| {
-                    if sent.is_err() || last {
-                        ctx.stop();
-                    }
-                }));
+        let last = last.then(|| self.ended.clone());
+        forward::<Self, _>(&self.logic, msg, last, ctx);
+    }
+}
+
+/// Hands `msg` from a reader actor (the byte-stream and datagram reader, or a WebSocket
+/// reader) to the logic actor, waiting for room in the read queue if needed: while it
+/// waits, the actor reads nothing, so the peer is slowed by TCP flow control. For the
+/// last message (`last` is set), stops the actor after it and marks `last` delivered;
+/// stops the actor too if the logic is gone.
+pub(crate) fn forward<A, T>(
+    logic: &InboxSender<T>,
+    msg: Inbound<T>,
+    last: Option<Rc<Cell<bool>>>,
+    ctx: &mut A::Context,
+) where
+    A: Actor,
+    A::Context: AsyncContext<A>,
+    T: Send + 'static,
+{
+    match logic.try_send(msg) {
+        Ok(()) => {
+            if let Some(delivered) = last {
+                delivered.set(true);
+                ctx.stop();
             }
-            Err(TrySendError::Closed) => ctx.stop(),
         }
+        Err(TrySendError::Full(msg)) => {
+            let delivery = wrap_future::<_, A>(logic.send(msg));
+            ctx.wait(delivery.map(move |sent, _, ctx: &mut A::Context| {
+                if let Some(delivered) = &last {
+                    delivered.set(sent.is_ok());
+                }
+                if sent.is_err() || last.is_some() {
+                    ctx.stop();
+                }
+            }));
+        }
+        Err(TrySendError::Closed) => ctx.stop(),
     }
 }
 
@@ -73,7 +102,7 @@ where
     }
 
     fn finished(&mut self, ctx: &mut Context<Self>) {
-        if !self.ended {
+        if !self.ended.get() {
             self.forward(Inbound::Eof, true, ctx);
         }
     }
@@ -86,7 +115,7 @@ where
     type Result = ();
 
     fn handle(&mut self, _: StopReading, ctx: &mut Context<Self>) {
-        self.ended = true;
+        self.ended.set(true);
         ctx.stop();
     }
 }

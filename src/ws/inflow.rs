@@ -2,11 +2,9 @@
 //! decoded frames and protocol reactions out. Shared by the server's and the client's
 //! reader actors.
 
-use std::cell::Cell;
-use std::rc::Rc;
 use std::sync::Arc;
 
-use actix::fut::{wrap_future, ActorFutureExt};
+use actix::fut::wrap_future;
 use actix::prelude::*;
 use actix_http::ws::{CloseCode, CloseReason, Item, ProtocolError};
 use bytes::{Bytes, BytesMut};
@@ -14,7 +12,7 @@ use tokio_util::codec::Decoder;
 
 use crate::codec::decode_available;
 use crate::error::{BoxError, Error};
-use crate::session::{Inbound, InboxSender, SessionShared, TrySendError};
+use crate::session::SessionShared;
 
 /// One message as the reader sees it, whichever side it came from.
 #[derive(Debug)]
@@ -185,42 +183,6 @@ pub(crate) fn protocol_error(err: &ProtocolError, bound: usize) -> (Error, Close
             CloseCode::Size,
         ),
         other => (Error::websocket(other.to_string()), CloseCode::Protocol),
-    }
-}
-
-/// Hands `msg` to the logic actor, waiting for room in the read queue if needed: while
-/// it waits, the actor reads nothing, so the peer is slowed by TCP flow control. For the
-/// last message (`last` is set), stops the actor after it and marks `last` delivered;
-/// stops the actor too if the logic is gone.
-pub(crate) fn forward<A, T>(
-    logic: &InboxSender<T>,
-    msg: Inbound<T>,
-    last: Option<Rc<Cell<bool>>>,
-    ctx: &mut A::Context,
-) where
-    A: Actor,
-    A::Context: AsyncContext<A>,
-    T: Send + 'static,
-{
-    match logic.try_send(msg) {
-        Ok(()) => {
-            if let Some(delivered) = last {
-                delivered.set(true);
-                ctx.stop();
-            }
-        }
-        Err(TrySendError::Full(msg)) => {
-            let delivery = wrap_future::<_, A>(logic.send(msg));
-            ctx.wait(delivery.map(move |sent, _, ctx: &mut A::Context| {
-                if let Some(delivered) = &last {
-                    delivered.set(sent.is_ok());
-                }
-                if sent.is_err() || last.is_some() {
-                    ctx.stop();
-                }
-            }));
-        }
-        Err(TrySendError::Closed) => ctx.stop(),
     }
 }
 

@@ -11,10 +11,10 @@ use actix_http::ws::{CloseCode, Message, ProtocolError};
 use bytes::Bytes;
 use tokio_util::codec::Decoder;
 
-use super::inflow::{forward, protocol_error, wait_while_paused, Inflow, Step, WsIn};
+use super::inflow::{protocol_error, wait_while_paused, Inflow, Step, WsIn};
 use super::pipe::Pipe;
 use crate::error::{BoxError, Error};
-use crate::session::{Inbound, InboxSender, SessionShared};
+use crate::session::{forward, Inbound, InboxSender, SessionShared};
 
 /// Options of a WebSocket endpoint that its readers apply (default: pings every cron
 /// period, no text).
