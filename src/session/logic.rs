@@ -250,23 +250,31 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
 
     /// Calls `on_message` for each frame while the write queue has room; the rest joins
     /// the backlog.
-    fn run_frames(&mut self, frames: impl Iterator<Item = Frame<L>>, ctx: &mut Context<Self>) {
-        let mut backlog = std::mem::take(&mut self.backlog);
+    fn run_frames<I>(&mut self, frames: I, ctx: &mut Context<Self>)
+    where
+        I: Iterator<Item = Frame<L>>,
+    {
+        // The frames that found the queue full come back out of the callback, so the
+        // common case (every frame delivered) touches the backlog not at all.
         let result = self.callback(|listener, cx| {
             let mut frames = frames;
-            for frame in frames.by_ref() {
+            while let Some(frame) = frames.next() {
                 if !cx.out.is_writable() {
-                    backlog.push_back(frame);
-                    break;
+                    return Some((frame, frames));
                 }
                 listener.on_message(cx, frame);
                 if *cx.close_requested {
-                    return; // nothing more is delivered after close()
+                    return None; // nothing more is delivered after close()
                 }
             }
-            backlog.extend(frames);
+            None
         });
-        self.backlog = backlog;
+        let result = result.map(|waiting| {
+            if let Some((first, rest)) = waiting {
+                self.backlog.push_back(first);
+                self.backlog.extend(rest);
+            }
+        });
         self.after_callback(result, ctx);
         if self.backlog.is_empty() {
             if let Some(cause) = self.end_after_backlog.take() {

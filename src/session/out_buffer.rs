@@ -42,11 +42,15 @@ fn take_buffer() -> BytesMut {
 }
 
 /// Gives an empty write buffer back to this thread's pool (or frees it).
-fn give_buffer(mut buf: BytesMut) {
+/// `start_moved`: bytes were taken off the buffer's front, so its start is no longer
+/// the start of its allocation.
+fn give_buffer(mut buf: BytesMut, start_moved: bool) {
     buf.clear();
-    // Written bytes leave their room before the start; this takes it back, so the
-    // capacity shows the whole allocation. It moves no bytes: the buffer is empty.
-    let _whole = buf.try_reclaim(1);
+    if start_moved {
+        // Written bytes left their room before the start; this takes it back, so the
+        // capacity shows the whole allocation. It moves no bytes: the buffer is empty.
+        let _whole = buf.try_reclaim(1);
+    }
     if buf.capacity() == 0 || buf.capacity() > POOLED_BUFFER_MAX {
         return;
     }
@@ -71,6 +75,8 @@ struct Waiting {
 pub(crate) struct OutBuffer<C> {
     codec: C,
     buf: BytesMut,
+    /// Part of `buf` was written and taken off its front (see [`consume`](Self::consume)).
+    start_moved: bool,
     high_water: usize,
     low_water: usize,
     writable: bool,
@@ -96,6 +102,7 @@ impl<C> OutBuffer<C> {
         OutBuffer {
             codec,
             buf: BytesMut::new(),
+            start_moved: false,
             high_water,
             low_water,
             writable: true,
@@ -294,7 +301,15 @@ impl<C> OutBuffer<C> {
 
     /// The socket took `n` bytes of [`chunk`](Self::chunk) (all of it, for a message).
     pub(crate) fn consume(&mut self, n: usize) {
-        self.buf.advance(n);
+        if n == self.buf.len() && !self.start_moved {
+            // All written at once, the common case: `clear` keeps the start of the
+            // allocation, so the buffer goes back to the pool as it is (after `advance`
+            // the pool would first have to reclaim the room before the start).
+            self.buf.clear();
+        } else {
+            self.buf.advance(n);
+            self.start_moved = true;
+        }
         self.written_total += n as u64;
         if let Some(ends) = &mut self.message_ends {
             while ends.front().is_some_and(|end| *end <= self.written_total) {
@@ -327,7 +342,8 @@ impl<C> OutBuffer<C> {
     /// Gives the buffer back to the thread's pool once nothing is left in it.
     fn release_if_empty(&mut self) {
         if self.buf.is_empty() {
-            give_buffer(std::mem::take(&mut self.buf));
+            let start_moved = std::mem::take(&mut self.start_moved);
+            give_buffer(std::mem::take(&mut self.buf), start_moved);
         }
     }
 
@@ -443,6 +459,28 @@ mod tests {
     }
 
     #[test]
+    fn a_buffer_written_whole_goes_back_with_its_start_in_place() {
+        let mut first = queue(1 << 20, 1 << 19);
+        first.encode(Bytes::from(vec![1; 1000])).unwrap();
+        let allocation = first.chunk().as_ptr();
+        first.consume(1004);
+        assert!(!first.start_moved, "one whole write moves no start");
+        let mut second = queue(1 << 20, 1 << 19);
+        second.encode(Bytes::from(vec![2; 1000])).unwrap();
+        assert_eq!(second.chunk().as_ptr(), allocation);
+        second.consume(4);
+        second.consume(1000);
+        assert!(!second.start_moved, "released with the buffer");
+        let mut third = queue(1 << 20, 1 << 19);
+        third.encode(Bytes::from_static(b"x")).unwrap();
+        assert_eq!(
+            third.chunk().as_ptr(),
+            allocation,
+            "after a partial write the pool took the room before the start back"
+        );
+    }
+
+    #[test]
     fn the_pool_keeps_a_few_buffers_of_bounded_size() {
         let mut queues: Vec<_> = (0..POOLED_BUFFERS + 2)
             .map(|_| queue(1 << 20, 1 << 19))
@@ -454,10 +492,10 @@ mod tests {
             q.consume(104);
         }
         assert_eq!(pooled(), POOLED_BUFFERS);
-        give_buffer(BytesMut::with_capacity(POOLED_BUFFER_MAX + 1));
+        give_buffer(BytesMut::with_capacity(POOLED_BUFFER_MAX + 1), false);
         assert_eq!(pooled(), POOLED_BUFFERS);
         IDLE_BUFFERS.with(|pool| pool.borrow_mut().clear());
-        give_buffer(BytesMut::with_capacity(POOLED_BUFFER_MAX + 1));
+        give_buffer(BytesMut::with_capacity(POOLED_BUFFER_MAX + 1), false);
         assert_eq!(pooled(), 0, "a buffer past the size bound is freed");
     }
 
