@@ -252,3 +252,75 @@ async fn write_all_sends_frames_together_in_order() {
     assert_eq!(session.stats().frames_written, 51);
     server.stop().await;
 }
+
+/// A peer that sends but stops reading: the echoes fill the sockets, then the write
+/// queue; frames read after that wait in the logic actor's backlog (never handed to an
+/// `on_message` that could not reply) and reading pauses. Once the peer reads again,
+/// every echo arrives, whole and in order.
+#[actix::test]
+async fn echoes_held_back_by_a_peer_that_stops_reading_arrive_in_order() {
+    const FRAME: usize = 16 * 1024;
+    let frames = flood_bytes() / FRAME;
+    let mut config = SessionConfig::default();
+    config.max_frame_length = FRAME;
+    config.write_high_water = 64 * 1024;
+    config.write_low_water = 16 * 1024;
+    let behaviour = Behaviour {
+        echo: true,
+        quiet: true,
+        ..Default::default()
+    };
+    let (server, log, behaviour) = start_probe_server(behaviour, config).await;
+    let stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let (read, write) = stream.into_split();
+    let codec = getty::LengthDelimited::with_max_frame_length(FRAME);
+    let mut sink = tokio_util::codec::FramedWrite::new(write, codec.clone());
+    let frame = |i: usize| {
+        let mut payload = vec![(i % 251) as u8; FRAME];
+        payload[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        Bytes::from(payload)
+    };
+    let sender = tokio::spawn(async move {
+        for i in 0..frames {
+            sink.feed(frame(i)).await.expect("send");
+        }
+        sink.flush().await.expect("flush");
+        sink
+    });
+    log.wait_for(SECS5, "open", |e| !e.is_empty()).await;
+    let session = log.sessions()[0].clone();
+    wait_until(Duration::from_secs(30), "the write queue fills", || {
+        !session.is_writable()
+    })
+    .await;
+    let held_at = behaviour
+        .delivered
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        held_at < frames as u64,
+        "the write queue filled before the last frame was delivered"
+    );
+
+    let mut echoes = tokio_util::codec::FramedRead::new(read, codec);
+    within(Duration::from_secs(60), async {
+        for i in 0..frames {
+            let echo = echoes
+                .next()
+                .await
+                .expect("echo before EOF")
+                .expect("frame");
+            assert!(echo == frame(i), "echo {i} out of order or changed");
+        }
+    })
+    .await;
+    drop(within(SECS5, sender).await.unwrap());
+    assert_eq!(session.stats().frames_written, frames as u64);
+    assert!(
+        !log.of(session.id())
+            .iter()
+            .any(|e| matches!(e, Event::Error(_))),
+        "no error: {:?}",
+        log.of(session.id())
+    );
+    server.stop().await;
+}
