@@ -28,11 +28,15 @@ trap 'rm -rf "$work"' EXIT
 taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$work/out.%p" "$@" \
   >/dev/null 2>"$work/valgrind.log" &
 pid=$!
+# However the script ends, the server under valgrind goes with it.
+trap 'kill -9 "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 hex=$(printf '%04X' "$port")
+listening() { grep -qE "^ *[0-9]+: 0100007F:$hex 00000000:0000 0A" /proc/net/tcp; }
 for _ in $(seq 300); do
-  grep -qE "^ *[0-9]+: 0100007F:$hex 00000000:0000 0A" /proc/net/tcp && break
+  listening && break
   sleep 0.1
 done
+listening || { echo "the server did not listen on 127.0.0.1:$port within 30 s" >&2; exit 1; }
 taskset -c 1 "$LOADGEN" --addr "127.0.0.1:$port" --conns "$CONNS" --depth "$DEPTH" \
   --size "$SIZE" --duration "$DURATION" --warmup 3 --json >"$work/load.json" &
 load=$!
