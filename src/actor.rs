@@ -44,7 +44,12 @@
 //!             EventKind::Frame(frame) => {
 //!                 self.seen += 1;
 //!                 let reply = format!("{} #{}", String::from_utf8_lossy(&frame), self.seen);
-//!                 let _ = event.session.try_write(Bytes::from(reply));
+//!                 if let Err(err) = event.session.try_write(Bytes::from(reply)) {
+//!                     // Refused for room (or closed): the peer reads too slowly to
+//!                     // keep up, so end its session rather than skip a reply.
+//!                     tracing::warn!(%err, "reply not queued; closing the session");
+//!                     event.session.close();
+//!                 }
 //!             }
 //!             EventKind::Closed => ctx.stop(), // one actor per session: done
 //!             _ => {}

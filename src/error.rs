@@ -112,6 +112,19 @@ pub enum Error {
         /// The high-water mark.
         limit: usize,
     },
+    /// The session's hand-over queue (frames written through [`Session`](crate::Session)
+    /// handles and not yet encoded, see
+    /// [`SessionConfig::handoff_queue`](crate::SessionConfig::handoff_queue)) is full;
+    /// nothing of this write was queued.
+    #[error("{}hand-over queue full: {frames} frames wait to be encoded, limit {limit}", On(*session))]
+    HandoffFull {
+        /// Session concerned, if known.
+        session: Option<SessionId>,
+        /// Frames waiting in the hand-over queue when the write was refused.
+        frames: usize,
+        /// The queue's capacity in frames.
+        limit: usize,
+    },
     /// The session is closed or closing; nothing of this write was queued, or what was
     /// queued could not be written before the session ended.
     #[error("{}session closed", On(*session))]
@@ -180,6 +193,7 @@ impl Error {
             | Error::ReadTimeout { session, .. }
             | Error::WriteTimeout { session, .. }
             | Error::QueueFull { session, .. }
+            | Error::HandoffFull { session, .. }
             | Error::Closed { session }
             | Error::Refused { session, .. }
             | Error::WebSocket { session, .. }
@@ -198,6 +212,7 @@ impl Error {
             | Error::ReadTimeout { session, .. }
             | Error::WriteTimeout { session, .. }
             | Error::QueueFull { session, .. }
+            | Error::HandoffFull { session, .. }
             | Error::Closed { session }
             | Error::Refused { session, .. }
             | Error::WebSocket { session, .. }
@@ -233,6 +248,12 @@ impl Error {
             session: None,
             reason: Arc::from(reason.into()),
         }
+    }
+
+    /// True for [`Error::QueueFull`] and [`Error::HandoffFull`]: a write refused for room,
+    /// worth trying again once the session drained (nothing of it was queued).
+    pub fn is_queue_full(&self) -> bool {
+        matches!(self, Error::QueueFull { .. } | Error::HandoffFull { .. })
     }
 
     /// True for [`Error::Closed`].

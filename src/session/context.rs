@@ -40,24 +40,40 @@ impl<L: EventListener> SessionContext<'_, L> {
     /// [`Error::QueueFull`](crate::Error::QueueFull) at the high-water mark,
     /// [`Error::Closed`](crate::Error::Closed) once the session is closing, or the codec's
     /// [`Error::Encode`](crate::Error::Encode); in each case nothing was queued.
+    /// A refusal for room is also counted in
+    /// [`SessionStats::writes_refused`](crate::SessionStats::writes_refused).
     pub fn write(&mut self, frame: L::Out) -> Result<()> {
-        self.out.encode(frame)?;
-        self.session.shared().stats.add_frames_written(1);
-        Ok(())
+        let encoded = self.out.encode(frame);
+        self.counted(encoded.map(|()| 1))
     }
 
     /// Encodes every frame into the write queue, or none of them.
     pub fn write_all(&mut self, frames: impl IntoIterator<Item = L::Out>) -> Result<()> {
-        let n = self.out.encode_all(frames)?;
-        self.session.shared().stats.add_frames_written(n);
-        Ok(())
+        let encoded = self.out.encode_all(frames);
+        self.counted(encoded)
     }
 
     /// Queues bytes as they are, bypassing the codec.
     pub fn write_bytes(&mut self, bytes: &[u8]) -> Result<()> {
-        self.out.push_raw(bytes)?;
-        self.session.shared().stats.add_frames_written(1);
-        Ok(())
+        let queued = self.out.push_raw(bytes);
+        self.counted(queued.map(|()| 1))
+    }
+
+    /// Counts `frames` written, or the refusal.
+    fn counted(&mut self, frames: Result<usize>) -> Result<()> {
+        let shared = self.session.shared();
+        match frames {
+            Ok(n) => {
+                shared.stats.add_frames_written(n);
+                Ok(())
+            }
+            Err(err) => {
+                if err.is_queue_full() {
+                    shared.note_refused(&err);
+                }
+                Err(err)
+            }
+        }
     }
 
     /// Closes the session gracefully once this callback returns: no further frames are

@@ -13,8 +13,9 @@ use futures::{Stream, StreamExt};
 use tokio::io::AsyncWrite;
 
 use super::context::SessionContext;
+use super::handoff::Entry;
 use super::inbox::{read_queue, BatchPool, Inbox, InboxSender};
-use super::messages::{Command, Control, Inbound, MessageRejected, Payload, StopReading};
+use super::messages::{CloseSession, Control, Inbound, MessageRejected, Payload, StopReading};
 use super::out_buffer::{MessageLimit, OutBuffer};
 use super::reader::ReaderActor;
 use super::{Phase, Session, SessionSetup, SessionShared};
@@ -120,8 +121,8 @@ where
     let mut ctx = Context::new();
     let actor = {
         let ctx = &mut ctx;
-        // The mailbox carries only the handles' writes and closes (frames come through
-        // the read queue); its bound keeps them from piling up.
+        // The mailbox carries only closes and the supervisor's ticks (frames come through
+        // the read queue, handles' writes through the hand-over queue).
         ctx.set_mailbox_capacity(shared.config.read_queue);
         let session = Session::new(shared.clone(), ctx.address().recipient());
         let (frames, inbox) = read_queue(shared.config.read_queue);
@@ -296,9 +297,6 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
     }
 
     fn write(&mut self, payload: Payload<L::Out>) -> Result<(), Error> {
-        if self.phase != Phase::Open {
-            return Err(Error::closed(self.session.id()));
-        }
         let frames = match payload {
             Payload::One(frame) => self.out.encode(frame).map(|()| 1)?,
             Payload::Many(frames) => self.out.encode_all(frames)?,
@@ -308,12 +306,54 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
         Ok(())
     }
 
+    /// Encodes the writes that wait in the hand-over queue, in order, while the write
+    /// queue has room below its high-water mark; the rest keep their place. Returns
+    /// whether any were encoded.
+    fn drain_handoff(&mut self, ctx: &mut Context<Self>) -> bool {
+        if self.session.handoff().is_empty() {
+            return false;
+        }
+        let mut entries = self.session.handoff().take_all();
+        let mut encoded = 0;
+        while self.out.has_room() {
+            let Some(entry) = entries.pop_front() else {
+                break;
+            };
+            encoded += entry.frames();
+            let Entry { payload, ack } = entry;
+            match (self.write(payload), ack) {
+                (Ok(()), Some(ack)) => self.out.ack_when_written(ack),
+                (Ok(()), None) => {}
+                (Err(err), Some(ack)) => {
+                    let _ = ack.send(Err(err));
+                }
+                (Err(err), None) => {
+                    // A `try_write` whose frame the encoder refused: nobody waits for it,
+                    // so keep its promise (written, or the session ends with on_error and
+                    // on_close) rather than drop it silently.
+                    self.session.handoff().put_back(encoded, entries);
+                    self.begin_close(Some(err), ctx);
+                    return true;
+                }
+            }
+        }
+        self.session.handoff().put_back(encoded, entries);
+        encoded > 0
+    }
+
     /// The one close path. Stops reading, reports `cause` through `on_error`, then lets
     /// the write queue drain for at most the wait time before [`finish`](Self::finish).
     fn begin_close(&mut self, cause: Option<Error>, ctx: &mut Context<Self>) {
         if self.phase != Phase::Open {
             return;
         }
+        // Writes already handed over are owed: encode what fits, then take no more (what
+        // does not fit fails with the session, and its writers hear it).
+        self.drain_handoff(ctx);
+        if self.phase != Phase::Open {
+            return; // a frame handed over could not be encoded, and that closed us
+        }
+        self.session.handoff().close();
         self.phase = Phase::Closing;
         self.shared().set_phase(Phase::Closing);
         self.out.stop_accepting();
@@ -348,6 +388,7 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
         self.phase = Phase::Closed;
         let id = self.session.id();
         let err = self.cause.clone().unwrap_or_else(|| Error::closed(id));
+        self.session.handoff().close();
         self.out.fail(&err);
         self.io = None;
         if let Some(reader) = self.reader.take() {
@@ -441,6 +482,12 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
     fn poll_io(&mut self, ctx: &mut Context<Self>, task: &mut std::task::Context<'_>) -> Poll<()> {
         let mut progressed = false;
         let blocked = loop {
+            if self.phase == Phase::Open {
+                self.drain_handoff(ctx);
+                if self.phase != Phase::Open && self.io.is_none() {
+                    return Poll::Ready(());
+                }
+            }
             match self.poll_write_queue(task) {
                 Poll::Ready(Ok(wrote)) => progressed |= wrote,
                 Poll::Ready(Err(err)) => {
@@ -453,6 +500,10 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
             if self.phase == Phase::Open && !self.backlog.is_empty() && self.out.is_writable() {
                 let backlog = std::mem::take(&mut self.backlog);
                 self.run_frames(backlog.into_iter(), ctx);
+                continue;
+            }
+            // Everything queued is written: the writes still handed over fit now.
+            if self.phase == Phase::Open && !self.session.handoff().is_empty() {
                 continue;
             }
             break false;
@@ -471,6 +522,9 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
         };
         let shared = self.session.shared();
         shared.note_queue(self.out.len(), self.out.is_writable(), self.stalled_ms);
+        if progressed {
+            self.session.handoff().wake_writers(); // the write queue has room again
+        }
         let paused =
             self.phase == Phase::Open && (!self.out.is_writable() || !self.backlog.is_empty());
         if paused != self.read_paused {
@@ -582,6 +636,9 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> ActorFuture<LogicActor<L
         ctx: &mut Context<LogicActor<L, W>>,
         task: &mut std::task::Context<'_>,
     ) -> Poll<()> {
+        // Registered before the queue is looked at, so a write handed over from another
+        // thread after the look wakes this task again.
+        act.session.handoff().register(task.waker());
         act.poll_inbox(ctx, task);
         act.poll_io(ctx, task)
     }
@@ -634,6 +691,7 @@ impl<L: EventListener, W> Drop for LogicActor<L, W> {
         // Dropped without `finish` (its arbiter stopped): make handles see it closed.
         // The slot releases itself.
         let shared = self.session.shared();
+        self.session.handoff().close();
         if shared.phase() != Phase::Closed {
             self.out.fail(&Error::closed(shared.id));
             shared.set_phase(Phase::Closed);
@@ -641,30 +699,11 @@ impl<L: EventListener, W> Drop for LogicActor<L, W> {
     }
 }
 
-impl<L: EventListener, W: AsyncWrite + Unpin + 'static> Handler<Command<L::Out>>
-    for LogicActor<L, W>
-{
+impl<L: EventListener, W: AsyncWrite + Unpin + 'static> Handler<CloseSession> for LogicActor<L, W> {
     type Result = ();
 
-    fn handle(&mut self, msg: Command<L::Out>, ctx: &mut Context<Self>) {
-        match msg {
-            Command::Write { payload, ack } => match (self.write(payload), ack) {
-                (Ok(()), Some(ack)) => self.out.ack_when_written(ack),
-                (Ok(()), None) => {}
-                (Err(err), Some(ack)) => {
-                    let _ = ack.send(Err(err));
-                }
-                (Err(err), None) => {
-                    // A `try_write` the queue cannot take after all: nobody waits for this
-                    // frame, so keep its promise (written, or the session ends with
-                    // on_error and on_close) rather than drop it silently.
-                    if !err.is_closed() {
-                        self.begin_close(Some(err), ctx);
-                    }
-                }
-            },
-            Command::Close => self.begin_close(None, ctx),
-        }
+    fn handle(&mut self, _: CloseSession, ctx: &mut Context<Self>) {
+        self.begin_close(None, ctx);
     }
 }
 

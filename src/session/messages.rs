@@ -2,30 +2,21 @@
 
 use actix::Message;
 use bytes::Bytes;
-use tokio::sync::oneshot;
 
-use crate::error::{Error, Result};
+use crate::error::Error;
 
-/// What a write carries.
+/// What a write through a [`Session`](super::Session) handle carries.
 pub(crate) enum Payload<Out> {
     One(Out),
     Many(Vec<Out>),
     Raw(Bytes),
 }
 
-/// From [`Session`](super::Session) handles to the logic actor.
-pub(crate) enum Command<Out> {
-    /// Queue a payload; `ack`, if any, resolves once its bytes reached the OS, or with
-    /// the error.
-    Write {
-        payload: Payload<Out>,
-        ack: Option<oneshot::Sender<Result<()>>>,
-    },
-    /// Close gracefully.
-    Close,
-}
+/// From [`Session`](super::Session) handles to the logic actor: close gracefully. Writes
+/// travel through the hand-over queue (`super::handoff`), not the mailbox.
+pub(crate) struct CloseSession;
 
-impl<Out> Message for Command<Out> {
+impl Message for CloseSession {
     type Result = ();
 }
 

@@ -8,6 +8,7 @@
 
 mod attributes;
 mod context;
+mod handoff;
 mod inbox;
 mod logic;
 mod messages;
@@ -44,7 +45,8 @@ use crate::config::SessionConfig;
 use crate::error::{Error, Result, SessionId};
 use crate::transport::Address;
 use attributes::Attributes;
-use messages::{Command, Payload};
+use handoff::{Entry, Handoff, Refused};
+use messages::{CloseSession, Payload};
 use stats::Counters;
 
 /// Life phases of a session, kept in an atomic so handles on any thread can see them.
@@ -84,6 +86,8 @@ pub(crate) struct SessionShared {
     write_stalled_ms: AtomicU64,
     phase: AtomicU8,
     close_requested: AtomicBool,
+    /// A run of refused writes is under way (one warning per run, see `note_refused`).
+    refusing: AtomicBool,
     closed: Notify,
     attributes: Attributes,
 }
@@ -108,6 +112,7 @@ impl SessionShared {
             write_stalled_ms: AtomicU64::new(0),
             phase: AtomicU8::new(Phase::Opening as u8),
             close_requested: AtomicBool::new(false),
+            refusing: AtomicBool::new(false),
             closed: Notify::new(),
             attributes: Attributes::default(),
         })
@@ -165,6 +170,26 @@ impl SessionShared {
         self.queued.store(queued, Ordering::Relaxed);
         self.writable.store(writable, Ordering::Relaxed);
         self.write_stalled_ms.store(stalled_ms, Ordering::Relaxed);
+        if writable && self.refusing.load(Ordering::Relaxed) {
+            self.refusing.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a write refused for room, and makes it visible: the first refusal of a run
+    /// (until the session is writable again) logs a warning with the session; the rest
+    /// are counted in [`SessionStats::writes_refused`]. The writer got `err` itself.
+    pub(crate) fn note_refused(&self, err: &Error) {
+        let before = self.stats.add_write_refused();
+        if !self.refusing.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                session = self.id.get(),
+                name = %self.name,
+                refused_before = before,
+                %err,
+                "write refused for room; until the session is writable again, further \
+                 refusals are only counted (SessionStats::writes_refused)"
+            );
+        }
     }
 
     /// Pauses or resumes the reader for the write queue (resuming wakes it).
@@ -209,24 +234,50 @@ impl SessionShared {
 ///
 /// `Out` is the type of frames the session's codec encodes.
 ///
-/// Writes through a handle travel to the session's logic actor as a message; they wait
-/// while its mailbox (`read_queue` messages long) is full, and resolve once the frame's bytes were
-/// handed to the OS, or with the error that stopped them. Inside a listener callback,
-/// [`SessionContext`] writes without that hop.
+/// # Writing from anywhere
+///
+/// Writes through a handle are bounded the way writes inside callbacks are: a write that
+/// finds the session's write queue at its high-water mark (`write_high_water` bytes
+/// encoded and not yet sent) is refused with [`Error::QueueFull`]. Because only the
+/// session's logic actor can encode, a handle's frame first waits in the session's
+/// hand-over queue ([`SessionConfig::handoff_queue`] frames, default 1,024) until the
+/// logic actor encodes it, in the order the writes were made. [`try_write`](Self::try_write)
+/// fails at once when either bound is reached ([`Error::QueueFull`] or
+/// [`Error::HandoffFull`], each saying how full), [`write`](Self::write) waits for room.
+/// Every refusal is returned to its writer, counted in
+/// [`SessionStats::writes_refused`] and logged (once per run of refusals); nothing is
+/// dropped silently. Inside a listener callback, [`SessionContext`] writes straight into
+/// the write queue instead.
 pub struct Session<Out: Send + 'static> {
     shared: Arc<SessionShared>,
-    /// Behind an `Arc` so a clone costs two reference counts, not an allocation: the
+    /// Behind one `Arc` so a clone costs two reference counts, not an allocation: the
     /// actor adapter hands a clone to every event.
-    commands: Arc<Recipient<Command<Out>>>,
+    link: Arc<Link<Out>>,
+}
+
+/// How handles reach the session's logic actor.
+struct Link<Out: Send + 'static> {
+    /// Writes, encoded by the logic actor in order.
+    handoff: Handoff<Out>,
+    /// The close request (one message per session at most).
+    close: Recipient<CloseSession>,
 }
 
 impl<Out: Send + 'static> Clone for Session<Out> {
     fn clone(&self) -> Self {
         Session {
             shared: self.shared.clone(),
-            commands: self.commands.clone(),
+            link: self.link.clone(),
         }
     }
+}
+
+/// What became of an attempt to hand a write over.
+enum HandOver<Out> {
+    Accepted,
+    /// No room in one of the bounds; the entry comes back with the error that says which.
+    NoRoom(Entry<Out>, Error),
+    Closed,
 }
 
 impl<Out: Send + 'static> std::fmt::Debug for Session<Out> {
@@ -241,15 +292,20 @@ impl<Out: Send + 'static> std::fmt::Debug for Session<Out> {
 }
 
 impl<Out: Send + 'static> Session<Out> {
-    pub(crate) fn new(shared: Arc<SessionShared>, commands: Recipient<Command<Out>>) -> Self {
+    pub(crate) fn new(shared: Arc<SessionShared>, close: Recipient<CloseSession>) -> Self {
+        let handoff = Handoff::new(shared.config.handoff_queue);
         Session {
             shared,
-            commands: Arc::new(commands),
+            link: Arc::new(Link { handoff, close }),
         }
     }
 
     pub(crate) fn shared(&self) -> &Arc<SessionShared> {
         &self.shared
+    }
+
+    pub(crate) fn handoff(&self) -> &Handoff<Out> {
+        &self.link.handoff
     }
 
     /// The session's process-unique id.
@@ -362,15 +418,18 @@ impl<Out: Send + 'static> Session<Out> {
     }
 
     /// Writes one frame. Resolves once its bytes were handed to the OS, or with the error
-    /// that stopped it: [`Error::QueueFull`] above the high-water mark, [`Error::Closed`]
-    /// if the session closed first, [`Error::WriteTimeout`], [`Error::Encode`], or the
-    /// socket's [`Error::Io`]. Never retried by the library.
+    /// that stopped them: [`Error::Closed`] if the session closed first,
+    /// [`Error::WriteTimeout`] if it waited for room longer than the session's write
+    /// timeout, [`Error::Encode`], or the socket's [`Error::Io`]. While the write queue
+    /// is at its high-water mark or the hand-over queue is full, it waits for room (see
+    /// [Writing from anywhere](Self#writing-from-anywhere)). Never retried by the library.
     pub async fn write(&self, frame: Out) -> Result<()> {
         self.submit(Payload::One(frame)).await
     }
 
     /// Writes several frames at once: all are queued together (or none, on error) and
-    /// leave in as few socket writes as they fit.
+    /// leave in as few socket writes as they fit. A batch larger than the hand-over
+    /// queue waits until that queue is empty, then goes in whole.
     pub async fn write_all(&self, frames: Vec<Out>) -> Result<()> {
         self.submit(Payload::Many(frames)).await
     }
@@ -380,19 +439,83 @@ impl<Out: Send + 'static> Session<Out> {
         self.submit(Payload::Raw(bytes)).await
     }
 
-    async fn submit(&self, payload: Payload<Out>) -> Result<()> {
+    /// Hands `entry` to the logic actor if both bounds have room: the write queue below
+    /// its high-water mark (in bytes, as for a callback's write), and the hand-over queue
+    /// below its capacity (in frames).
+    fn hand_over(&self, entry: Entry<Out>) -> HandOver<Out> {
         let id = self.shared.id;
         if self.is_closed() {
-            return Err(Error::closed(id));
+            return HandOver::Closed;
         }
+        let queued = self.queued_bytes();
+        let limit = self.shared.config.write_high_water;
+        if queued >= limit {
+            let err = Error::QueueFull {
+                session: Some(id),
+                queued,
+                limit,
+            };
+            return HandOver::NoRoom(entry, err);
+        }
+        match self.link.handoff.push(entry) {
+            Ok(()) => HandOver::Accepted,
+            Err(Refused::Closed) => HandOver::Closed,
+            Err(Refused::Full { entry, frames }) => {
+                let err = Error::HandoffFull {
+                    session: Some(id),
+                    frames,
+                    limit: self.link.handoff.capacity(),
+                };
+                HandOver::NoRoom(entry, err)
+            }
+        }
+    }
+
+    async fn submit(&self, payload: Payload<Out>) -> Result<()> {
+        let id = self.shared.id;
         let (ack, done) = oneshot::channel();
-        self.commands
-            .send(Command::Write {
-                payload,
-                ack: Some(ack),
-            })
-            .await
-            .map_err(|_| Error::closed(id))?;
+        let entry = Entry {
+            payload,
+            ack: Some(ack),
+        };
+        let mut entry = match self.hand_over(entry) {
+            HandOver::Accepted => return done.await.unwrap_or_else(|_| Err(Error::closed(id))),
+            HandOver::Closed => return Err(Error::closed(id)),
+            HandOver::NoRoom(entry, _) => entry,
+        };
+        // No room: wait for the logic actor to make some, for at most the write timeout.
+        // The timer needs a tokio runtime; without one (`write_blocking` on a plain
+        // thread) the session's own write timeout still ends a wait on a peer that
+        // takes nothing, by closing the session.
+        let timeout = self.shared.config.write_timeout;
+        let deadline = timeout
+            .filter(|_| tokio::runtime::Handle::try_current().is_ok())
+            .map(|after| tokio::time::Instant::now() + after);
+        loop {
+            let (room, _waiting) = self.link.handoff.waiter();
+            match self.hand_over(entry) {
+                HandOver::Accepted => break,
+                HandOver::Closed => return Err(Error::closed(id)),
+                HandOver::NoRoom(back, err) => {
+                    entry = back;
+                    let waited = match deadline {
+                        Some(deadline) => tokio::time::timeout_at(deadline, room).await.is_ok(),
+                        None => {
+                            room.await;
+                            true
+                        }
+                    };
+                    if !waited {
+                        self.shared.note_refused(&err);
+                        let after = timeout.unwrap_or_default();
+                        return Err(Error::WriteTimeout {
+                            session: Some(id),
+                            after,
+                        });
+                    }
+                }
+            }
+        }
         done.await.unwrap_or_else(|_| Err(Error::closed(id)))
     }
 
@@ -406,36 +529,27 @@ impl<Out: Send + 'static> Session<Out> {
     }
 
     /// Queues one frame without waiting, for code that cannot await (an actor handler
-    /// broadcasting to many sessions). Fails at once with [`Error::QueueFull`] when the
-    /// session is not writable or its mailbox is full, or with [`Error::Closed`]. Once
-    /// queued, the frame is written or the session ends with `on_error` and `on_close`
-    /// (also if the write queue fills up before the frame reaches it), as for a write
-    /// inside a callback; use [`write`](Self::write) to learn the outcome of this very
-    /// frame.
+    /// broadcasting to many sessions). Fails at once, queueing nothing, with
+    /// [`Error::QueueFull`] when the write queue is at its high-water mark, with
+    /// [`Error::HandoffFull`] when the hand-over queue is full (see
+    /// [Writing from anywhere](Self#writing-from-anywhere)), or with [`Error::Closed`].
+    /// Once queued, the frame is written in order after this caller's earlier writes, or
+    /// the session ends with `on_error` and `on_close` before it could be (its encoder
+    /// failed on it, or the socket did); use [`write`](Self::write) to learn the outcome
+    /// of this very frame.
     pub fn try_write(&self, frame: Out) -> Result<()> {
-        let id = self.shared.id;
-        if self.is_closed() {
-            return Err(Error::closed(id));
-        }
-        if !self.shared.writable.load(Ordering::Relaxed) {
-            return Err(Error::QueueFull {
-                session: Some(id),
-                queued: self.queued_bytes(),
-                limit: self.shared.config.write_high_water,
-            });
-        }
-        let command = Command::Write {
+        let entry = Entry {
             payload: Payload::One(frame),
             ack: None,
         };
-        self.commands.try_send(command).map_err(|err| match err {
-            actix::prelude::SendError::Full(_) => Error::QueueFull {
-                session: Some(id),
-                queued: self.queued_bytes(),
-                limit: self.shared.config.write_high_water,
-            },
-            actix::prelude::SendError::Closed(_) => Error::closed(id),
-        })
+        match self.hand_over(entry) {
+            HandOver::Accepted => Ok(()),
+            HandOver::Closed => Err(Error::closed(self.shared.id)),
+            HandOver::NoRoom(_, err) => {
+                self.shared.note_refused(&err);
+                Err(err)
+            }
+        }
     }
 
     /// Stops reading from the peer until [`resume_reading`](Self::resume_reading), for
@@ -457,7 +571,7 @@ impl<Out: Send + 'static> Session<Out> {
     pub fn close(&self) {
         if !self.shared.close_requested.swap(true, Ordering::AcqRel) {
             // One message per session at most, so skipping the capacity check is bounded.
-            self.commands.do_send(Command::Close);
+            self.link.close.do_send(CloseSession);
         }
     }
 

@@ -379,6 +379,13 @@ impl<C> OutBuffer<C> {
     pub(crate) fn is_writable(&self) -> bool {
         self.accepting && self.writable
     }
+
+    /// Whether a write now would be taken: accepting, and below the high-water mark (the
+    /// check each write makes; [`is_writable`](Self::is_writable) adds the low-water
+    /// hysteresis).
+    pub(crate) fn has_room(&self) -> bool {
+        self.accepting && self.buf.len() < self.high_water
+    }
 }
 
 #[cfg(test)]

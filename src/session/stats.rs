@@ -18,6 +18,10 @@ pub struct SessionStats {
     /// transport, a bad, truncated or oversized datagram, an ICMP report, or a datagram
     /// the OS refused to send. Always 0 for byte streams.
     pub soft_errors: u64,
+    /// Writes refused for room ([`Error::QueueFull`](crate::Error::QueueFull) or
+    /// [`Error::HandoffFull`](crate::Error::HandoffFull)), from callbacks and handles
+    /// alike. Each refusal was also returned to its writer; nothing of it was queued.
+    pub writes_refused: u64,
 }
 
 /// One traffic counter with a single writer: the reader actor owns the read counters and
@@ -49,6 +53,9 @@ pub(crate) struct Counters {
     bytes_written: Counter,
     frames_written: Counter,
     soft_errors: Counter,
+    /// Added to from any thread (handles refuse on their callers' threads), so a locked
+    /// add; refusals are off the hot path.
+    writes_refused: AtomicU64,
 }
 
 impl Counters {
@@ -67,6 +74,10 @@ impl Counters {
     pub(crate) fn add_soft_error(&self) {
         self.soft_errors.add(1);
     }
+    /// Counts one refused write; returns the count before it.
+    pub(crate) fn add_write_refused(&self) -> u64 {
+        self.writes_refused.fetch_add(1, Relaxed)
+    }
     pub(crate) fn snapshot(&self) -> SessionStats {
         SessionStats {
             bytes_read: self.bytes_read.get(),
@@ -74,6 +85,7 @@ impl Counters {
             bytes_written: self.bytes_written.get(),
             frames_written: self.frames_written.get(),
             soft_errors: self.soft_errors.get(),
+            writes_refused: self.writes_refused.load(Relaxed),
         }
     }
 }

@@ -35,6 +35,7 @@ pub fn kind(err: &Error) -> &'static str {
         Error::ReadTimeout { .. } => "read_timeout",
         Error::WriteTimeout { .. } => "write_timeout",
         Error::QueueFull { .. } => "queue_full",
+        Error::HandoffFull { .. } => "handoff_full",
         Error::Closed { .. } => "closed",
         Error::Refused { .. } => "refused",
         Error::ListenerPanic { .. } => "listener_panic",
