@@ -104,7 +104,7 @@ async fn main() {
     let client = {
         let (tally, ups) = (tally.clone(), ups.clone());
         let on_event = move |event| match event {
-            ClientEvent::SessionUp { id } => {
+            ClientEvent::SessionUp { id, .. } => {
                 ups.fetch_add(1, Relaxed);
                 println!(
                     "session up: {id} at {:.3} s",

@@ -127,7 +127,7 @@ async fn main() -> getty::Result<()> {
             .reconnect_interval(Duration::from_millis(100))
             .session_config(config)
             .on_event(move |event| match event {
-                ClientEvent::SessionUp { id } => println!("{} client: {id} up", at(start)),
+                ClientEvent::SessionUp { id, .. } => println!("{} client: {id} up", at(start)),
                 ClientEvent::SessionDown { id } => println!("{} client: {id} down", at(start)),
                 _ => {}
             })

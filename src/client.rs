@@ -16,7 +16,9 @@ use crate::endpoint::{
 use crate::error::{Error, Result, SessionId};
 use crate::listener::EventListener;
 use crate::reconnect::{Backoff, DEFAULT_MAX_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL};
+use crate::session::AnySession;
 use crate::supervisor::{Redial, Shutdown, Supervisor};
+use crate::transport::Address;
 use crate::transport::Transport;
 use crate::SessionConfig;
 
@@ -28,10 +30,16 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum ClientEvent {
-    /// A session opened (its `on_open` succeeded).
+    /// A session opened (its `on_open` succeeded). Re-subscribe or resend here what the
+    /// application wants the new connection to carry (or in the listener's `on_open`,
+    /// which runs first, on the session's own arbiter).
     SessionUp {
         /// The new session.
         id: SessionId,
+        /// The address it is connected to.
+        peer: Address,
+        /// A handle to it ([`AnySession::downcast`] gives the typed [`Session`](crate::Session)).
+        session: AnySession,
     },
     /// An opened session closed (its `on_close` has run); a re-dial follows.
     SessionDown {
@@ -336,6 +344,24 @@ impl ClientHandle {
     /// Sessions held, dials and failures so far.
     pub fn stats(&self) -> EndpointStats {
         self.inner.endpoint.stats()
+    }
+
+    /// The client's open sessions right now (those whose `on_open` succeeded and whose
+    /// `on_close` has not run), oldest first. Use [`AnySession::downcast`] to write:
+    ///
+    /// ```no_run
+    /// # fn f(client: &getty::ClientHandle) {
+    /// for session in client.sessions() {
+    ///     if let Some(session) = session.downcast::<bytes::Bytes>() {
+    ///         if let Err(err) = session.try_write(bytes::Bytes::from_static(b"ping")) {
+    ///             eprintln!("{}: not sent: {err}", session.name());
+    ///         }
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn sessions(&self) -> Vec<AnySession> {
+        self.inner.endpoint.sessions()
     }
 
     /// Stops gracefully: no more dials (a pending backoff is cancelled at once, a dial in

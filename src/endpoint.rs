@@ -1,16 +1,17 @@
 //! What every endpoint (server or client, any transport) shares: session counting, the
 //! `new_session` hook, and the slot that ties a session to its endpoint.
 
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use actix::{Addr, Recipient};
 use tokio::sync::Notify;
 
 use crate::error::{Error, Result, SessionId};
 use crate::listener::EventListener;
-use crate::session::{start_session, Control, SessionSetup, SessionShared};
+use crate::session::{start_session, AnySession, Control, SessionSetup};
 use crate::supervisor::{DialFailed, Gone, Register, Supervisor};
 use crate::transport::{Address, Transport};
 use crate::SessionConfig;
@@ -76,6 +77,10 @@ pub(crate) struct EndpointShared {
     establish_failures: AtomicU64,
     stopping: AtomicBool,
     stop: Notify,
+    /// The open sessions, for [`ClientHandle::sessions`](crate::ClientHandle::sessions).
+    /// Locked only when a session opens or closes and when the list is read, never
+    /// across a callback.
+    sessions: Mutex<BTreeMap<SessionId, AnySession>>,
 }
 
 impl EndpointShared {
@@ -107,6 +112,26 @@ impl EndpointShared {
         if !self.is_stopping() {
             notified.await;
         }
+    }
+
+    fn listed(&self) -> std::sync::MutexGuard<'_, BTreeMap<SessionId, AnySession>> {
+        // No user code runs under the lock, so a poisoned one still holds a sound map.
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn list(&self, session: &AnySession) {
+        self.listed().insert(session.id(), session.clone());
+    }
+
+    fn unlist(&self, id: SessionId) {
+        // Dropped after the lock is released: the last handle may run a drop of its own.
+        let gone = self.listed().remove(&id);
+        drop(gone);
+    }
+
+    /// The open sessions, in the order they were made.
+    pub(crate) fn sessions(&self) -> Vec<AnySession> {
+        self.listed().values().cloned().collect()
     }
 
     pub(crate) fn stats(&self) -> EndpointStats {
@@ -167,12 +192,13 @@ impl SessionSlot {
         self.id
     }
 
-    /// The session opened: count it and let the supervisor watch it.
-    pub(crate) fn opened(&mut self, shared: Arc<SessionShared>, control: Recipient<Control>) {
+    /// The session opened: count it, list it, and let the supervisor watch it.
+    pub(crate) fn opened(&mut self, session: AnySession, control: Recipient<Control>) {
         self.opened = true;
         self.endpoint.opened.fetch_add(1, Ordering::Relaxed);
         self.endpoint.open.fetch_add(1, Ordering::Relaxed);
-        self.supervisor.do_send(Register { shared, control });
+        self.endpoint.list(&session);
+        self.supervisor.do_send(Register { session, control });
     }
 
     /// A dial for this slot failed; the slot is released (as refused) right after.
@@ -210,6 +236,7 @@ impl SessionSlot {
         }
         if self.opened {
             self.endpoint.open.fetch_sub(1, Ordering::Relaxed);
+            self.endpoint.unlist(self.id);
         }
         self.endpoint.live.fetch_sub(1, Ordering::AcqRel);
         // One message per session: bounded, so the capacity check may be skipped.

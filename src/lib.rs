@@ -207,7 +207,7 @@ pub use transport::{
 
 /// The handle of a running [`TcpClient`] (a [`ClientHandle`]).
 pub type TcpClientHandle = ClientHandle;
-pub use session::{Session, SessionContext, SessionSetup, SessionStats};
+pub use session::{AnySession, Session, SessionContext, SessionSetup, SessionStats};
 pub use tls::{TlsClientConfig, TlsServerConfig};
 pub use udp::{Datagram, Datagrams, UdpClient, UdpServer, UdpServerHandle};
 pub use ws::{WsClient, WsServer, WsServerHandle};

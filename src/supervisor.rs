@@ -18,7 +18,7 @@ use crate::clock;
 use crate::endpoint::{EndpointShared, SessionSlot};
 use crate::error::{Error, SessionId};
 use crate::reconnect::Backoff;
-use crate::session::{Control, SessionShared};
+use crate::session::{AnySession, Control, SessionShared};
 use crate::SessionConfig;
 
 /// Shortest and longest supervisor tick. Timers fire within one tick of being due.
@@ -126,7 +126,7 @@ impl Message for DialFailed {
 
 /// A session started: watch it.
 pub(crate) struct Register {
-    pub(crate) shared: Arc<SessionShared>,
+    pub(crate) session: AnySession,
     pub(crate) control: Recipient<Control>,
 }
 
@@ -283,24 +283,27 @@ impl Handler<Register> for Supervisor {
             // Accepted just before the stop: it closes like the others.
             msg.control.do_send(Control::Shutdown);
         }
-        let tick = tick_for(&msg.shared.config);
+        let shared = msg.session.shared().clone();
+        let tick = tick_for(&shared.config);
         if tick < self.tick {
             self.tick = tick;
             self.start_ticker(ctx);
         }
         let now = clock::now_ms();
-        let timers = Timers::new(&msg.shared.config, now);
-        let id = msg.shared.id;
+        let timers = Timers::new(&shared.config, now);
+        let id = shared.id;
         self.sessions.insert(
             id,
             Watched {
-                shared: msg.shared,
+                shared,
                 control: msg.control,
                 timers,
                 opened_ms: now,
             },
         );
-        self.emit(ClientEvent::SessionUp { id });
+        let peer = msg.session.peer_addr().clone();
+        let session = msg.session;
+        self.emit(ClientEvent::SessionUp { id, peer, session });
     }
 }
 

@@ -303,3 +303,71 @@ async fn dropping_the_last_handle_stops_the_client() {
     );
     server.stop().await;
 }
+
+/// `SessionUp` carries the session's handle and address, and `ClientHandle::sessions`
+/// lists the open sessions: an application can write to a client's sessions from
+/// outside the callbacks, and after a reconnect it meets the new session in both.
+#[actix::test]
+async fn session_up_carries_the_handle_and_the_client_lists_its_sessions() {
+    let (server, server_log, _) = start_probe_server(
+        Behaviour {
+            quiet: false,
+            ..Default::default()
+        },
+        SessionConfig::default(),
+    )
+    .await;
+    let ups = Rc::new(RefCell::new(Vec::new()));
+    let seen = ups.clone();
+    let (client, _log) = start_probe_client(
+        client_of(&server)
+            .connections(2)
+            .reconnect_interval(MS50)
+            .on_event(move |event| {
+                if let ClientEvent::SessionUp { id, peer, session } = event {
+                    assert_eq!(session.id(), id);
+                    seen.borrow_mut().push((peer, session));
+                }
+            }),
+        Behaviour::default(),
+    );
+    wait_until(SECS5, "2 sessions", || client.stats().open_sessions == 2).await;
+    let listed = client.sessions();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(ups.borrow().len(), 2);
+    let up_now: Vec<_> = ups.borrow().clone();
+    for (peer, session) in &up_now {
+        assert_eq!(peer.to_string(), server.local_addr().to_string());
+        assert!(listed.iter().any(|s| s.id() == session.id()));
+        assert!(session.downcast::<String>().is_none(), "not its frame type");
+        let typed = session.downcast::<Bytes>().expect("a Bytes session");
+        typed
+            .write(Bytes::from_static(b"from outside"))
+            .await
+            .unwrap();
+    }
+    server_log
+        .wait_for(SECS5, "both writes", |e| {
+            e.iter()
+                .filter(|(_, ev)| *ev == Event::Message(Bytes::from_static(b"from outside")))
+                .count()
+                == 2
+        })
+        .await;
+
+    // Lose one: the list drops it, the re-dialed one joins it and its SessionUp.
+    let first = listed[0].clone();
+    first.close();
+    first.downcast::<Bytes>().unwrap().closed().await;
+    wait_until(SECS5, "re-dialed", || {
+        let now = client.sessions();
+        now.len() == 2 && now.iter().all(|s| s.id() != first.id())
+    })
+    .await;
+    assert_eq!(ups.borrow().len(), 3);
+    let newest = ups.borrow()[2].1.clone();
+    assert!(client.sessions().iter().any(|s| s.id() == newest.id()));
+    client.stop().await;
+    assert!(client.sessions().is_empty(), "none open after stop");
+    server.stop().await;
+}

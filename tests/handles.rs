@@ -10,7 +10,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use bytes::{BufMut, Bytes, BytesMut};
 use common::{connect, start_probe_server_with, within, Behaviour, Client};
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use getty::{Error, Session, SessionConfig, TcpServer};
 
 /// Fan-out load, scaled by `GETTY_FANOUT_MESSAGES` (default 10,000 per session).
@@ -345,5 +345,107 @@ async fn waiting_writers_hear_closed_when_the_session_ends() {
         session.write(big).await,
         Err(Error::Closed { .. })
     ));
+    server.stop().await;
+}
+
+/// The `chat` and `ws_chat` examples' room, as they use it.
+#[path = "../examples/common/room.rs"]
+mod room;
+
+/// Lines each chat sender sends, scaled by `GETTY_CHAT_LINES` (default 20,000).
+fn chat_lines() -> u64 {
+    std::env::var("GETTY_CHAT_LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000)
+}
+
+/// The chat example's room with 6 members, 3 of whom send 20,000 lines each at once,
+/// with default settings: every member gets every line of every other member, in order
+/// per sender, and no member is told it missed any.
+#[actix_rt::test]
+async fn the_chat_room_delivers_every_line_of_a_three_sender_burst_to_all_six_members() {
+    use getty::actor::ActorListener;
+    use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec};
+
+    let lines = chat_lines();
+    let room = room::Room::default().start();
+    let server = TcpServer::new("127.0.0.1:0")
+        .workers(1)
+        .start(move |_| {
+            Ok((
+                ActorListener::new(room.clone().recipient()),
+                LinesCodec::new_with_max_length(1024),
+            ))
+        })
+        .await
+        .expect("chat server");
+    let mut readers = Vec::new();
+    let mut writers = Vec::new();
+    for member in 0..6 {
+        let stream = tokio::net::TcpStream::connect(server.local_addr())
+            .await
+            .unwrap();
+        let (read, write) = stream.into_split();
+        let mut read = FramedRead::new(read, LinesCodec::new());
+        // The welcome line first, so every member is in the room before anyone talks.
+        let welcome = within(common::SECS5, read.next()).await.unwrap().unwrap();
+        assert!(welcome.starts_with("* welcome"), "{welcome}");
+        let sender = member < 3;
+        let expected = if sender { 2 * lines } else { 3 * lines };
+        readers.push(actix_rt::spawn(async move {
+            let mut got = 0u64;
+            let mut last: std::collections::HashMap<String, u64> = Default::default();
+            let mut notices = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(120), async {
+                while got < expected {
+                    let Some(Ok(line)) = read.next().await else {
+                        break;
+                    };
+                    if let Some(rest) = line.strip_prefix('[') {
+                        let (from, n) = rest.split_once("] ").expect("[id] n");
+                        let n: u64 = n.parse().expect("a number");
+                        let before = last.insert(from.to_owned(), n);
+                        assert!(
+                            before.map_or(n == 0, |b| n == b + 1),
+                            "{from}: {n} after {before:?}"
+                        );
+                        got += 1;
+                    } else if line.starts_with("* you missed") {
+                        notices.push(line);
+                    }
+                }
+            })
+            .await;
+            (member, got, expected, notices)
+        }));
+        writers.push((sender, FramedWrite::new(write, LinesCodec::new())));
+    }
+    let mut sends = Vec::new();
+    for (sender, mut write) in writers {
+        sends.push(actix_rt::spawn(async move {
+            if sender {
+                for n in 0..lines {
+                    write.feed(n.to_string()).await.expect("send");
+                }
+                SinkExt::<String>::flush(&mut write).await.expect("flush");
+            }
+            write // kept open until every member has read
+        }));
+    }
+    let mut open = Vec::new();
+    for send in sends {
+        open.push(
+            within(Duration::from_secs(120), send)
+                .await
+                .expect("sender"),
+        );
+    }
+    for reader in readers {
+        let (member, got, expected, notices) = reader.await.expect("reader");
+        assert!(notices.is_empty(), "member {member}: {notices:?}");
+        assert_eq!(got, expected, "member {member} got every line");
+    }
+    drop(open);
     server.stop().await;
 }

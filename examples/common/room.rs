@@ -1,5 +1,12 @@
 //! The chat room of the `chat` (TCP) and `ws_chat` (WebSocket) examples: one actor that
 //! every member's session events reach through getty's actor adapter.
+//!
+//! A line goes to every other member with `try_write`, which never waits, so one slow
+//! member cannot stall the room. When a member's session refuses a line for room (its
+//! write queue is at the high-water mark, or lines wait in its hand-over queue), the line
+//! is not queued, and the room counts it; the member is told how many lines it missed
+//! with the next line that does get through, so no gap goes unseen. The session's own
+//! stats count the refusals too (`SessionStats::writes_refused`).
 
 use std::collections::HashMap;
 
@@ -7,21 +14,45 @@ use actix::prelude::*;
 use getty::actor::{EventKind, SessionEvent};
 use getty::{Session, SessionId};
 
-/// The room: every member's session, and the broadcast.
+/// One member: its session, and the lines it missed since it last got one.
+struct Member {
+    session: Session<String>,
+    missed: u64,
+}
+
+impl Member {
+    /// Sends `line`, preceded by a notice of the lines missed before it, if any.
+    fn send(&mut self, line: &str) {
+        if self.missed > 0 {
+            let notice = format!("* you missed {} lines: you read too slowly", self.missed);
+            if self.session.try_write(notice).is_err() {
+                self.missed += 1; // still no room: this line is missed too
+                return;
+            }
+            self.missed = 0;
+        }
+        match self.session.try_write(line.to_owned()) {
+            Ok(()) => {}
+            Err(err) if err.is_closed() => {} // it is leaving; its Closed event follows
+            Err(err) => {
+                tracing::debug!(id = %self.session.id(), %err, "line not queued; counted");
+                self.missed += 1;
+            }
+        }
+    }
+}
+
+/// The room: every member, and the broadcast.
 #[derive(Default)]
 pub struct Room {
-    members: HashMap<SessionId, Session<String>>,
+    members: HashMap<SessionId, Member>,
 }
 
 impl Room {
     fn broadcast(&mut self, from: SessionId, line: &str) {
-        for (id, member) in &self.members {
+        for (id, member) in &mut self.members {
             if *id != from {
-                // A member too slow to keep up loses this line and is told by its own
-                // session closing (queue full), not by stalling the room.
-                if let Err(err) = member.try_write(line.to_owned()) {
-                    tracing::debug!(%id, %err, "line not delivered");
-                }
+                member.send(line);
             }
         }
     }
@@ -38,11 +69,15 @@ impl Handler<SessionEvent<String, String>> for Room {
         let id = event.session.id();
         match event.kind {
             EventKind::Opened => {
-                let _ = event.session.try_write(format!(
+                let mut member = Member {
+                    session: event.session,
+                    missed: 0,
+                };
+                member.send(&format!(
                     "* welcome, you are {id}; {} others here",
                     self.members.len()
                 ));
-                self.members.insert(id, event.session);
+                self.members.insert(id, member);
                 self.broadcast(id, &format!("* {id} joined"));
             }
             EventKind::Frame(line) => self.broadcast(id, &format!("[{id}] {line}")),

@@ -18,7 +18,7 @@ use super::inbox::{read_queue, BatchPool, Inbox, InboxSender};
 use super::messages::{CloseSession, Control, Inbound, MessageRejected, Payload, StopReading};
 use super::out_buffer::{MessageLimit, OutBuffer};
 use super::reader::ReaderActor;
-use super::{Phase, Session, SessionSetup, SessionShared};
+use super::{AnySession, Phase, Session, SessionSetup, SessionShared};
 use crate::clock;
 use crate::codec::FrameReader;
 use crate::endpoint::{panic_error, Outcome, SessionSlot};
@@ -675,8 +675,8 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
     fn open(&mut self, ctx: &mut Context<Self>) {
         self.phase = Phase::Open;
         self.shared().set_phase(Phase::Open);
-        self.slot
-            .opened(self.shared().clone(), ctx.address().recipient());
+        let session = AnySession::new(self.session.clone());
+        self.slot.opened(session, ctx.address().recipient());
         ctx.spawn(Pump);
         tracing::debug!(parent: &self.span, "session open");
     }

@@ -6,6 +6,7 @@
 //! the same arbiter, so a frame never crosses a thread. Any number of [`Session`]
 //! handles, on any thread, talk to the logic actor by message.
 
+mod any;
 mod attributes;
 mod context;
 mod handoff;
@@ -17,6 +18,7 @@ mod reader;
 mod setup;
 mod stats;
 
+pub use any::AnySession;
 pub use context::SessionContext;
 pub use setup::SessionSetup;
 pub use stats::SessionStats;
