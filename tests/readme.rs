@@ -28,6 +28,7 @@ fn session_defaults_in_the_readme_match_the_code() {
         format!("| `cron_period` | {} |", secs(c.cron_period)),
         format!("| `wait_time` | {} |", secs(c.wait_time)),
         format!("| `read_queue` | {} batches |", c.read_queue),
+        format!("| `handoff_queue` | {} frames |", c.handoff_queue),
         format!("| `write_high_water` | {} bytes |", c.write_high_water),
         format!("| `write_low_water` | {} bytes |", c.write_low_water),
     ];

@@ -10,8 +10,8 @@
 //! session_in_memory`, 16 pipelined frames), the switch took 2.5 % off a round trip.
 //! The logic actor polls the queue in the same item of its context that then writes the
 //! replies out, so a batch costs one wake-up and one poll of the logic actor.
-//! Commands from [`Session`](super::Session) handles, which may come from any thread,
-//! still use the mailbox.
+//! Writes from [`Session`](super::Session) handles, which may come from any thread, use
+//! the hand-over queue (`super::handoff`) instead.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;

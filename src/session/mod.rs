@@ -4,7 +4,8 @@
 //! decoder and forwards decoded frames in batches; its **logic actor** owns the
 //! [`EventListener`](crate::EventListener), the encoder and the write half. Both run on
 //! the same arbiter, so a frame never crosses a thread. Any number of [`Session`]
-//! handles, on any thread, talk to the logic actor by message.
+//! handles, on any thread, hand their writes to the logic actor through the session's
+//! hand-over queue, bounded like the writes inside callbacks.
 
 mod any;
 mod attributes;
