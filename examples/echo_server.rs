@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example echo_server -- --addr 127.0.0.1:7000 \
-//!     [--max-frame BYTES] [--read-timeout SECS] [--threads N] \
+//!     [--max-frame BYTES] [--read-timeout SECS] [--threads N] [--memory-budget MIB] \
 //!     [--tls-cert CERT.pem --tls-key KEY.pem]
 //! cargo run --release --example echo_server -- --transport unix --path /tmp/echo.sock
 //! cargo run --release --example echo_server -- --transport udp --addr 127.0.0.1:7000
@@ -20,7 +20,10 @@
 //! Prints `listening on <address>` once it accepts; on SIGINT or SIGTERM it stops
 //! gracefully (every session flushes its echoes and closes) and exits 0.
 //! `--max-frame` defaults to 8 MiB, the yardstick protocol's limit; `--threads` to one
-//! arbiter per core. With `--tls-cert` and `--tls-key` (a PEM certificate chain and its
+//! arbiter per core. `--memory-budget` bounds the bytes all sessions together hold
+//! buffered, in MiB (default 256; see `memory_budget` on the server builders);
+//! `--stats-every SECS` prints the server's `EndpointStats` to stderr at that period.
+//! With `--tls-cert` and `--tls-key` (a PEM certificate chain and its
 //! private key; `cargo run --example tls_cert` makes a test set) the TCP server speaks
 //! TLS and prints each failed handshake to stderr. Set `RUST_LOG=debug` to see sessions
 //! come and go.
@@ -36,7 +39,8 @@ use getty::{LengthDelimited, SessionConfig, TcpServer, TlsServerConfig, UdpServe
 
 const USAGE: &str =
     "usage: echo_server [--transport tcp|unix|udp|ws] [--addr HOST:PORT] [--path FILE|/URL-PATH] \
-[--max-frame BYTES] [--read-timeout SECS] [--threads N] [--tls-cert CERT.pem --tls-key KEY.pem]";
+[--max-frame BYTES] [--read-timeout SECS] [--threads N] [--memory-budget MIB] [--stats-every SECS] \
+[--tls-cert CERT.pem --tls-key KEY.pem]";
 
 fn main() {
     let opts = Options::parse(
@@ -47,6 +51,8 @@ fn main() {
             "max-frame",
             "read-timeout",
             "threads",
+            "memory-budget",
+            "stats-every",
             "tls-cert",
             "tls-key",
         ],
@@ -62,6 +68,9 @@ fn main() {
     config.max_frame_length = opts.get("max-frame", 8 * 1024 * 1024);
     config.read_timeout = opts.opt::<f64>("read-timeout").map(Duration::from_secs_f64);
     let threads = opts.opt::<usize>("threads").unwrap_or_else(num_cpus);
+    let budget_mib: usize = opts.get("memory-budget", getty::DEFAULT_MEMORY_BUDGET >> 20);
+    let budget = budget_mib.saturating_mul(1024 * 1024);
+    let stats_every = opts.opt::<f64>("stats-every").map(Duration::from_secs_f64);
     let transport: String = opts.get("transport", "tcp".to_owned());
     let path: Option<std::path::PathBuf> = opts.opt("path");
     let tls = tls_config(&opts);
@@ -74,13 +83,18 @@ fn main() {
     let result = system.block_on(async move {
         match transport.as_str() {
             "tcp" => {
-                let mut server = TcpServer::new(addr).session_config(config).workers(threads);
+                let mut server = TcpServer::new(addr)
+                    .session_config(config)
+                    .memory_budget(budget)
+                    .workers(threads);
                 if let Some(tls) = tls {
                     server = server
                         .tls(tls)
                         .on_establish_error(|err| eprintln!("handshake failed: {err}"));
                 }
                 let server = server.start(hook).await?;
+                let watched = server.clone();
+                print_stats_every(stats_every, move || watched.stats());
                 common::serve_until_signal(server.local_addr(), server.stop()).await?;
                 eprintln!("stopped: {:?}", server.stats());
             }
@@ -89,11 +103,14 @@ fn main() {
                 let mut server = WsServer::new(addr)
                     .path(url_path)
                     .session_config(config)
+                    .memory_budget(budget)
                     .workers(threads);
                 if let Some(tls) = tls {
                     server = server.tls(tls);
                 }
                 let server = server.start(hook).await?;
+                let watched = server.clone();
+                print_stats_every(stats_every, move || watched.stats());
                 common::serve_until_signal(server.local_addr(), server.stop()).await?;
                 eprintln!("stopped: {:?}", server.stats());
             }
@@ -109,9 +126,12 @@ fn main() {
                 let server = UnixServer::new(&path)
                     .remove_stale_socket(true)
                     .session_config(config)
+                    .memory_budget(budget)
                     .workers(threads)
                     .start(hook)
                     .await?;
+                let watched = server.clone();
+                print_stats_every(stats_every, move || watched.stats());
                 common::serve_until_signal(path.display(), server.stop()).await?;
                 eprintln!("stopped: {:?}", server.stats());
             }
@@ -124,11 +144,15 @@ fn main() {
                     .min(DEFAULT_MAX_DATAGRAM_SIZE - header);
                 // Room for bursts from many peers: a datagram that finds the socket's
                 // receive buffer full is dropped by the kernel (the OS caps the size).
-                let mut server = UdpServer::new(addr).recv_buffer_size(4 * 1024 * 1024);
+                let mut server = UdpServer::new(addr)
+                    .recv_buffer_size(4 * 1024 * 1024)
+                    .memory_budget(budget);
                 if let Some(idle) = config.read_timeout {
                     server = server.peer_idle_timeout(idle);
                 }
                 let server = server.session_config(config).start_per_peer(hook).await?;
+                let watched = server.clone();
+                print_stats_every(stats_every, move || watched.stats());
                 common::serve_until_signal(server.local_addr(), server.stop()).await?;
                 eprintln!("stopped: {:?} {:?}", server.stats(), server.udp_stats());
             }
@@ -166,6 +190,18 @@ fn tls_config(opts: &Options) -> Option<TlsServerConfig> {
             std::process::exit(2);
         }
     }
+}
+
+/// Prints `stats: <EndpointStats>` to stderr every `period`, if one is given.
+fn print_stats_every(period: Option<Duration>, stats: impl Fn() -> getty::EndpointStats + 'static) {
+    let Some(period) = period else { return };
+    actix_rt::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tick.tick().await;
+            eprintln!("stats: {:?}", stats());
+        }
+    });
 }
 
 /// One arbiter per core, the servers' default.

@@ -77,6 +77,7 @@ pub struct Client {
     workers: usize,
     connect_timeout: Duration,
     config: SessionConfig,
+    memory_budget: usize,
     events: Option<EventHook>,
 }
 
@@ -111,6 +112,7 @@ impl Client {
             workers: 1,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             config: SessionConfig::default(),
+            memory_budget: crate::DEFAULT_MEMORY_BUDGET,
             events: None,
         }
     }
@@ -161,6 +163,18 @@ impl Client {
         self
     }
 
+    /// The memory budget of the endpoint: how many bytes all its sessions together may
+    /// hold buffered (write queues, frames read and not yet handled, datagrams queued
+    /// for per-peer sessions). Once they hold it, a session at its fair share (the
+    /// budget over the number of sessions) is held back: its writes fail with
+    /// [`Error::MemoryBudget`](crate::Error::MemoryBudget) and its reading pauses, while
+    /// the others go on. Default [`DEFAULT_MEMORY_BUDGET`](crate::DEFAULT_MEMORY_BUDGET)
+    /// (256 MiB).
+    pub fn memory_budget(mut self, bytes: usize) -> Self {
+        self.memory_budget = bytes;
+        self
+    }
+
     /// The config sessions start with.
     pub fn config(&self) -> &SessionConfig {
         &self.config
@@ -205,7 +219,7 @@ impl Client {
         Fut: Future<Output = Result<C>> + 'static,
         O: Fn(C, SessionSlot) + Send + Sync + 'static,
     {
-        let endpoint = Arc::new(EndpointShared::default());
+        let endpoint = Arc::new(EndpointShared::new(self.memory_budget));
         let pool = Arc::new(ArbiterPool::start(self.workers));
         let dialer = Dialer {
             dial: Arc::new(move || dial().boxed_local()),
@@ -376,7 +390,7 @@ impl ClientHandle {
 
 /// For transport writers: adds the options every client builder shares (`connections`,
 /// `reconnect_interval`, `max_reconnect_interval`, `workers`, `connect_timeout`,
-/// `session_config`, `on_event`) to a builder that keeps its `Client`
+/// `session_config`, `memory_budget`, `on_event`) to a builder that keeps its `Client`
 /// in the field named `$field`, forwarding to it. The crate's own TCP and Unix clients
 /// use it; see the `transport` module's guide.
 ///
@@ -435,6 +449,13 @@ macro_rules! forward_client_options {
         /// it.
         pub fn session_config(mut self, config: $crate::SessionConfig) -> Self {
             self.$field = self.$field.session_config(config);
+            self
+        }
+
+        /// The endpoint's memory budget in bytes across all its sessions; see
+        /// `Server::memory_budget`. Default 256 MiB.
+        pub fn memory_budget(mut self, bytes: usize) -> Self {
+            self.$field = self.$field.memory_budget(bytes);
             self
         }
 

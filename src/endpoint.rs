@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use actix::{Addr, Recipient};
 use tokio::sync::Notify;
 
+use crate::budget::{Budget, DEFAULT_MEMORY_BUDGET};
 use crate::error::{Error, Result, SessionId};
 use crate::listener::EventListener;
 use crate::session::{start_session, AnySession, Control, SessionSetup};
@@ -62,10 +63,16 @@ pub struct EndpointStats {
     /// Accepted connections whose [`Accepted::establish`](crate::transport::Accepted::establish)
     /// failed (a failed or timed-out handshake, say), servers only.
     pub establish_failures: u64,
+    /// Bytes the sessions hold buffered (write queues, frames read and not yet handled,
+    /// datagrams queued for per-peer sessions), as they last reported them; the endpoint's
+    /// memory budget bounds it.
+    pub buffered_bytes: usize,
+    /// The endpoint's memory budget in bytes (see `memory_budget` on its builder).
+    pub memory_budget: usize,
 }
 
 /// Shared counters of one endpoint.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct EndpointShared {
     live: AtomicUsize,
     open: AtomicUsize,
@@ -81,9 +88,35 @@ pub(crate) struct EndpointShared {
     /// Locked only when a session opens or closes and when the list is read, never
     /// across a callback.
     sessions: Mutex<BTreeMap<SessionId, AnySession>>,
+    /// The memory budget its sessions' buffered bytes count against.
+    budget: Arc<Budget>,
+}
+
+impl Default for EndpointShared {
+    fn default() -> Self {
+        Self::new(DEFAULT_MEMORY_BUDGET)
+    }
 }
 
 impl EndpointShared {
+    /// An endpoint whose sessions may hold `memory_budget` bytes buffered between them.
+    pub(crate) fn new(memory_budget: usize) -> Self {
+        EndpointShared {
+            live: AtomicUsize::new(0),
+            open: AtomicUsize::new(0),
+            opened: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            closed: AtomicU64::new(0),
+            connect_attempts: AtomicU64::new(0),
+            connect_failures: AtomicU64::new(0),
+            establish_failures: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
+            stop: Notify::new(),
+            sessions: Mutex::new(BTreeMap::new()),
+            budget: Budget::new(memory_budget),
+        }
+    }
+
     pub(crate) fn live(&self) -> usize {
         self.live.load(Ordering::Acquire)
     }
@@ -144,6 +177,8 @@ impl EndpointShared {
             refused: self.refused.load(Ordering::Relaxed),
             closed: self.closed.load(Ordering::Relaxed),
             establish_failures: self.establish_failures.load(Ordering::Relaxed),
+            buffered_bytes: self.budget.used(),
+            memory_budget: self.budget.limit(),
         }
     }
 }
@@ -190,6 +225,11 @@ impl SessionSlot {
 
     pub(crate) fn id(&self) -> SessionId {
         self.id
+    }
+
+    /// The memory budget of the slot's endpoint.
+    pub(crate) fn budget(&self) -> Arc<Budget> {
+        self.endpoint.budget.clone()
     }
 
     /// The session opened: count it, list it, and let the supervisor watch it.

@@ -125,6 +125,20 @@ pub enum Error {
         /// The queue's capacity in frames.
         limit: usize,
     },
+    /// The endpoint's memory budget is spent (its sessions together hold that many bytes
+    /// buffered) and this session holds at least its fair share of it: nothing of this
+    /// write was queued. See `memory_budget` on the endpoint builders.
+    #[error("{}memory budget spent: {budget} bytes held across the endpoint's sessions; this one holds {queued} bytes in its write queue, its share is {share}", On(*session))]
+    MemoryBudget {
+        /// Session concerned, if known.
+        session: Option<SessionId>,
+        /// Bytes in this session's write queue when the write was refused.
+        queued: usize,
+        /// One session's fair share of the budget then.
+        share: usize,
+        /// The endpoint's budget.
+        budget: usize,
+    },
     /// The session is closed or closing; nothing of this write was queued, or what was
     /// queued could not be written before the session ended.
     #[error("{}session closed", On(*session))]
@@ -194,6 +208,7 @@ impl Error {
             | Error::WriteTimeout { session, .. }
             | Error::QueueFull { session, .. }
             | Error::HandoffFull { session, .. }
+            | Error::MemoryBudget { session, .. }
             | Error::Closed { session }
             | Error::Refused { session, .. }
             | Error::WebSocket { session, .. }
@@ -213,6 +228,7 @@ impl Error {
             | Error::WriteTimeout { session, .. }
             | Error::QueueFull { session, .. }
             | Error::HandoffFull { session, .. }
+            | Error::MemoryBudget { session, .. }
             | Error::Closed { session }
             | Error::Refused { session, .. }
             | Error::WebSocket { session, .. }
@@ -250,10 +266,14 @@ impl Error {
         }
     }
 
-    /// True for [`Error::QueueFull`] and [`Error::HandoffFull`]: a write refused for room,
-    /// worth trying again once the session drained (nothing of it was queued).
+    /// True for [`Error::QueueFull`], [`Error::HandoffFull`] and [`Error::MemoryBudget`]:
+    /// a write refused for room, worth trying again once the session drained (nothing of
+    /// it was queued).
     pub fn is_queue_full(&self) -> bool {
-        matches!(self, Error::QueueFull { .. } | Error::HandoffFull { .. })
+        matches!(
+            self,
+            Error::QueueFull { .. } | Error::HandoffFull { .. } | Error::MemoryBudget { .. }
+        )
     }
 
     /// True for [`Error::Closed`].

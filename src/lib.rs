@@ -176,6 +176,7 @@
 
 pub mod actor;
 mod arbiters;
+mod budget;
 mod client;
 mod clock;
 pub mod codec;
@@ -193,6 +194,7 @@ pub mod transport;
 pub mod udp;
 pub mod ws;
 
+pub use budget::DEFAULT_MEMORY_BUDGET;
 pub use client::{Client, ClientEvent, ClientHandle, DEFAULT_CONNECT_TIMEOUT};
 pub use codec::{Codec, LengthDelimited, RawBytes};
 pub use config::SessionConfig;

@@ -38,6 +38,7 @@ pub struct Server {
     workers: usize,
     max_connections: usize,
     config: SessionConfig,
+    memory_budget: usize,
     on_establish_error: Option<EstablishHook>,
 }
 
@@ -67,6 +68,7 @@ impl Server {
             workers: arbiters::default_size(),
             max_connections: usize::MAX,
             config: SessionConfig::default(),
+            memory_budget: crate::DEFAULT_MEMORY_BUDGET,
             on_establish_error: None,
         }
     }
@@ -100,6 +102,18 @@ impl Server {
         self
     }
 
+    /// The memory budget of the endpoint: how many bytes all its sessions together may
+    /// hold buffered (write queues, frames read and not yet handled, datagrams queued
+    /// for per-peer sessions). Once they hold it, a session at its fair share (the
+    /// budget over the number of sessions) is held back: its writes fail with
+    /// [`Error::MemoryBudget`](crate::Error::MemoryBudget) and its reading pauses, while
+    /// the others go on. Default [`DEFAULT_MEMORY_BUDGET`](crate::DEFAULT_MEMORY_BUDGET)
+    /// (256 MiB).
+    pub fn memory_budget(mut self, bytes: usize) -> Self {
+        self.memory_budget = bytes;
+        self
+    }
+
     /// Calls `hook`, on the session's arbiter, for every connection whose
     /// [`Accepted::establish`] failed (a TLS handshake, say); such connections never
     /// open a session and are counted in
@@ -125,7 +139,7 @@ impl Server {
         L: EventListener,
         F: NewSession<L>,
     {
-        let endpoint = Arc::new(EndpointShared::default());
+        let endpoint = Arc::new(EndpointShared::new(self.memory_budget));
         let supervisor = Supervisor::new(endpoint.clone(), &self.config).start();
         let pool = Arc::new(ArbiterPool::start(self.workers));
         let acceptor = Acceptor {
@@ -314,7 +328,7 @@ impl ServerHandle {
 }
 
 /// For transport writers: adds the options every server builder shares (`workers`,
-/// `max_connections`, `session_config`, `on_establish_error`) to a builder that keeps
+/// `max_connections`, `session_config`, `memory_budget`, `on_establish_error`) to a builder that keeps
 /// its `Server` in the field named `$field`, forwarding to it. The
 /// crate's own TCP and Unix servers use it; see the
 /// `transport` module's guide.
@@ -356,6 +370,13 @@ macro_rules! forward_server_options {
         /// it. Default: `SessionConfig::default`.
         pub fn session_config(mut self, config: $crate::SessionConfig) -> Self {
             self.$field = self.$field.session_config(config);
+            self
+        }
+
+        /// The endpoint's memory budget in bytes across all its sessions; see
+        /// `Server::memory_budget`. Default 256 MiB.
+        pub fn memory_budget(mut self, bytes: usize) -> Self {
+            self.$field = self.$field.memory_budget(bytes);
             self
         }
 

@@ -128,6 +128,7 @@ where
             self.batches.give(batch);
             return None;
         }
+        self.shared.note_forwarded(self.buf.len());
         self.shared.note_frames(batch.len());
         self.batch_hint = batch.len().min(MAX_BATCH_HINT);
         Some(Poll::Ready(Some(Ok(batch))))
@@ -164,6 +165,12 @@ where
         }
     }
 
+    /// Tells the endpoint's memory budget what the read buffers take.
+    fn report_buffers(&self) {
+        let spare = self.spare.as_ref().map_or(0, BytesMut::capacity);
+        self.shared.note_reader_buffers(self.buf.capacity() + spare);
+    }
+
     /// Decodes what the peer left before its EOF onto `batch`.
     fn decode_eof(&mut self, batch: &mut Vec<D::Item>) -> Result<(), Error> {
         while let Some(frame) = self
@@ -197,11 +204,19 @@ where
         loop {
             // The write queue is full: read no more until it drains (TCP flow control
             // then slows the peer), so replies cannot pile up without bound.
+            if this.read_chunk > MIN_READ_CHUNK && this.shared.budget_spent() {
+                // The endpoint's memory budget is spent: read in small chunks and keep
+                // no spare, so each session holds as little as reading needs.
+                this.read_chunk = MIN_READ_CHUNK;
+                this.spare = None;
+                this.report_buffers();
+            }
             if this.shared.poll_read_allowed(cx).is_pending() {
                 return this.emit(batch, Ok(())).unwrap_or(Poll::Pending);
             }
             if this.buf.capacity() == this.buf.len() {
                 this.make_room();
+                this.report_buffers();
             }
             let spare = this.buf.capacity() - this.buf.len();
             let read = tokio_util::io::poll_read_buf(Pin::new(&mut this.io), cx, &mut this.buf);
@@ -220,7 +235,8 @@ where
             }
             this.shared.note_read(n);
             this.read_chunk = if n == spare {
-                (this.read_chunk * 2).min(MAX_READ_CHUNK)
+                (this.read_chunk * 2)
+                    .min(this.shared.max_read_chunk(MIN_READ_CHUNK, MAX_READ_CHUNK))
             } else if n < this.read_chunk / 4 {
                 if this.read_chunk / 2 <= MIN_READ_CHUNK {
                     this.spare = None;
@@ -237,7 +253,8 @@ where
             // A read that filled the buffer suggests more is waiting: read again now, so
             // a burst becomes one batch (one actor hop, one write of the replies). Stop
             // at a budget so one busy peer cannot hold the arbiter.
-            let more_waiting = n == spare && batch_bytes < MAX_BATCH_BYTES;
+            let batch_limit = this.shared.max_read_chunk(MIN_READ_CHUNK, MAX_BATCH_BYTES);
+            let more_waiting = n == spare && batch_bytes < batch_limit;
             if result.is_err() || !more_waiting {
                 if let Some(poll) = this.emit(batch, result) {
                     return poll;

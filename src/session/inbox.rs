@@ -235,12 +235,12 @@ mod tests {
     use futures::StreamExt;
 
     fn frames(n: u32) -> Inbound<u32> {
-        Inbound::Frames(vec![n])
+        Inbound::Frames(vec![n], 0)
     }
 
     fn frame_of(item: Option<Inbound<u32>>) -> Option<u32> {
         match item {
-            Some(Inbound::Frames(v)) => v.first().copied(),
+            Some(Inbound::Frames(v, _)) => v.first().copied(),
             _ => None,
         }
     }

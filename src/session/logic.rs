@@ -16,7 +16,7 @@ use super::context::SessionContext;
 use super::handoff::Entry;
 use super::inbox::{read_queue, BatchPool, Inbox, InboxSender};
 use super::messages::{CloseSession, Control, Inbound, MessageRejected, Payload, StopReading};
-use super::out_buffer::{MessageLimit, OutBuffer};
+use super::out_buffer::{BudgetGate, MessageLimit, OutBuffer};
 use super::reader::ReaderActor;
 use super::{AnySession, Phase, Session, SessionSetup, SessionShared};
 use crate::clock;
@@ -50,7 +50,9 @@ pub(crate) fn start_session<L, T>(
         slot,
         writer,
         |codec, shared, batches| {
-            FrameReader::new(read_half, codec, shared, batches).map(Inbound::from_batch)
+            let position = shared.clone();
+            FrameReader::new(read_half, codec, shared, batches)
+                .map(move |batch| Inbound::from_batch(batch, position.forwarded_upto()))
         },
     );
 }
@@ -117,7 +119,7 @@ where
     L: EventListener,
     W: AsyncWrite + Unpin + 'static,
 {
-    let shared = SessionShared::new(setup);
+    let shared = SessionShared::with_budget(setup, slot.budget());
     let mut ctx = Context::new();
     let actor = {
         let ctx = &mut ctx;
@@ -153,6 +155,7 @@ where
             inbox: Some(inbox),
             batches,
             reader_done: false,
+            backlog_upto: 0,
             backlog: VecDeque::new(),
             end_after_backlog: None,
             read_paused: false,
@@ -184,6 +187,9 @@ pub(crate) struct LogicActor<L: EventListener, W> {
     batches: BatchPool<Frame<L>>,
     /// The reader sent its last item (EOF or error), or its queue ended.
     reader_done: bool,
+    /// Where in the bytes read the frames delivered or in the backlog end.
+    backlog_upto: u64,
+
     /// Frames read but not yet delivered because the write queue was full; they go to
     /// `on_message` once it drains to the low-water mark, before anything read later.
     backlog: VecDeque<Frame<L>>,
@@ -236,9 +242,10 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
         }
     }
 
-    /// Frames from the reader. While the write queue is full they wait in the backlog, so
-    /// `on_message` always starts with room to reply.
-    fn deliver(&mut self, mut batch: Vec<Frame<L>>, ctx: &mut Context<Self>) {
+    /// Frames from the reader, which end at byte `upto` of what it read. While the write
+    /// queue is full they wait in the backlog, so `on_message` always starts with room
+    /// to reply.
+    fn deliver(&mut self, mut batch: Vec<Frame<L>>, upto: u64, ctx: &mut Context<Self>) {
         if self.phase != Phase::Open {
             // The session is closing: frames read after that are not delivered.
         } else if self.backlog.is_empty() {
@@ -247,6 +254,10 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
             self.backlog.extend(batch.drain(..));
         }
         self.batches.give(batch);
+        self.backlog_upto = upto;
+        if self.backlog.is_empty() {
+            self.session.shared().note_delivered(upto);
+        }
     }
 
     /// Calls `on_message` for each frame while the write queue has room; the rest joins
@@ -403,6 +414,7 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
             tracing::debug!("session closed");
         }
         self.shared().note_queue(0, false, 0);
+        self.shared().charge.release();
         self.shared().set_phase(Phase::Closed);
         self.slot.release(if opened {
             Outcome::Closed
@@ -467,7 +479,7 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
     /// One item from the reader: frames, its end, or a datagram's soft error.
     fn handle_inbound(&mut self, msg: Inbound<Frame<L>>, ctx: &mut Context<Self>) {
         match msg {
-            Inbound::Frames(batch) => self.deliver(batch, ctx),
+            Inbound::Frames(batch, upto) => self.deliver(batch, upto, ctx),
             Inbound::Eof => self.reader_ended(None, ctx),
             Inbound::Failed(err) => {
                 let err = err.with_session(self.session.id());
@@ -500,6 +512,9 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
             if self.phase == Phase::Open && !self.backlog.is_empty() && self.out.is_writable() {
                 let backlog = std::mem::take(&mut self.backlog);
                 self.run_frames(backlog.into_iter(), ctx);
+                if self.backlog.is_empty() {
+                    self.session.shared().note_delivered(self.backlog_upto);
+                }
                 continue;
             }
             // Everything queued is written: the writes still handed over fit now.
@@ -520,6 +535,7 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
             (true, false) if self.stalled_ms == 0 => clock::now_ms(),
             (true, false) => self.stalled_ms,
         };
+        self.account();
         let shared = self.session.shared();
         shared.note_queue(self.out.len(), self.out.is_writable(), self.stalled_ms);
         if progressed {
@@ -548,6 +564,33 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
                 Poll::Ready(())
             }
         }
+    }
+
+    /// Reports what the session holds to the endpoint's memory budget (write queue,
+    /// read-ahead, datagrams queued for it) and applies the verdict (see
+    /// `crate::budget`): writes are held back while the write queue alone is at the fair
+    /// share of a spent budget, and a reader the budget held back is woken once it may
+    /// read. Once per batch, so the shared counter is touched once.
+    fn account(&mut self) {
+        let shared = self.session.shared();
+        let memory = self.out.memory();
+        let held = shared.report_held(memory);
+        // The queue may grow by the budget's grant until the next report. A queue that
+        // alone fills its share of a spent budget gets nothing; otherwise at least one
+        // more write, so that frames read (which count too) still reach the listener
+        // and drain.
+        let grant = match shared.charge.grant(memory) {
+            0 => 0,
+            _ => shared.charge.grant(held).max(1),
+        };
+        let (share, budget) = shared.charge.share_and_limit();
+        // The grant is memory; the buffer may be up to twice the bytes in it (it grows
+        // by doubling), so bytes may grow to half of what memory may.
+        let cap =
+            (memory.saturating_add(grant) / 2).max(self.out.len().saturating_add(grant.min(1)));
+        self.out.set_budget_gate(BudgetGate { cap, share, budget });
+        shared.note_budget_blocked(grant == 0);
+        shared.release_budget_parked_reader();
     }
 
     /// Writes the queue out and flushes the socket. `Ready(Ok(wrote_any))` once all is
@@ -692,6 +735,7 @@ impl<L: EventListener, W> Drop for LogicActor<L, W> {
         // The slot releases itself.
         let shared = self.session.shared();
         self.session.handoff().close();
+        shared.charge.release();
         if shared.phase() != Phase::Closed {
             self.out.fail(&Error::closed(shared.id));
             shared.set_phase(Phase::Closed);

@@ -23,8 +23,10 @@ impl Message for CloseSession {
 /// From the reader actor to the logic actor, in read order, through the read queue
 /// (`super::inbox`).
 pub(crate) enum Inbound<Item> {
-    /// Every frame one read completed.
-    Frames(Vec<Item>),
+    /// Every frame one read completed, and where in the session's bytes read they end
+    /// (for the memory budget: the bytes up to there are the listener's once the frames
+    /// are delivered).
+    Frames(Vec<Item>, u64),
     /// The peer finished sending (EOF).
     Eof,
     /// Reading failed; the session ends with this error.
@@ -35,10 +37,11 @@ pub(crate) enum Inbound<Item> {
 }
 
 impl<Item> Inbound<Item> {
-    /// The message for one item of a [`FrameReader`](crate::codec::FrameReader).
-    pub(crate) fn from_batch(batch: Result<Vec<Item>, Error>) -> Self {
+    /// The message for one item of a [`FrameReader`](crate::codec::FrameReader) whose
+    /// frames end at byte `upto` of what it read.
+    pub(crate) fn from_batch(batch: Result<Vec<Item>, Error>, upto: u64) -> Self {
         match batch {
-            Ok(frames) => Inbound::Frames(frames),
+            Ok(frames) => Inbound::Frames(frames, upto),
             Err(err) => Inbound::Failed(err),
         }
     }

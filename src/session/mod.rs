@@ -43,6 +43,7 @@ use futures::task::AtomicWaker;
 use std::time::Instant;
 use tokio::sync::{oneshot, Notify};
 
+use crate::budget::{Budget, Charge};
 use crate::clock;
 use crate::config::SessionConfig;
 use crate::error::{Error, Result, SessionId};
@@ -78,6 +79,8 @@ pub(crate) struct SessionShared {
     last_active_ms: AtomicU64,
     /// Encoded bytes waiting to be written.
     queued: AtomicUsize,
+    /// Memory the write queue's buffer takes (its capacity), as last reported.
+    write_memory: AtomicUsize,
     writable: AtomicBool,
     /// The reader must not read: the write queue is full or frames wait for it to drain.
     read_paused: AtomicBool,
@@ -91,12 +94,34 @@ pub(crate) struct SessionShared {
     close_requested: AtomicBool,
     /// A run of refused writes is under way (one warning per run, see `note_refused`).
     refusing: AtomicBool,
+    /// This session's account in its endpoint's memory budget.
+    pub(crate) charge: Charge,
+    /// The budget holds the write queue back (see `crate::budget`); handles check it.
+    budget_blocked: AtomicBool,
+    /// Bytes of datagrams queued for this (per-peer UDP) session before its reader took
+    /// them: added by the demultiplexer, taken off by the reader.
+    pub(crate) pending_in: AtomicUsize,
+    /// Bytes read whose frames the reader handed to the logic actor (the reader's count).
+    forwarded_upto: AtomicU64,
+    /// Bytes read whose frames the listener has had (the logic actor's count).
+    delivered_upto: AtomicU64,
+    /// The reader waits for the budget (see `poll_read_allowed`); the logic actor wakes it.
+    budget_parked: AtomicBool,
+    /// Capacity of the reader's own buffers (the reader's count).
+    reader_buffers: AtomicUsize,
     closed: Notify,
     attributes: Attributes,
 }
 
 impl SessionShared {
+    /// Shared state for a session outside any endpoint's budget (an unbounded one).
+    #[cfg(test)]
     pub(crate) fn new(setup: SessionSetup) -> Arc<Self> {
+        Self::with_budget(setup, Budget::new(usize::MAX))
+    }
+
+    /// Shared state for a session whose buffered bytes count against `budget`.
+    pub(crate) fn with_budget(setup: SessionSetup, budget: Arc<Budget>) -> Arc<Self> {
         let now = clock::now_ms();
         Arc::new(SessionShared {
             id: setup.id,
@@ -108,6 +133,7 @@ impl SessionShared {
             last_read_ms: AtomicU64::new(now),
             last_active_ms: AtomicU64::new(now),
             queued: AtomicUsize::new(0),
+            write_memory: AtomicUsize::new(0),
             writable: AtomicBool::new(true),
             read_paused: AtomicBool::new(false),
             read_paused_by_user: AtomicBool::new(false),
@@ -116,6 +142,13 @@ impl SessionShared {
             phase: AtomicU8::new(Phase::Opening as u8),
             close_requested: AtomicBool::new(false),
             refusing: AtomicBool::new(false),
+            charge: Charge::new(budget),
+            budget_blocked: AtomicBool::new(false),
+            pending_in: AtomicUsize::new(0),
+            forwarded_upto: AtomicU64::new(0),
+            delivered_upto: AtomicU64::new(0),
+            budget_parked: AtomicBool::new(false),
+            reader_buffers: AtomicUsize::new(0),
             closed: Notify::new(),
             attributes: Attributes::default(),
         })
@@ -178,6 +211,13 @@ impl SessionShared {
         }
     }
 
+    /// Publishes whether the endpoint's budget holds the write queue back.
+    pub(crate) fn note_budget_blocked(&self, blocked: bool) {
+        if self.budget_blocked.load(Ordering::Relaxed) != blocked {
+            self.budget_blocked.store(blocked, Ordering::Relaxed);
+        }
+    }
+
     /// Counts a write refused for room, and makes it visible: the first refusal of a run
     /// (until the session is writable again) logs a warning with the session; the rest
     /// are counted in [`SessionStats::writes_refused`]. The writer got `err` itself.
@@ -216,18 +256,105 @@ impl SessionShared {
         self.read_paused.load(Ordering::Acquire) || self.read_paused_by_user.load(Ordering::Acquire)
     }
 
-    /// For the reader: `Pending` while reading is paused, after arranging to be woken.
+    /// For the reader: the frames it handed over so far leave `undecoded` bytes of what
+    /// it read in its buffer.
+    pub(crate) fn note_forwarded(&self, undecoded: usize) {
+        let upto = self.stats.bytes_read().saturating_sub(undecoded as u64);
+        self.forwarded_upto.store(upto, Ordering::Relaxed);
+    }
+
+    /// For the reader: its buffers now take `bytes` of memory.
+    pub(crate) fn note_reader_buffers(&self, bytes: usize) {
+        self.reader_buffers.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Where the frames the reader handed over so far end in the bytes it read.
+    pub(crate) fn forwarded_upto(&self) -> u64 {
+        self.forwarded_upto.load(Ordering::Relaxed)
+    }
+
+    /// For the logic actor: the frames read up to byte `upto` have been delivered.
+    pub(crate) fn note_delivered(&self, upto: u64) {
+        self.delivered_upto.store(upto, Ordering::Relaxed);
+    }
+
+    /// Bytes of frames the reader handed over that the listener has not had yet (in
+    /// the read queue or the backlog).
+    fn handed_over(&self) -> usize {
+        let forwarded = self.forwarded_upto.load(Ordering::Relaxed);
+        let delivered = self.delivered_upto.load(Ordering::Relaxed);
+        usize::try_from(forwarded.saturating_sub(delivered)).unwrap_or(usize::MAX)
+    }
+
+    /// Bytes waiting on the logic actor: its write queue, and frames handed over and not
+    /// yet delivered. The logic actor is bound to act on them (deliver, write, or meet
+    /// the write timeout), so a reader held back for them is woken.
+    fn waiting_on_logic(&self) -> usize {
+        self.write_memory
+            .load(Ordering::Relaxed)
+            .saturating_add(self.handed_over())
+    }
+
+    /// Reports what the session holds buffered to its endpoint's memory budget, as
+    /// memory taken rather than bytes queued: its write queue's buffer (`write_memory`
+    /// bytes), the reader's buffers, frames read and not yet delivered, datagrams queued
+    /// for it. The reader and the logic actor share an arbiter, so reports never race.
+    pub(crate) fn report_held(&self, write_memory: usize) -> usize {
+        self.write_memory.store(write_memory, Ordering::Relaxed);
+        let held = write_memory
+            .saturating_add(self.reader_buffers.load(Ordering::Relaxed))
+            .saturating_add(self.handed_over())
+            .saturating_add(self.pending_in.load(Ordering::Relaxed));
+        self.charge.set(held);
+        held
+    }
+
+    /// Whether the budget holds reading back: it is spent, and what waits on the logic
+    /// actor is at least the fair share. A partial frame in the reader's buffer does not
+    /// count (only reading can complete it; the max frame length bounds it), nor do
+    /// datagrams queued for the session (only reading drains them).
+    fn budget_holds_reading(&self) -> bool {
+        self.report_held(self.write_memory.load(Ordering::Relaxed));
+        self.charge.over_share(self.waiting_on_logic())
+    }
+
+    /// For the logic actor, after it acted: wakes a reader held back by the budget once
+    /// the budget lets it read.
+    pub(crate) fn release_budget_parked_reader(&self) {
+        if self.budget_parked.load(Ordering::Relaxed) && !self.budget_holds_reading() {
+            self.budget_parked.store(false, Ordering::Relaxed);
+            self.read_waker.wake();
+        }
+    }
+
+    /// For the reader: `Pending` while reading is paused (by the write queue, the
+    /// application, or the endpoint's memory budget), after arranging to be woken.
     pub(crate) fn poll_read_allowed(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        if !self.reading_paused() {
+        if !self.reading_paused() && !self.budget_holds_reading() {
             return std::task::Poll::Ready(());
         }
         self.read_waker.register(cx.waker());
         // Checked again: a resume between the load and the register would be missed.
         if self.reading_paused() {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
+            return std::task::Poll::Pending;
         }
+        if self.budget_holds_reading() {
+            self.budget_parked.store(true, Ordering::Relaxed);
+            return std::task::Poll::Pending;
+        }
+        std::task::Poll::Ready(())
+    }
+
+    /// The largest read chunk (or batch) a reader may take, between `min` and `max`: a
+    /// quarter of the session's fair share of the endpoint's memory budget, so that with
+    /// many sessions one batch and its replies cannot take a session far past its share.
+    pub(crate) fn max_read_chunk(&self, min: usize, max: usize) -> usize {
+        (self.charge.share_and_limit().0 / 4).clamp(min, max)
+    }
+
+    /// Whether the endpoint's memory budget is spent (readers then read in small chunks).
+    pub(crate) fn budget_spent(&self) -> bool {
+        self.charge.spent()
     }
 }
 
@@ -451,6 +578,16 @@ impl<Out: Send + 'static> Session<Out> {
             return HandOver::Closed;
         }
         let queued = self.queued_bytes();
+        if self.shared.budget_blocked.load(Ordering::Relaxed) {
+            let (share, budget) = self.shared.charge.share_and_limit();
+            let err = Error::MemoryBudget {
+                session: Some(id),
+                queued,
+                share,
+                budget,
+            };
+            return HandOver::NoRoom(entry, err);
+        }
         let limit = self.shared.config.write_high_water;
         if queued >= limit {
             let err = Error::QueueFull {

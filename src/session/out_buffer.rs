@@ -62,6 +62,24 @@ fn give_buffer(mut buf: BytesMut, start_moved: bool) {
     });
 }
 
+/// What the endpoint's memory budget lets a write queue hold: writes are refused once
+/// it holds `cap` bytes. `share` and `budget` explain a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BudgetGate {
+    pub(crate) cap: usize,
+    pub(crate) share: usize,
+    pub(crate) budget: usize,
+}
+
+impl BudgetGate {
+    /// No limit from the budget.
+    pub(crate) const OPEN: BudgetGate = BudgetGate {
+        cap: usize::MAX,
+        share: usize::MAX,
+        budget: usize::MAX,
+    };
+}
+
 /// A writer waiting to hear that its bytes left.
 struct Waiting {
     /// Its write queued the bytes from `from` up to `upto`.
@@ -94,6 +112,9 @@ pub(crate) struct OutBuffer<C> {
     message_ends: Option<VecDeque<u64>>,
     /// For a message transport with a size limit: the bound on each message.
     limit: Option<MessageLimit>,
+    /// What the endpoint's memory budget lets this queue hold until the logic actor
+    /// reports again (see `crate::budget`); set once per batch.
+    gate: BudgetGate,
     id: SessionId,
 }
 
@@ -113,8 +134,19 @@ impl<C> OutBuffer<C> {
             last_write_start: 0,
             message_ends: None,
             limit: None,
+            gate: BudgetGate::OPEN,
             id,
         }
+    }
+
+    /// Sets what the endpoint's memory budget lets the queue hold from now on.
+    pub(crate) fn set_budget_gate(&mut self, gate: BudgetGate) {
+        self.gate = gate;
+    }
+
+    /// Whether the budget holds the queue back now.
+    fn budget_closed(&self) -> bool {
+        self.buf.len() >= self.gate.cap
     }
 
     /// Refuses any message longer than `limit` with [`Error::FrameTooLong`], queueing
@@ -170,6 +202,14 @@ impl<C> OutBuffer<C> {
         self.last_write_start = self.queued_total;
         if !self.accepting {
             return Err(Error::closed(self.id));
+        }
+        if self.budget_closed() {
+            return Err(Error::MemoryBudget {
+                session: Some(self.id),
+                queued: self.buf.len(),
+                share: self.gate.share,
+                budget: self.gate.budget,
+            });
         }
         if self.buf.len() >= self.high_water {
             return Err(Error::QueueFull {
@@ -376,15 +416,21 @@ impl<C> OutBuffer<C> {
         self.buf.len()
     }
 
+    /// Memory the queue's buffer takes, for the endpoint's budget: its capacity (of an
+    /// allocation whose front was written, what is left past that front).
+    pub(crate) fn memory(&self) -> usize {
+        self.buf.capacity()
+    }
+
     pub(crate) fn is_writable(&self) -> bool {
-        self.accepting && self.writable
+        self.accepting && self.writable && !self.budget_closed()
     }
 
     /// Whether a write now would be taken: accepting, and below the high-water mark (the
     /// check each write makes; [`is_writable`](Self::is_writable) adds the low-water
     /// hysteresis).
     pub(crate) fn has_room(&self) -> bool {
-        self.accepting && self.buf.len() < self.high_water
+        self.accepting && self.buf.len() < self.high_water && !self.budget_closed()
     }
 }
 

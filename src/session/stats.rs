@@ -59,6 +59,10 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
+    /// Bytes read so far (the reader's own count).
+    pub(crate) fn bytes_read(&self) -> u64 {
+        self.bytes_read.get()
+    }
     pub(crate) fn add_bytes_read(&self, n: usize) {
         self.bytes_read.add(n as u64);
     }

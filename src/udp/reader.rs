@@ -4,6 +4,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -34,6 +35,16 @@ pub(crate) enum Incoming {
     Soft(Error),
     /// The source is broken: the session ends with this error.
     Failed(Error),
+}
+
+impl Incoming {
+    /// Bytes of the datagram it carries (0 for an error).
+    pub(crate) fn datagram_len(&self) -> usize {
+        match self {
+            Incoming::Datagram { bytes, .. } => bytes.len(),
+            Incoming::Soft(_) | Incoming::Failed(_) => 0,
+        }
+    }
 }
 
 /// Where a UDP session's datagrams come from.
@@ -110,12 +121,23 @@ impl DatagramSource for SocketSource {
 }
 
 /// One peer's datagrams, as the demultiplexer routes them. Ends when it drops the
-/// sending side (the server is stopping).
-pub(crate) struct QueueSource(pub(crate) mpsc::Receiver<Incoming>);
+/// sending side (the server is stopping). The demultiplexer counts each datagram's bytes
+/// in the session's `pending_in` (for the memory budget) as it queues it; they come off
+/// here as the reader takes it.
+pub(crate) struct QueueSource {
+    pub(crate) queue: mpsc::Receiver<Incoming>,
+    pub(crate) shared: Arc<SessionShared>,
+}
 
 impl DatagramSource for QueueSource {
     fn poll_datagram(&mut self, cx: &mut Context<'_>) -> Poll<Option<Incoming>> {
-        self.0.poll_recv(cx)
+        let next = self.queue.poll_recv(cx);
+        if let Poll::Ready(Some(Incoming::Datagram { bytes, .. })) = &next {
+            self.shared
+                .pending_in
+                .fetch_sub(bytes.len(), Ordering::Relaxed);
+        }
+        next
     }
 }
 
@@ -166,9 +188,10 @@ impl<Dec: DecodeDatagram, Src> DatagramReader<Dec, Src> {
                 None => Poll::Pending,
             };
         }
+        self.shared.note_forwarded(0);
         self.shared.note_frames(batch.len());
         self.next = then;
-        Poll::Ready(Some(Inbound::Frames(batch)))
+        Poll::Ready(Some(Inbound::Frames(batch, self.shared.forwarded_upto())))
     }
 }
 

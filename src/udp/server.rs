@@ -24,7 +24,9 @@ use crate::endpoint::{
 };
 use crate::error::{BoxError, Error, Result};
 use crate::listener::EventListener;
-use crate::session::{start_session_with, MessageLimit, Session, SessionSetup, SessionWriter};
+use crate::session::{
+    start_session_with, MessageLimit, Session, SessionSetup, SessionShared, SessionWriter,
+};
 use crate::supervisor::{Shutdown, Supervisor};
 use crate::transport::Address;
 use crate::SessionConfig;
@@ -73,6 +75,7 @@ pub struct UdpServer {
     addr: String,
     max_datagram_size: usize,
     config: SessionConfig,
+    memory_budget: usize,
     socket: SocketOptions,
     max_peers: usize,
     peer_queue: usize,
@@ -87,6 +90,7 @@ impl UdpServer {
             addr: addr.into(),
             max_datagram_size: DEFAULT_MAX_DATAGRAM_SIZE,
             config: SessionConfig::default(),
+            memory_budget: crate::DEFAULT_MEMORY_BUDGET,
             socket: SocketOptions::default(),
             max_peers: usize::MAX,
             peer_queue: DEFAULT_PEER_QUEUE,
@@ -107,6 +111,18 @@ impl UdpServer {
     /// Default: [`SessionConfig::default`].
     pub fn session_config(mut self, config: SessionConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// The memory budget of the endpoint: how many bytes all its sessions together may
+    /// hold buffered (write queues, frames read and not yet handled, datagrams queued
+    /// for per-peer sessions). Once they hold it, a session at its fair share (the
+    /// budget over the number of sessions) is held back: its writes fail with
+    /// [`Error::MemoryBudget`](crate::Error::MemoryBudget) and its reading pauses, while
+    /// the others go on. Default [`DEFAULT_MEMORY_BUDGET`](crate::DEFAULT_MEMORY_BUDGET)
+    /// (256 MiB).
+    pub fn memory_budget(mut self, bytes: usize) -> Self {
+        self.memory_budget = bytes;
         self
     }
 
@@ -215,7 +231,7 @@ impl UdpServer {
         F: NewSession<L>,
     {
         let (socket, local_addr) = self.bind().await?;
-        let (endpoint, supervisor) = start_supervisor(&self.config);
+        let (endpoint, supervisor) = start_supervisor(&self.config, self.memory_budget);
         let slot = SessionSlot::new(endpoint.clone(), supervisor.clone());
         // One session serves every peer: its frames carry their own addresses.
         let peer = Address::other("*");
@@ -267,7 +283,7 @@ impl UdpServer {
         if let Some(idle) = self.peer_idle_timeout {
             config.read_timeout = Some(idle);
         }
-        let (endpoint, supervisor) = start_supervisor(&config);
+        let (endpoint, supervisor) = start_supervisor(&config, self.memory_budget);
         let counters = Arc::new(Counters::default());
         let demux = Demux {
             socket: socket.clone(),
@@ -292,8 +308,11 @@ impl UdpServer {
     }
 }
 
-fn start_supervisor(config: &SessionConfig) -> (Arc<EndpointShared>, Addr<Supervisor>) {
-    let endpoint = Arc::new(EndpointShared::default());
+fn start_supervisor(
+    config: &SessionConfig,
+    memory_budget: usize,
+) -> (Arc<EndpointShared>, Addr<Supervisor>) {
+    let endpoint = Arc::new(EndpointShared::new(memory_budget));
     let supervisor = Supervisor::new(endpoint.clone(), config).start();
     (endpoint, supervisor)
 }
@@ -334,7 +353,8 @@ struct Demux<L: EventListener> {
     max_datagram: usize,
     max_peers: usize,
     peer_queue: usize,
-    peers: HashMap<SocketAddr, mpsc::Sender<Incoming>>,
+    /// Each peer's queue, and its session's shared state (for the memory budget).
+    peers: HashMap<SocketAddr, (mpsc::Sender<Incoming>, Arc<SessionShared>)>,
     endpoint: Arc<EndpointShared>,
     supervisor: Addr<Supervisor>,
     counters: Arc<Counters>,
@@ -349,7 +369,7 @@ impl<L: EventListener> Demux<L> {
                 biased;
                 _ = &mut stop => return,
                 _ = sweep.tick() => {
-                    self.peers.retain(|_, queue| !queue.is_closed());
+                    self.peers.retain(|_, (queue, _)| !queue.is_closed());
                     continue;
                 }
                 got = self.socket.recv_from(&mut scratch) => got,
@@ -378,19 +398,33 @@ impl<L: EventListener> Demux<L> {
     fn route(&mut self, peer: SocketAddr, incoming: Incoming) {
         let incoming = match self.peers.get(&peer) {
             None => incoming,
-            Some(queue) => match queue.try_send(incoming) {
-                Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(_)) => {
+            Some((queue, shared)) => {
+                let len = incoming.datagram_len();
+                let pending = shared.pending_in.load(Relaxed);
+                // The endpoint's memory budget is spent and this peer holds its share:
+                // UDP may lose datagrams, and this one goes, as for a full queue.
+                if len > 0 && shared.charge.over_share(shared.charge.held().max(pending)) {
                     self.counters.dropped.fetch_add(1, Relaxed);
-                    tracing::debug!(%peer, "peer session queue full; datagram dropped");
+                    tracing::debug!(%peer, "memory budget spent; datagram dropped");
                     return;
                 }
-                // Its session ended (idle, closed, refused by on_open): start over.
-                Err(mpsc::error::TrySendError::Closed(incoming)) => {
-                    self.peers.remove(&peer);
-                    incoming
+                shared.pending_in.fetch_add(len, Relaxed);
+                match queue.try_send(incoming) {
+                    Ok(()) => return,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        shared.pending_in.fetch_sub(len, Relaxed);
+                        self.counters.dropped.fetch_add(1, Relaxed);
+                        tracing::debug!(%peer, "peer session queue full; datagram dropped");
+                        return;
+                    }
+                    // Its session ended (idle, closed, refused by on_open): start over.
+                    Err(mpsc::error::TrySendError::Closed(incoming)) => {
+                        shared.pending_in.fetch_sub(len, Relaxed);
+                        self.peers.remove(&peer);
+                        incoming
+                    }
                 }
-            },
+            }
         };
         self.open(peer, incoming);
     }
@@ -413,6 +447,7 @@ impl<L: EventListener> Demux<L> {
         ) else {
             return;
         };
+        let first_len = first.datagram_len();
         let (queue, datagrams) = mpsc::channel(self.peer_queue);
         if queue.try_send(first).is_err() {
             // Cannot happen (a fresh queue has room); the datagram would be lost.
@@ -426,16 +461,24 @@ impl<L: EventListener> Demux<L> {
                 overhead: 0,
             }),
         };
-        let source = QueueSource(datagrams);
-        let _ = start_session_with(
+        let session = start_session_with(
             setup,
             listener,
             codec,
             slot,
             writer,
-            |codec, shared, batches| DatagramReader::new(source, Plain(codec), shared, batches),
+            |codec, shared, batches| {
+                let source = QueueSource {
+                    queue: datagrams,
+                    shared: shared.clone(),
+                };
+                DatagramReader::new(source, Plain(codec), shared, batches)
+            },
         );
-        self.peers.insert(peer, queue);
+        // Counted now that the session exists; its reader has not run yet (it starts on
+        // this thread once this returns), so it cannot have taken the datagram off.
+        session.shared().pending_in.fetch_add(first_len, Relaxed);
+        self.peers.insert(peer, (queue, session.shared().clone()));
     }
 }
 

@@ -140,9 +140,11 @@ where
     fn feed(&mut self, bytes: &[u8]) -> Step<D::Item> {
         self.shared.note_read(bytes.len());
         self.buf.extend_from_slice(bytes);
+        self.shared.note_reader_buffers(self.buf.capacity());
         let mut batch = Vec::new();
         let result = decode_available(&mut self.decoder, &mut self.buf, self.bound, &mut batch);
         if !batch.is_empty() {
+            self.shared.note_forwarded(self.buf.len());
             self.shared.note_frames(batch.len());
         }
         match result {

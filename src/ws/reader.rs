@@ -96,7 +96,8 @@ where
         match self.inflow.on_message(msg) {
             Step::Nothing => {}
             Step::Frames(batch) => {
-                forward::<A, _>(&self.logic, Inbound::Frames(batch), None, ctx);
+                let upto = self.shared.forwarded_upto();
+                forward::<A, _>(&self.logic, Inbound::Frames(batch, upto), None, ctx);
                 wait_while_paused::<A>(&self.shared, ctx);
             }
             Step::Pong(payload) => self.pipe.push_control(Message::Pong(payload)),

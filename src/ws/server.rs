@@ -71,6 +71,7 @@ pub struct WsServer {
     workers: usize,
     max_connections: usize,
     config: SessionConfig,
+    memory_budget: usize,
     options: WsOptions,
     tls: Option<Arc<rustls::ServerConfig>>,
     routes: Option<Routes>,
@@ -102,6 +103,7 @@ impl WsServer {
             workers: arbiters::default_size(),
             max_connections: usize::MAX,
             config: SessionConfig::default(),
+            memory_budget: crate::DEFAULT_MEMORY_BUDGET,
             options: WsOptions::default(),
             tls: None,
             routes: None,
@@ -139,6 +141,18 @@ impl WsServer {
     /// allowance). Default: [`SessionConfig::default`].
     pub fn session_config(mut self, config: SessionConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// The memory budget of the endpoint: how many bytes all its sessions together may
+    /// hold buffered (write queues, frames read and not yet handled, datagrams queued
+    /// for per-peer sessions). Once they hold it, a session at its fair share (the
+    /// budget over the number of sessions) is held back: its writes fail with
+    /// [`Error::MemoryBudget`](crate::Error::MemoryBudget) and its reading pauses, while
+    /// the others go on. Default [`DEFAULT_MEMORY_BUDGET`](crate::DEFAULT_MEMORY_BUDGET)
+    /// (256 MiB).
+    pub fn memory_budget(mut self, bytes: usize) -> Self {
+        self.memory_budget = bytes;
         self
     }
 
@@ -190,7 +204,7 @@ impl WsServer {
         L: EventListener,
         F: NewSession<L>,
     {
-        let endpoint = Arc::new(EndpointShared::default());
+        let endpoint = Arc::new(EndpointShared::new(self.memory_budget));
         let supervisor = Supervisor::new(endpoint.clone(), &self.config).start();
         let state = Arc::new(ServerState::<L> {
             hook: Arc::new(new_session),
