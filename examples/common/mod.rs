@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each example uses a part
 
 pub mod pinger;
+pub mod pubsub;
 pub mod room;
 
 use std::collections::HashMap;
