@@ -80,6 +80,10 @@ fn client_defaults_in_the_readme_match_the_code() {
             "| `handshake_timeout` | {} |",
             ms(getty::tls::DEFAULT_HANDSHAKE_TIMEOUT)
         ),
+        format!(
+            "| `memory_budget` | {} MiB |",
+            getty::DEFAULT_MEMORY_BUDGET >> 20
+        ),
     ];
     let text = readme();
     for row in rows {

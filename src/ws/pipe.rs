@@ -61,6 +61,9 @@ struct State {
     writer_gone: bool,
     writer: Option<Waker>,
     pump: Option<Waker>,
+    /// The connection's socket (a duplicate of its descriptor), where the server has it:
+    /// shut once the session is gone and the pump could not end the connection.
+    socket: Option<Rc<socket2::Socket>>,
 }
 
 impl State {
@@ -94,7 +97,14 @@ impl Pipe {
             writer_gone: false,
             writer: None,
             pump: None,
+            socket: None,
         })))
+    }
+
+    /// Gives the pipe the connection's socket, for [`PipeWriter`]'s drop to shut it if
+    /// the connection outlives the session (see there).
+    pub(crate) fn set_socket(&self, socket: Rc<socket2::Socket>) {
+        self.0.borrow_mut().socket = Some(socket);
     }
 
     /// Queues a ping or pong, ahead of data. Ignored once a close is queued.
@@ -283,6 +293,21 @@ impl Drop for PipeWriter {
         let mut s = self.0 .0.borrow_mut();
         s.writer_gone = true;
         s.wake_pump();
+        // The session is gone. The pump ends the connection once the close handshake is
+        // over or has lingered long enough, but only while the socket takes what it
+        // writes: a peer that never reads leaves it stuck, and actix-web would keep the
+        // connection open (reading and discarding what the peer sends) for as long as
+        // the peer likes. Past twice the linger, shut the socket, which ends it.
+        if let Some(socket) = s.socket.clone() {
+            let pipe = self.0.clone();
+            actix_rt::spawn(async move {
+                tokio::time::sleep(2 * CLOSE_LINGER).await;
+                if !pipe.0.borrow().dead {
+                    tracing::debug!("websocket connection outlived its session; shutting it");
+                    let _ = socket.shutdown(std::net::Shutdown::Both);
+                }
+            });
+        }
     }
 }
 

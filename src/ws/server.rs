@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -233,6 +234,15 @@ impl WsServer {
         // ... at once: actix-web would otherwise linger up to a second for the client to
         // hang up first, and the close handshake is already over.
         .client_disconnect_timeout(Duration::ZERO)
+        // Each connection's socket, duplicated, for the session to shut the connection
+        // should its peer stop reading (see `PipeWriter`'s drop).
+        .on_connect(|conn, ext| {
+            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                if let Ok(socket) = socket2::SockRef::from(tcp).try_clone() {
+                    ext.insert(ConnectionSocket(Rc::new(socket)));
+                }
+            }
+        })
         .disable_signals()
         .shutdown_timeout(1);
         let server = match &self.tls {
@@ -258,6 +268,10 @@ impl WsServer {
         })
     }
 }
+
+/// A duplicate of an accepted connection's socket (plain `ws://` only: a `wss://`
+/// connection's TLS stream is not a type this crate can name).
+struct ConnectionSocket(Rc<socket2::Socket>);
 
 struct ServerState<L: EventListener> {
     hook: Arc<SessionFactory<L>>,
@@ -300,6 +314,9 @@ async fn upgrade<L: EventListener>(
         return HttpResponse::Forbidden().finish();
     };
     let pipe = Pipe::new();
+    if let Some(ConnectionSocket(socket)) = req.conn_data::<ConnectionSocket>() {
+        pipe.set_socket(socket.clone());
+    }
     let mut context = None;
     let options = state.options;
     let writer = SessionWriter {
