@@ -1,103 +1,32 @@
-//! The examples' command lines are a contract: run them as a user would.
+//! The examples' command lines are a contract: run them as a user would. Every peer here
+//! is this crate's own example or Rust code in the test (std sockets, tokio-tungstenite);
+//! the examples against programs that are not Rust are in `tests/interop.rs`.
+
+mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-/// The example binaries `cargo test` built next to this test.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    let path = dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} not built (cargo test builds examples)",
-        path.display()
-    );
-    path
+use common::process::{
+    example, output_within, start_listening_example, tls_cert_files, ChildGuard,
+};
+
+/// How long an example that runs to its end may take (they finish in seconds).
+const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs example `name` with `args` to its end, 120 s at most.
+fn run_example(name: &str, args: &[&str]) -> Output {
+    output_within(Command::new(example(name)).args(args), RUN_LIMIT)
 }
 
-/// Waits at most `limit` for the child to exit; kills it and panics if it does not.
-fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    panic!("process did not exit within {limit:?}");
-}
-
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts example `name` (on a free port unless `extra` gives `--addr`) and returns the
-/// address it prints as `listening on <addr>`.
-fn start_listening_example(name: &str, extra: &[&str]) -> (Server, String) {
-    let mut args = vec!["--addr", "127.0.0.1:0"];
-    args.extend_from_slice(extra); // a later --addr wins
-    let mut child = Command::new(example(name))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {name}: {e}"));
-    let stdout = child.stdout.take().expect("stdout");
-    let server = Server(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|_| panic!("{name} prints its address"));
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("`listening on <addr>`")
-        .to_owned();
-    (server, addr)
-}
-
-fn start_echo_server(extra: &[&str]) -> (Server, String) {
+fn start_echo_server(extra: &[&str]) -> (ChildGuard, String) {
     start_listening_example("echo_server", extra)
-}
-
-fn signal(server: &Server, sig: &str) {
-    let status = Command::new("kill")
-        .args([sig, &server.0.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-}
-
-/// Sends `sig` to the example server and asserts it exits 0 within 20 s.
-fn signal_and_expect_clean_exit(server: &mut Server, sig: &str) {
-    signal(server, sig);
-    let status = wait_exit(&mut server.0, Duration::from_secs(20));
-    assert!(status.success(), "echo_server exit status {status:?}");
 }
 
 /// Runs echo_client with `args` to the end, asserts it succeeded, returns its stdout.
 fn run_echo_client(args: &[&str]) -> String {
-    let client = Command::new(example("echo_client"))
-        .args(args)
-        .output()
-        .expect("run echo_client");
+    let client = run_example("echo_client", args);
     let summary = String::from_utf8_lossy(&client.stdout).into_owned();
     assert!(
         client.status.success(),
@@ -124,7 +53,7 @@ fn expect_full_echo_load(addr: &str, transport: &[&str]) {
 fn echo_client_checks_echo_server_and_sigterm_stops_it_cleanly() {
     let (mut server, addr) = start_echo_server(&["--threads", "2", "--max-frame", "65536"]);
     expect_full_echo_load(&addr, &[]);
-    signal_and_expect_clean_exit(&mut server, "-TERM");
+    server.signal_and_expect_clean_exit("-TERM");
 }
 
 #[test]
@@ -152,92 +81,78 @@ fn ws_echo_client_checks_ws_echo_server_over_a_custom_path() {
         "{summary}"
     );
     // Over the server's max frame length: the session ends, and the client says so.
-    let client = Command::new(example("echo_client"))
-        .args(["--addr", &addr, "--frames", "3", "--size", "70000"])
-        .args(["--timeout", "10"])
-        .args(ws)
-        .output()
-        .expect("run echo_client");
+    let mut args = vec!["--addr", &addr, "--frames", "3", "--size", "70000"];
+    args.extend(["--timeout", "10"]);
+    args.extend(ws);
+    let client = run_example("echo_client", &args);
     assert_eq!(
         client.status.code(),
         Some(1),
         "a refused frame is a failure"
     );
-    signal_and_expect_clean_exit(&mut server, "-TERM");
+    server.signal_and_expect_clean_exit("-TERM");
 }
 
-/// A WebSocket client that is not this crate: Python's `websockets` package (Debian's
-/// `python3-websockets`; `.ci/run` installs it).
-const PYTHON_WS_CLIENT: &str = r#"
-import asyncio, struct, sys, websockets
-async def main(url):
-    async with websockets.connect(url, max_size=None) as ws:
-        frames = [bytes((i + j) & 0xff for j in range((i * 53) % 3000 + 1)) for i in range(100)]
-        for f in frames:
-            await ws.send(struct.pack('>I', len(f)) + f)
-        for f in frames:
-            msg = await asyncio.wait_for(ws.recv(), 10)
-            assert isinstance(msg, bytes), 'a binary message'
-            assert msg == struct.pack('>I', len(f)) + f, 'one intact frame per message'
-    print('python websockets ok', len(frames))
-asyncio.run(main(sys.argv[1]))
-"#;
+/// A ws_chat member: a tokio-tungstenite client (a WebSocket implementation that is not
+/// this crate's, nor actix's).
+type Member = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
-#[test]
-fn python_websockets_round_trips_with_ws_echo_server() {
-    let python = ["/usr/bin/python3", "python3"]
-        .into_iter()
-        .find(|py| {
-            Command::new(py)
-                .args(["-c", "import websockets"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .expect("python3 with the websockets package (apt-get install -y python3-websockets)");
-    let (mut server, addr) = start_echo_server(&["--transport", "ws", "--path", "/echo"]);
-    let out = Command::new(python)
-        .args(["-c", PYTHON_WS_CLIENT, &format!("ws://{addr}/echo")])
-        .output()
-        .expect("run python");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("python websockets ok 100"),
-        "{text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    signal_and_expect_clean_exit(&mut server, "-TERM");
+/// Joins the ws_chat room at `addr`; returns the member and its welcome line.
+async fn join_chat(addr: &str) -> (Member, String) {
+    let tcp = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    .expect("connect within 10 s")
+    .expect("connect");
+    let (mut ws, response) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::client_async(format!("ws://{addr}/ws"), tcp),
+    )
+    .await
+    .expect("upgrade within 10 s")
+    .expect("upgrade");
+    assert_eq!(response.status(), 101);
+    let welcome = next_chat_line(&mut ws).await;
+    (ws, welcome)
 }
 
-const PYTHON_CHAT: &str = r#"
-import asyncio, sys, websockets
-async def main(url):
-    async def member():
-        ws = await websockets.connect(url)
-        welcome = (await asyncio.wait_for(ws.recv(), 10)).decode()
-        assert welcome.startswith('* welcome'), welcome
-        return ws
-    alice = await member()
-    bob = await member()
-    carol = await member()
-    joined = (await asyncio.wait_for(bob.recv(), 10)).decode()
-    assert 'joined' in joined, joined
-    await alice.send('hello room\n')
-    for other in (bob, carol):
-        line = (await asyncio.wait_for(other.recv(), 10)).decode()
-        assert line.endswith('] hello room\n'), line
-    await alice.close()
-    left = (await asyncio.wait_for(bob.recv(), 10)).decode()
-    assert 'left' in left, left
-    await bob.close()
-    await carol.close()
-    print('chat ok')
-asyncio.run(main(sys.argv[1]))
-"#;
+/// The next line the room sends a member: one binary message of UTF-8 text (pings and
+/// pongs skipped), 10 s at most.
+async fn next_chat_line(ws: &mut Member) -> String {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Binary(bytes))) => {
+                    return String::from_utf8(bytes.to_vec()).expect("UTF-8 text")
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a line as a binary message, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a line within 10 s")
+}
 
-#[test]
-fn ws_chat_serves_its_page_and_broadcasts_to_every_other_member() {
+/// The session id a welcome line gives: `* welcome, you are ID; N others here`.
+fn member_id(welcome: &str) -> String {
+    welcome
+        .strip_prefix("* welcome, you are ")
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("a welcome line, got {welcome:?}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn ws_chat_serves_its_page_and_broadcasts_to_every_other_member() {
+    use futures::SinkExt;
     use std::io::{Read, Write};
-    let (server, addr) = start_listening_example("ws_chat", &[]);
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut server, addr) = start_listening_example("ws_chat", &[]);
     let mut http = std::net::TcpStream::connect(&addr).expect("connect");
     http.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
@@ -249,26 +164,67 @@ fn ws_chat_serves_its_page_and_broadcasts_to_every_other_member() {
         page.starts_with("HTTP/1.1 200") && page.contains("new WebSocket"),
         "{page}"
     );
-    let out = Command::new("/usr/bin/python3")
-        .args(["-c", PYTHON_CHAT, &format!("ws://{addr}/ws")])
-        .output()
-        .expect("run python3 (with python3-websockets)");
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("chat ok"),
-        "{} {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+
+    let (mut alice, welcome) = join_chat(&addr).await;
+    assert!(welcome.ends_with("; 0 others here\n"), "{welcome}");
+    let (mut bob, welcome) = join_chat(&addr).await;
+    assert!(welcome.ends_with("; 1 others here\n"), "{welcome}");
+    let bob_id = member_id(&welcome);
+    let (mut carol, welcome) = join_chat(&addr).await;
+    assert!(welcome.ends_with("; 2 others here\n"), "{welcome}");
+    let carol_id = member_id(&welcome);
+    assert_eq!(
+        next_chat_line(&mut alice).await,
+        format!("* {bob_id} joined\n")
     );
-    signal(&server, "-TERM");
-    let mut server = server;
-    assert!(wait_exit(&mut server.0, Duration::from_secs(20)).success());
+    assert_eq!(
+        next_chat_line(&mut alice).await,
+        format!("* {carol_id} joined\n")
+    );
+    assert_eq!(
+        next_chat_line(&mut bob).await,
+        format!("* {carol_id} joined\n")
+    );
+
+    // Members send text, as the page's browsers do; every other member gets the line.
+    alice.send(Message::text("hello room\n")).await.unwrap();
+    let line = next_chat_line(&mut bob).await;
+    assert!(line.ends_with("] hello room\n"), "{line}");
+    let alice_id = line[1..].split(']').next().unwrap().to_owned();
+    assert_eq!(next_chat_line(&mut carol).await, line);
+    // ... and not its sender: alice's next line is bob's answer.
+    bob.send(Message::text("hi alice\n")).await.unwrap();
+    assert_eq!(
+        next_chat_line(&mut alice).await,
+        format!("[{bob_id}] hi alice\n")
+    );
+    assert_eq!(
+        next_chat_line(&mut carol).await,
+        format!("[{bob_id}] hi alice\n")
+    );
+
+    tokio::time::timeout(Duration::from_secs(10), alice.close(None))
+        .await
+        .expect("close within 10 s")
+        .expect("close sent");
+    assert_eq!(
+        next_chat_line(&mut bob).await,
+        format!("* {alice_id} left\n")
+    );
+    assert_eq!(
+        next_chat_line(&mut carol).await,
+        format!("* {alice_id} left\n")
+    );
+    drop((bob, carol));
+    server.signal_and_expect_clean_exit("-TERM");
 }
 
 #[test]
 fn echo_client_fails_on_frames_over_the_server_max_and_sigint_stops_it() {
     let (mut server, addr) = start_echo_server(&["--max-frame", "100"]);
-    let client = Command::new(example("echo_client"))
-        .args([
+    let client = run_example(
+        "echo_client",
+        &[
             "--addr",
             &addr,
             "--frames",
@@ -277,15 +233,14 @@ fn echo_client_fails_on_frames_over_the_server_max_and_sigint_stops_it() {
             "101",
             "--timeout",
             "10",
-        ])
-        .output()
-        .expect("run echo_client");
+        ],
+    );
     assert_eq!(
         client.status.code(),
         Some(1),
         "a refused frame is a failure"
     );
-    signal_and_expect_clean_exit(&mut server, "-INT");
+    server.signal_and_expect_clean_exit("-INT");
 }
 
 #[test]
@@ -306,7 +261,7 @@ fn echo_server_read_timeout_closes_idle_connections() {
 
 #[test]
 fn echo_demo_runs_and_reports() {
-    let out = Command::new(example("echo")).output().expect("run echo");
+    let out = run_example("echo", &[]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -319,54 +274,47 @@ fn echo_demo_runs_and_reports() {
 
 #[test]
 fn bad_options_exit_with_status_2() {
-    let out = Command::new(example("echo_server"))
-        .args(["--bogus", "1"])
-        .output()
-        .expect("run");
+    let out = run_example("echo_server", &["--bogus", "1"]);
     assert_eq!(out.status.code(), Some(2));
-    let out = Command::new(example("echo_client"))
-        .args(["--conns", "many"])
-        .output()
-        .expect("run");
+    let out = run_example("echo_client", &["--conns", "many"]);
     assert_eq!(out.status.code(), Some(2));
-    let out = Command::new(example("echo_server"))
-        .args(["--transport", "carrier-pigeon"])
-        .output()
-        .expect("run");
+    let out = run_example("echo_server", &["--transport", "carrier-pigeon"]);
     assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]
 fn echo_client_duration_rides_out_two_server_restarts() {
     let (mut server, addr) = start_echo_server(&[]);
-    let client = Command::new(example("echo_client"))
-        .args([
-            "--addr",
-            &addr,
-            "--conns",
-            "3",
-            "--duration",
-            "10",
-            "--reconnect-interval",
-            "100",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start echo_client");
+    let args = [
+        "--addr",
+        &addr,
+        "--conns",
+        "3",
+        "--duration",
+        "10",
+        "--reconnect-interval",
+        "100",
+    ]
+    .map(String::from);
+    let client = std::thread::spawn(move || {
+        output_within(
+            Command::new(example("echo_client")).args(args),
+            Duration::from_secs(60),
+        )
+    });
     let port = addr.rsplit(':').next().unwrap().to_owned();
     // Each life lasts 2.5 s: long enough for the sessions to come back and count as
     // healthy (ten intervals), so each outage starts from a fresh backoff; the last life
     // leaves 4 s for the final reconnect.
     for _ in 0..2 {
         std::thread::sleep(Duration::from_millis(2500));
-        signal(&server, "-TERM");
-        assert!(wait_exit(&mut server.0, Duration::from_secs(20)).success());
+        server.signal_and_expect_clean_exit("-TERM");
         std::thread::sleep(Duration::from_millis(500));
         let (restarted, again) = start_echo_server(&["--addr", &format!("127.0.0.1:{port}")]);
         assert_eq!(again, addr, "restarted on the same port");
         server = restarted;
     }
-    let out = client.wait_with_output().expect("echo_client finishes");
+    let out = client.join().expect("echo_client finishes within 60 s");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     let summary = text.lines().last().expect("summary line");
@@ -391,9 +339,7 @@ fn echo_client_duration_rides_out_two_server_restarts() {
 
 #[test]
 fn heartbeat_demo_closes_the_hung_session_and_the_client_reconnects() {
-    let out = Command::new(example("heartbeat"))
-        .output()
-        .expect("run heartbeat");
+    let out = run_example("heartbeat", &[]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -420,9 +366,10 @@ fn heartbeat_demo_closes_the_hung_session_and_the_client_reconnects() {
 
 #[test]
 fn rpc_client_gets_every_reply_from_rpc_server() {
-    let (server, addr) = start_listening_example("rpc_server", &["--workers", "2"]);
-    let out = Command::new(example("rpc_client"))
-        .args([
+    let (mut server, addr) = start_listening_example("rpc_server", &["--workers", "2"]);
+    let out = run_example(
+        "rpc_client",
+        &[
             "--addr",
             &addr,
             "--calls",
@@ -431,24 +378,21 @@ fn rpc_client_gets_every_reply_from_rpc_server() {
             "16",
             "--slow-every",
             "100",
-        ])
-        .output()
-        .expect("run rpc_client");
+        ],
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(
         text.contains("calls=2000 ok=2000 timeouts=0 errors=0 calls_per_s="),
         "{text}"
     );
-    signal(&server, "-TERM");
-    let mut server = server;
-    assert!(wait_exit(&mut server.0, Duration::from_secs(20)).success());
+    server.signal_and_expect_clean_exit("-TERM");
 }
 
 #[test]
 fn chat_room_broadcasts_a_line_to_every_other_member() {
     use std::io::Write;
-    let (server, addr) = start_listening_example("chat", &[]);
+    let (mut server, addr) = start_listening_example("chat", &[]);
     let connect = || {
         let s = std::net::TcpStream::connect(&addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -475,9 +419,7 @@ fn chat_room_broadcasts_a_line_to_every_other_member() {
     assert!(next_line(&mut carol_in).ends_with("] hello room\n"));
     drop((alice, alice_in)); // both handles of the socket: now it closes
     assert!(next_line(&mut bob_in).contains("left"));
-    signal(&server, "-TERM");
-    let mut server = server;
-    assert!(wait_exit(&mut server.0, Duration::from_secs(20)).success());
+    server.signal_and_expect_clean_exit("-TERM");
 }
 
 #[test]
@@ -501,30 +443,25 @@ fn echo_client_and_server_over_a_unix_socket_and_the_file_goes_on_stop() {
         summary.contains("sent=4000 received=4000 reconnects=0 errors=0"),
         "{summary}"
     );
-    signal_and_expect_clean_exit(&mut server, "-TERM");
+    server.signal_and_expect_clean_exit("-TERM");
     assert!(!path.exists(), "socket file removed on a graceful stop");
 }
 
 #[test]
 fn echo_client_checks_echo_server_over_tls_with_a_tls_cert_certificate() {
-    let dir = std::env::temp_dir().join(format!("getty-examples-tls-{}", std::process::id()));
-    let made = Command::new(example("tls_cert"))
-        .arg("--dir")
-        .arg(&dir)
-        .output()
-        .expect("run tls_cert");
-    assert!(made.status.success(), "{made:?}");
-    let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
-    let (cert, key, ca) = (file("cert.pem"), file("key.pem"), file("ca.pem"));
+    let dir = tls_cert_files("examples-tls");
+    let (cert, key, ca) = (
+        dir.path("cert.pem"),
+        dir.path("key.pem"),
+        dir.path("ca.pem"),
+    );
     let (mut server, addr) =
         start_echo_server(&["--threads", "2", "--tls-cert", &cert, "--tls-key", &key]);
     let run_client = |extra: &[&str]| {
-        Command::new(example("echo_client"))
-            .args(["--addr", &addr, "--conns", "4", "--frames", "500"])
-            .args(["--tls-ca", &ca])
-            .args(extra)
-            .output()
-            .expect("run echo_client")
+        let mut args = vec!["--addr", &addr, "--conns", "4", "--frames", "500"];
+        args.extend(["--tls-ca", &ca]);
+        args.extend(extra);
+        run_example("echo_client", &args)
     };
     let client = run_client(&["--timeout", "60"]);
     let summary = String::from_utf8_lossy(&client.stdout);
@@ -548,15 +485,14 @@ fn echo_client_checks_echo_server_over_tls_with_a_tls_cert_certificate() {
         ),
         "{stderr}"
     );
-    signal_and_expect_clean_exit(&mut server, "-TERM");
-    let _ = std::fs::remove_dir_all(&dir);
+    server.signal_and_expect_clean_exit("-TERM");
 }
 
 #[test]
 fn udp_echo_client_checks_udp_echo_server_and_sigterm_stops_it() {
     let (mut server, addr) = start_echo_server(&["--transport", "udp"]);
     expect_full_echo_load(&addr, &["--transport", "udp"]);
-    signal_and_expect_clean_exit(&mut server, "-TERM");
+    server.signal_and_expect_clean_exit("-TERM");
 }
 
 #[test]
@@ -590,10 +526,7 @@ fn udp_echo_server_answers_a_plain_socket_peer_and_ignores_its_garbage() {
 
 #[test]
 fn multicast_example_every_receiver_gets_every_datagram() {
-    let out = Command::new(example("multicast"))
-        .args(["--receivers", "3", "--datagrams", "100"])
-        .output()
-        .expect("run multicast");
+    let out = run_example("multicast", &["--receivers", "3", "--datagrams", "100"]);
     let text = String::from_utf8_lossy(&out.stdout);
     if out.status.code() == Some(3) {
         eprintln!("SKIPPED: {}", text.trim());
@@ -609,15 +542,12 @@ fn multicast_example_every_receiver_gets_every_datagram() {
 
 #[test]
 fn ws_echo_client_checks_ws_echo_server_over_wss() {
-    let dir = std::env::temp_dir().join(format!("getty-examples-wss-{}", std::process::id()));
-    let made = Command::new(example("tls_cert"))
-        .arg("--dir")
-        .arg(&dir)
-        .output()
-        .expect("run tls_cert");
-    assert!(made.status.success(), "{made:?}");
-    let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
-    let (cert, key, ca) = (file("cert.pem"), file("key.pem"), file("ca.pem"));
+    let dir = tls_cert_files("examples-wss");
+    let (cert, key, ca) = (
+        dir.path("cert.pem"),
+        dir.path("key.pem"),
+        dir.path("ca.pem"),
+    );
     let (mut server, addr) = start_echo_server(&[
         "--transport",
         "ws",
@@ -628,11 +558,9 @@ fn ws_echo_client_checks_ws_echo_server_over_wss() {
         "--tls-key",
         &key,
     ]);
-    let client = Command::new(example("echo_client"))
-        .args(["--transport", "ws", "--addr", &addr, "--conns", "4"])
-        .args(["--frames", "500", "--tls-ca", &ca, "--timeout", "60"])
-        .output()
-        .expect("run echo_client");
+    let mut args = vec!["--transport", "ws", "--addr", &addr, "--conns", "4"];
+    args.extend(["--frames", "500", "--tls-ca", &ca, "--timeout", "60"]);
+    let client = run_example("echo_client", &args);
     let summary = String::from_utf8_lossy(&client.stdout);
     assert!(
         client.status.success(),
@@ -643,40 +571,5 @@ fn ws_echo_client_checks_ws_echo_server_over_wss() {
         summary.contains("sent=2000 received=2000 reconnects=0 errors=0"),
         "{summary}"
     );
-    signal(&server, "-TERM");
-    assert!(wait_exit(&mut server.0, Duration::from_secs(20)).success());
-    let _ = std::fs::remove_dir_all(dir);
-}
-
-#[test]
-fn python_socket_peer_round_trips_frames_with_the_udp_echo_server() {
-    // A peer that is not this crate nor Rust: Python's socket module, one
-    // length-prefixed frame per datagram.
-    let (_server, addr) = start_echo_server(&["--transport", "udp"]);
-    let (host, port) = addr.rsplit_once(':').expect("host:port");
-    let script = r#"
-import socket, struct, sys
-host, port = sys.argv[1], int(sys.argv[2])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.settimeout(10)
-for i in range(100):
-    payload = b"py-%d-" % i + bytes(i)
-    datagram = struct.pack(">I", len(payload)) + payload
-    s.sendto(datagram, (host, port))
-    echo, source = s.recvfrom(65536)
-    assert echo == datagram, (i, echo)
-    assert source == (host, port), source
-print("python udp ok 100")
-"#;
-    let out = Command::new("python3")
-        .args(["-c", script, host, port])
-        .output()
-        .expect("python3 on the PATH");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(text.contains("python udp ok 100"), "{text}");
+    server.signal_and_expect_clean_exit("-TERM");
 }

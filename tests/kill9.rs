@@ -1,42 +1,17 @@
 //! A client across repeated kill -9 of its server: it reconnects each time and leaks no
 //! socket. Its own test binary, so the file-descriptor count is this test's alone.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use common::process::{start_example, ChildGuard};
 use getty::{EventListener, LengthDelimited, SessionContext, TcpClient};
 
-fn echo_server(addr: &str) -> (Child, String) {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("examples")
-        .join("echo_server");
-    assert!(
-        path.exists(),
-        "{} not built (cargo test builds examples)",
-        path.display()
-    );
-    let mut child = Command::new(path)
-        .args(["--addr", addr, "--threads", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start echo_server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let bound = line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("address line")
-        .to_owned();
-    (child, bound)
+/// The echo_server example on `addr`, and the address it listens on.
+fn echo_server(addr: &str) -> (ChildGuard, String) {
+    start_example("echo_server", &["--addr", addr, "--threads", "1"])
 }
 
 fn open_fds() -> usize {
@@ -79,8 +54,8 @@ async fn the_client_reconnects_after_each_kill_9_and_leaks_no_descriptor() {
     .await;
     let fds_before = open_fds();
     for round in 0..3 {
-        server.kill().expect("kill -9"); // SIGKILL: no graceful anything
-        server.wait().unwrap();
+        server.child().kill().expect("kill -9"); // SIGKILL: no graceful anything
+        server.child().wait().unwrap();
         wait_for(Duration::from_secs(10), "sessions lost", || {
             client.stats().open_sessions == 0
         })
@@ -106,6 +81,5 @@ async fn the_client_reconnects_after_each_kill_9_and_leaks_no_descriptor() {
     );
     client.stop().await;
     assert_eq!(client.stats().live_sessions, 0);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server); // killed
 }

@@ -1,11 +1,10 @@
 //! TLS over TCP, over loopback: echo, mutual TLS, refused certificates, hostile peers,
-//! handshake timeouts, leaks, and a peer that is not this crate (`openssl s_client`).
+//! handshake timeouts, leaks, and a client that is not this crate's `TlsClient` (a plain
+//! `tokio_rustls::TlsConnector`). `openssl s_client` as the peer is in `tests/interop.rs`.
 
 mod common;
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -584,122 +583,6 @@ impl Drop for TempDir {
     }
 }
 
-/// The `echo_server` example, built by this test's cargo if it is not yet.
-fn echo_server_binary() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--example", "echo_server"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cargo build --example echo_server failed");
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    dir.join("examples").join("echo_server")
-}
-
-/// Kills a child process when dropped.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-#[test]
-fn openssl_s_client_round_trips_a_frame_with_the_echo_server_example() {
-    let openssl = Command::new("openssl").arg("version").output();
-    assert!(
-        matches!(&openssl, Ok(out) if out.status.success()),
-        "this test needs the `openssl` command (Debian: apt-get install -y openssl; .ci/run installs it)"
-    );
-    let ca = Ca::new("test ca");
-    let leaf = ca.server();
-    let dir = TempDir::new("openssl");
-    let cert = dir.write("cert.pem", &leaf.cert);
-    let key = dir.write("key.pem", &leaf.key);
-    let ca_file = dir.write("ca.pem", &ca.pem());
-
-    let mut server = Command::new(echo_server_binary())
-        .args(["--addr", "127.0.0.1:0", "--threads", "1", "--tls-cert"])
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start echo_server");
-    let stdout = server.stdout.take().unwrap();
-    let server = Child(server);
-    let addr = read_first_line(stdout, Duration::from_secs(30));
-    let addr = addr
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("`listening on <addr>`, got {addr:?}"))
-        .to_owned();
-
-    let mut s_client = Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &addr,
-            "-servername",
-            "localhost",
-            "-quiet",
-        ])
-        .args([
-            "-verify_return_error",
-            "-verify_hostname",
-            "localhost",
-            "-CAfile",
-        ])
-        .arg(&ca_file)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start openssl s_client");
-    let payload = b"hello from openssl";
-    let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
-    frame.extend_from_slice(payload);
-    let mut stdin = s_client.stdin.take().unwrap();
-    stdin.write_all(&frame).unwrap();
-    stdin.flush().unwrap();
-    let mut out = s_client.stdout.take().unwrap();
-    let mut err = s_client.stderr.take().unwrap();
-    let s_client = Child(s_client);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let want = frame.len();
-    std::thread::spawn(move || {
-        let mut echoed = vec![0u8; want];
-        let _ = tx.send(out.read_exact(&mut echoed).map(|_| echoed));
-    });
-    let echoed = rx.recv_timeout(Duration::from_secs(20));
-    drop(stdin);
-    drop(s_client);
-    let mut stderr = String::new();
-    let _ = err.read_to_string(&mut stderr);
-    match echoed {
-        Ok(Ok(echoed)) => assert_eq!(echoed, frame, "the frame comes back whole"),
-        other => {
-            panic!("no echo from echo_server via openssl s_client: {other:?}; stderr: {stderr}")
-        }
-    }
-    drop(server);
-}
-
-fn read_first_line(stdout: std::process::ChildStdout, limit: Duration) -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
-        let _ = tx.send(line);
-    });
-    rx.recv_timeout(limit)
-        .expect("the server prints its address")
-}
-
 #[test]
 fn config_errors_are_tls_errors_that_say_what_is_wrong() {
     let missing = TlsServerConfig::from_pem_files("/nonexistent/cert.pem", "/nonexistent/key.pem")
@@ -753,6 +636,9 @@ fn config_errors_are_tls_errors_that_say_what_is_wrong() {
     }
 }
 
+/// The independent-client proof of the default suite: a plain `tokio_rustls::TlsConnector`
+/// (not getty's `TlsClient`, whose dial, handshake timeout and session plumbing it
+/// bypasses) negotiates ALPN with the server and gets its frame echoed.
 #[actix::test]
 async fn alpn_is_negotiated_and_the_session_runs_over_it() {
     let ca = Ca::new("test ca");

@@ -1,0 +1,365 @@
+//! The interop suite: this crate's endpoints against real peers that are not Rust —
+//! headless Chromium, Python's `websockets` package and `socket` module, and
+//! `openssl s_client`. They are programs a fresh machine does not have, so every test here
+//! is `#[ignore]`d with the package it needs, and the default `cargo test` lists them as
+//! ignored. Run them with
+//!
+//! ```text
+//! apt-get install -y chromium python3-websockets openssl   # Debian; .ci/run does it
+//! cargo test --test interop -- --ignored
+//! ```
+//!
+//! (`cargo test -- --include-ignored` runs them with everything else). A missing peer is
+//! a failure that names the package to install, never a skip. The example binaries they
+//! talk to are built on demand, so this target also runs on its own.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use bytes::{Bytes, BytesMut};
+use common::process::{
+    output_within, start_listening_example, tls_cert_files, wait_exit, ChildGuard,
+};
+use getty::ws::WsServer;
+use getty::{EventListener, LengthDelimited, SessionContext};
+use tokio::sync::mpsc;
+
+/// Whether `program args` starts and exits 0 within 30 s (false if it is not installed).
+fn runs(program: &str, args: &[&str]) -> bool {
+    let Ok(mut child) = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
+        return false;
+    };
+    wait_exit(&mut child, Duration::from_secs(30)).success()
+}
+
+/// A python3 that can import `module`: Debian's `/usr/bin/python3` first (where apt puts
+/// `python3-websockets`), then the one on the PATH. Panics with `install` if none can.
+fn python_with(module: &str, install: &str) -> &'static str {
+    ["/usr/bin/python3", "python3"]
+        .into_iter()
+        .find(|py| runs(py, &["-c", &format!("import {module}")]))
+        .unwrap_or_else(|| {
+            panic!("this test needs python3 with the `{module}` module: {install}, as .ci/run does")
+        })
+}
+
+// ---- headless Chromium as the WebSocket client ----------------------------------------
+
+/// Frames the page sends (and expects back).
+const FRAMES: usize = 200;
+
+struct Echo;
+
+impl EventListener for Echo {
+    type Codec = LengthDelimited;
+    type Out = Bytes;
+
+    fn on_message(&mut self, session: &mut SessionContext<'_, Self>, frame: BytesMut) {
+        session.write(frame.freeze()).expect("echo queued");
+    }
+}
+
+/// The page: sends FRAMES frames of varied sizes, each a 4-byte big-endian length and a
+/// payload, checks that every echo comes back intact, one binary message per frame, then
+/// closes with 1000 and reports.
+fn page(ws_url: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html><body><pre id="result">running</pre>
+<script>
+const FRAMES = {FRAMES};
+const expected = [];
+function frame(i) {{
+  const size = (i * 37) % 2000 + 1;
+  const buf = new Uint8Array(4 + size);
+  new DataView(buf.buffer).setUint32(0, size);
+  for (let j = 0; j < size; j++) buf[4 + j] = (i + j) & 0xff;
+  return buf;
+}}
+function report(params) {{
+  document.getElementById('result').textContent = params;
+  fetch('/report?' + params).catch(() => {{}});
+}}
+let pending = new Uint8Array(0), echoed = 0, messages = 0, bad = 0;
+const ws = new WebSocket('{ws_url}');
+ws.binaryType = 'arraybuffer';
+ws.onopen = () => {{
+  for (let i = 0; i < FRAMES; i++) {{ const f = frame(i); expected.push(f); ws.send(f); }}
+}};
+ws.onmessage = (ev) => {{
+  if (!(ev.data instanceof ArrayBuffer)) {{ bad++; return; }}
+  messages++;
+  const data = new Uint8Array(ev.data);
+  const joined = new Uint8Array(pending.length + data.length);
+  joined.set(pending); joined.set(data, pending.length);
+  pending = joined;
+  while (pending.length >= 4) {{
+    const len = new DataView(pending.buffer, pending.byteOffset).getUint32(0);
+    if (pending.length < 4 + len) break;
+    const got = pending.subarray(0, 4 + len), want = expected[echoed];
+    if (!want || want.length !== got.length || want.some((b, k) => b !== got[k])) bad++;
+    echoed++;
+    pending = pending.slice(4 + len);
+  }}
+  if (echoed === FRAMES) ws.close(1000, 'done');
+}};
+ws.onerror = () => report('error=1');
+ws.onclose = (ev) => report(`echoed=${{echoed}}&messages=${{messages}}&bad=${{bad}}&code=${{ev.code}}`);
+</script></body></html>"#
+    )
+}
+
+fn chromium() -> String {
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        if runs("sh", &["-c", &format!("command -v {name}")]) {
+            return name.to_owned();
+        }
+    }
+    panic!(
+        "this test needs a real browser: install Debian's chromium \
+         (apt-get install -y chromium), as .ci/run does"
+    );
+}
+
+/// A real browser as the WebSocket client: headless Chromium runs a page whose JavaScript
+/// sends length-delimited frames to the WebSocket echo server and checks every echo. The
+/// page is served by this test on 127.0.0.1, and reports back to it by HTTP.
+#[actix_rt::test]
+#[ignore = "interop: needs chromium (Debian: apt-get install chromium)"]
+async fn headless_chromium_round_trips_binary_frames_with_the_ws_echo_server() {
+    let browser_bin = chromium();
+    let server = WsServer::new("127.0.0.1:0")
+        .path("/ws")
+        .workers(1)
+        .start(|setup| {
+            let max = setup.config().max_frame_length;
+            Ok((Echo, LengthDelimited::with_max_frame_length(max)))
+        })
+        .await
+        .expect("ws server starts");
+    let ws_url = format!("ws://{}/ws", server.local_addr());
+
+    // The page's own HTTP server: serves it, and takes its report.
+    let (tx, mut reports) = mpsc::unbounded_channel::<String>();
+    let tx = web::Data::new(Mutex::new(tx));
+    let html = page(&ws_url);
+    let http = HttpServer::new(move || {
+        let html = html.clone();
+        App::new()
+            .app_data(tx.clone())
+            .route(
+                "/",
+                web::get().to(move || {
+                    let html = html.clone();
+                    async move { HttpResponse::Ok().content_type("text/html").body(html) }
+                }),
+            )
+            .route(
+                "/report",
+                web::get().to(
+                    |req: actix_web::HttpRequest,
+                     tx: web::Data<Mutex<mpsc::UnboundedSender<String>>>| async move {
+                        let _ = tx.lock().unwrap().send(req.query_string().to_owned());
+                        HttpResponse::Ok().finish()
+                    },
+                ),
+            )
+    })
+    .workers(1)
+    .disable_signals()
+    .bind("127.0.0.1:0")
+    .expect("page server binds");
+    let page_addr = http.addrs()[0];
+    let http = http.run();
+    let http_handle = http.handle();
+    actix_rt::spawn(http);
+
+    let profile = std::env::temp_dir().join(format!("getty-chromium-{}", std::process::id()));
+    let browser = ChildGuard::terminate_on_drop(
+        Command::new(&browser_bin)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-dev-shm-usage",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(format!("http://{page_addr}/"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {browser_bin}: {e}")),
+    );
+
+    let report = tokio::time::timeout(Duration::from_secs(60), reports.recv())
+        .await
+        .expect("the page reports within 60 s")
+        .expect("a report");
+    drop(browser);
+    assert_eq!(
+        report,
+        format!("echoed={FRAMES}&messages={FRAMES}&bad=0&code=1000"),
+        "every frame echoed intact, one message each, closed normally"
+    );
+    // The browser's close ran the handshake: the session closed once, without error.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.stats().closed < 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = server.stats();
+    assert_eq!((stats.opened, stats.closed, stats.live_sessions), (1, 1, 0));
+    http_handle.stop(false).await;
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(profile);
+}
+
+// ---- Python's websockets package as the WebSocket client ------------------------------
+
+/// Sends 100 length-prefixed frames of varied sizes, one binary message each, and checks
+/// that each comes back intact as one binary message.
+const PYTHON_WS_CLIENT: &str = r#"
+import asyncio, struct, sys, websockets
+async def main(url):
+    async with websockets.connect(url, max_size=None, open_timeout=10) as ws:
+        frames = [bytes((i + j) & 0xff for j in range((i * 53) % 3000 + 1)) for i in range(100)]
+        for f in frames:
+            await ws.send(struct.pack('>I', len(f)) + f)
+        for f in frames:
+            msg = await asyncio.wait_for(ws.recv(), 10)
+            assert isinstance(msg, bytes), 'a binary message'
+            assert msg == struct.pack('>I', len(f)) + f, 'one intact frame per message'
+    print('python websockets ok', len(frames))
+asyncio.run(main(sys.argv[1]))
+"#;
+
+#[test]
+#[ignore = "interop: needs python3-websockets (Debian: apt-get install python3-websockets)"]
+fn python_websockets_round_trips_with_ws_echo_server() {
+    let python = python_with("websockets", "apt-get install -y python3-websockets");
+    let (mut server, addr) =
+        start_listening_example("echo_server", &["--transport", "ws", "--path", "/echo"]);
+    let out = output_within(
+        Command::new(python).args(["-c", PYTHON_WS_CLIENT, &format!("ws://{addr}/echo")]),
+        Duration::from_secs(60),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("python websockets ok 100"),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.signal_and_expect_clean_exit("-TERM");
+}
+
+// ---- Python's socket module as the UDP peer --------------------------------------------
+
+#[test]
+#[ignore = "interop: needs python3 (Debian: apt-get install python3)"]
+fn python_socket_peer_round_trips_frames_with_the_udp_echo_server() {
+    // One length-prefixed frame per datagram, from the source the reply must come from.
+    let python = python_with("socket", "apt-get install -y python3");
+    let (mut server, addr) = start_listening_example("echo_server", &["--transport", "udp"]);
+    let (host, port) = addr.rsplit_once(':').expect("host:port");
+    let script = r#"
+import socket, struct, sys
+host, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(10)
+for i in range(100):
+    payload = b"py-%d-" % i + bytes(i)
+    datagram = struct.pack(">I", len(payload)) + payload
+    s.sendto(datagram, (host, port))
+    echo, source = s.recvfrom(65536)
+    assert echo == datagram, (i, echo)
+    assert source == (host, port), source
+print("python udp ok 100")
+"#;
+    let out = output_within(
+        Command::new(python).args(["-c", script, host, port]),
+        Duration::from_secs(60),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("python udp ok 100"), "{text}");
+    server.signal_and_expect_clean_exit("-TERM");
+}
+
+// ---- openssl s_client as the TLS client -------------------------------------------------
+
+#[test]
+#[ignore = "interop: needs the openssl command (Debian: apt-get install openssl)"]
+fn openssl_s_client_round_trips_a_frame_with_the_echo_server_example() {
+    assert!(
+        runs("openssl", &["version"]),
+        "this test needs the `openssl` command (Debian: apt-get install -y openssl), as .ci/run does"
+    );
+    // A CA and a certificate for localhost it signed, from the tls_cert example.
+    let dir = tls_cert_files("interop-openssl");
+    let (cert, key, ca) = (
+        dir.path("cert.pem"),
+        dir.path("key.pem"),
+        dir.path("ca.pem"),
+    );
+    let (server, addr) = start_listening_example(
+        "echo_server",
+        &["--threads", "1", "--tls-cert", &cert, "--tls-key", &key],
+    );
+
+    let mut s_client = Command::new("openssl")
+        .args(["s_client", "-connect", &addr, "-servername", "localhost"])
+        .args([
+            "-quiet",
+            "-verify_return_error",
+            "-verify_hostname",
+            "localhost",
+        ])
+        .args(["-CAfile", &ca])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start openssl s_client");
+    let payload = b"hello from openssl";
+    let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(payload);
+    let mut stdin = s_client.stdin.take().unwrap();
+    stdin.write_all(&frame).unwrap();
+    stdin.flush().unwrap();
+    let mut out = s_client.stdout.take().unwrap();
+    let mut err = s_client.stderr.take().unwrap();
+    let s_client = ChildGuard::new(s_client);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let want = frame.len();
+    std::thread::spawn(move || {
+        let mut echoed = vec![0u8; want];
+        let _ = tx.send(out.read_exact(&mut echoed).map(|_| echoed));
+    });
+    let echoed = rx.recv_timeout(Duration::from_secs(20));
+    drop(stdin);
+    drop(s_client); // killed: its stderr is at its end
+    let mut stderr = String::new();
+    let _ = err.read_to_string(&mut stderr);
+    match echoed {
+        Ok(Ok(echoed)) => assert_eq!(echoed, frame, "the frame comes back whole"),
+        other => {
+            panic!("no echo from echo_server via openssl s_client: {other:?}; stderr: {stderr}")
+        }
+    }
+    drop(server);
+}
