@@ -10,72 +10,17 @@ use std::time::{Duration, Instant};
 
 use actix_http::ws::{CloseCode, CloseReason, Codec, Frame, Item, Message};
 use bytes::{BufMut, Bytes, BytesMut};
-use common::{kind, within, Behaviour, Event, Log, Probe, SECS5};
+use common::ws::{
+    echo_server, errors_of, length_prefixed, start_client, start_server, url, wait_closed, PATH,
+};
+use common::{kind, within, Behaviour, Event, SECS5};
 use futures::{SinkExt, StreamExt};
 use getty::tls::{TlsClientConfig, TlsServerConfig};
 use getty::ws::{WsClient, WsServer, WsServerHandle};
-use getty::{ClientEvent, ClientHandle, LengthDelimited, SessionConfig};
+use getty::{ClientEvent, SessionConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
-
-const PATH: &str = "/ws";
-
-async fn start_server(
-    server: WsServer,
-    behaviour: Behaviour,
-    config: SessionConfig,
-) -> (WsServerHandle, Arc<Log>, Arc<Behaviour>) {
-    let log = Arc::new(Log::default());
-    let behaviour = Arc::new(behaviour);
-    let handle = server
-        .path(PATH)
-        .workers(1)
-        .session_config(config)
-        .start(Probe::hook(log.clone(), behaviour.clone()))
-        .await
-        .expect("server starts");
-    (handle, log, behaviour)
-}
-
-async fn echo_server(config: SessionConfig) -> (WsServerHandle, Arc<Log>) {
-    let (server, log, _) = start_server(
-        WsServer::new("127.0.0.1:0"),
-        Behaviour {
-            echo: true,
-            ..Behaviour::default()
-        },
-        config,
-    )
-    .await;
-    (server, log)
-}
-
-fn url(server: &WsServerHandle) -> String {
-    format!("ws://{}{PATH}", server.local_addr())
-}
-
-fn start_client(client: WsClient, behaviour: Behaviour) -> (ClientHandle, Arc<Log>) {
-    let log = Arc::new(Log::default());
-    let behaviour = Arc::new(behaviour);
-    let l = log.clone();
-    let handle = client.start(move |_| {
-        Ok((
-            Probe {
-                log: l.clone(),
-                behaviour: behaviour.clone(),
-            },
-            LengthDelimited::new(),
-        ))
-    });
-    (handle, log)
-}
-
-fn length_prefixed(payload: &[u8]) -> Vec<u8> {
-    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(payload);
-    out
-}
 
 /// Completes a WebSocket upgrade by hand over a fresh TCP connection.
 async fn upgrade_raw(addr: SocketAddr, path: &str) -> TcpStream {
@@ -180,23 +125,6 @@ fn binary_payload(frame: Option<Frame>) -> Bytes {
         Some(Frame::Binary(bytes)) => bytes,
         other => panic!("expected a binary message, got {other:?}"),
     }
-}
-
-fn errors_of(log: &Log) -> Vec<&'static str> {
-    log.events()
-        .into_iter()
-        .filter_map(|(_, e)| match e {
-            Event::Error(k) => Some(k),
-            _ => None,
-        })
-        .collect()
-}
-
-async fn wait_closed(log: &Log, n: usize) {
-    log.wait_for(SECS5, "sessions closed", |events| {
-        events.iter().filter(|(_, e)| *e == Event::Close).count() >= n
-    })
-    .await;
 }
 
 #[actix_rt::test]

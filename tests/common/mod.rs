@@ -354,6 +354,7 @@ pub fn assert_closed_once(events: &[Event], error: Option<&'static str>) {
 
 pub mod process;
 pub mod rig;
+pub mod ws;
 
 /// Bytes a flood must have so that a reader which stops reading holds the peer back:
 /// more than the kernel's buffers can take between them. Loopback TCP may tune its
