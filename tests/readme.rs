@@ -1,4 +1,5 @@
-//! The README's option tables state the defaults the code really has (LESSONS.md #8).
+//! The README states what the code really does: the option tables' defaults (LESSONS.md
+//! #8), the commands that run the two test suites, and that `cargo test` needs only cargo.
 
 use std::time::Duration;
 
@@ -91,5 +92,68 @@ fn client_defaults_in_the_readme_match_the_code() {
             text.lines().any(|line| line.starts_with(&row)),
             "README lacks the row starting {row:?}"
         );
+    }
+}
+
+#[test]
+fn readme_and_ci_run_the_interop_suite_after_the_default_one() {
+    let command = "cargo test --test interop -- --ignored";
+    assert!(
+        readme().contains(&format!("\n{command}")),
+        "README shows {command:?}"
+    );
+    let ci =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/run")).expect(".ci/run");
+    let lines: Vec<&str> = ci.lines().map(str::trim).collect();
+    let default = lines.iter().position(|l| *l == "cargo test");
+    let interop = lines.iter().position(|l| *l == command);
+    assert!(
+        matches!((default, interop), (Some(d), Some(i)) if d < i),
+        ".ci/run runs `cargo test`, then `{command}`"
+    );
+}
+
+/// The default suite passes on a machine with only the Rust toolchain: outside
+/// `tests/interop.rs`, a test may start only `kill`, `sh`, cargo and the crate's examples,
+/// and every test in `tests/interop.rs` is ignored with what it needs.
+#[test]
+fn only_the_ignored_interop_suite_runs_programs_from_outside_cargo() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests");
+    let mut files = Vec::new();
+    for sub in ["", "/common"] {
+        for entry in std::fs::read_dir(format!("{dir}{sub}")).expect("tests dir") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() > 10, "found the test files: {files:?}");
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("read");
+        if path.ends_with("interop.rs") {
+            let lines: Vec<&str> = text.lines().map(str::trim).collect();
+            for (i, line) in lines.iter().enumerate() {
+                if line.starts_with("#[") && line.ends_with("test]") {
+                    assert!(
+                        lines[i + 1].starts_with("#[ignore = \"interop: needs "),
+                        "interop.rs line {}: a test without #[ignore = \"interop: needs ...\"]",
+                        i + 1
+                    );
+                }
+            }
+            continue;
+        }
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("Command::new(\"") {
+            rest = &rest[at + "Command::new(\"".len()..];
+            let program = &rest[..rest.find('"').expect("closing quote")];
+            assert!(
+                ["kill", "sh"].contains(&program),
+                "{} starts `{program}`, which a fresh machine may lack: \
+                 move that test to tests/interop.rs",
+                path.display()
+            );
+        }
     }
 }
