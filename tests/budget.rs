@@ -11,8 +11,9 @@
 //! Sized for a 2-core machine: `GETTY_BUDGET_CONNS` (default 1,000) sets the crowd and
 //! `GETTY_BUDGET_ROUNDS` (default 1) how many times it attacks.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -50,25 +51,6 @@ fn raise_fd_limit(need: u64) {
     );
 }
 
-/// The `echo_server` example, built by this test's cargo if it is not yet.
-fn echo_server_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    let path = dir.join("examples").join("echo_server");
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", "echo_server"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build --example echo_server failed");
-    }
-    path
-}
-
 /// A running `echo_server`, killed when dropped.
 struct Server {
     child: Child,
@@ -87,7 +69,7 @@ impl Drop for Server {
 
 impl Server {
     fn start(transport: &str, extra: &[&str]) -> Server {
-        let mut child = Command::new(echo_server_binary())
+        let mut child = Command::new(common::process::example("echo_server"))
             .args(["--transport", transport, "--addr", "127.0.0.1:0"])
             .args(["--memory-budget", &BUDGET_MIB.to_string()])
             .args(["--max-frame", "65536", "--stats-every", "0.2"])

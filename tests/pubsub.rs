@@ -7,6 +7,8 @@
 //! peers are plain tokio connections, except in the command-line test, which runs the
 //! example's binary.
 
+mod common;
+
 #[path = "../examples/common/pubsub.rs"]
 mod pubsub;
 
@@ -353,48 +355,9 @@ async fn the_client_subscribes_again_after_its_broker_restarts() {
     within(SECS10, "server stop", server.stop()).await;
 }
 
-/// The `pubsub` binary next to this test's, built once per test run if missing or
-/// stale (a no-op build when it is fresh).
+/// The `pubsub` example binary (built by this test's cargo if need be).
 fn pubsub_binary() -> PathBuf {
-    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BINARY.get_or_init(build_pubsub_binary).clone()
-}
-
-fn build_pubsub_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    let mut build = Command::new(env!("CARGO"));
-    build
-        .args(["build", "--example", "pubsub"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    // Without the variables `cargo test` set for this test: build scripts that watch them
-    // (ring's watches CARGO_MANIFEST_DIR) would otherwise rebuild, here and again in the
-    // next plain `cargo build`.
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        let set_by_cargo_test = name.starts_with("CARGO_PKG_")
-            || [
-                "CARGO_MANIFEST_DIR",
-                "CARGO_MANIFEST_PATH",
-                "CARGO_CRATE_NAME",
-                "CARGO_PRIMARY_PACKAGE",
-            ]
-            .contains(&&*name);
-        if set_by_cargo_test {
-            build.env_remove(&*name);
-        }
-    }
-    if profile_dir.file_name().is_some_and(|d| d == "release") {
-        build.arg("--release");
-    }
-    let status = build.status().expect("run cargo build");
-    assert!(status.success(), "cargo build --example pubsub: {status}");
-    let path = profile_dir.join("examples").join("pubsub");
-    assert!(path.exists(), "{} not built", path.display());
-    path
+    common::process::example("pubsub")
 }
 
 /// A child process, killed if the test ends before it exits.
