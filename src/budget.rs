@@ -74,6 +74,13 @@ impl Budget {
         self.used() >= self.limit
     }
 
+    /// Whether the sessions hold less than half the budget: then no session can be
+    /// held back (the shares and the excess allowance together cannot be reached before
+    /// the next reports), and the sessions skip the rest of the bookkeeping. One load.
+    fn relaxed(&self) -> bool {
+        self.used() < self.limit / 2
+    }
+
     /// What all sessions together may hold beyond their shares.
     fn excess_limit(&self) -> usize {
         self.limit / 4
@@ -132,6 +139,9 @@ impl Charge {
             self.held.store(held, Ordering::Relaxed);
             add_or_sub(&self.budget.used, before, held);
         }
+        if self.budget.relaxed() && self.excess.load(Ordering::Relaxed) == 0 {
+            return; // nothing beyond a share can matter yet, and none was reported
+        }
         let excess = held.saturating_sub(self.budget.share());
         let excess_before = self.excess.load(Ordering::Relaxed);
         if excess != excess_before {
@@ -143,7 +153,14 @@ impl Charge {
     /// Whether a session holding `held` bytes may not grow: it holds at least its fair
     /// share, and there is no room left beyond shares (see the module's rule).
     pub(crate) fn over_share(&self, held: usize) -> bool {
-        held >= self.budget.share() && self.budget.room_beyond_share() == 0
+        !self.budget.relaxed()
+            && held >= self.budget.share()
+            && self.budget.room_beyond_share() == 0
+    }
+
+    /// Whether the budget is far from spent (see [`Budget::relaxed`]).
+    pub(crate) fn relaxed(&self) -> bool {
+        self.budget.relaxed()
     }
 
     /// How many more bytes a session holding `held` may take before it reports again:
@@ -219,10 +236,19 @@ mod tests {
         let small = Charge::new(budget.clone());
         let third = Charge::new(budget.clone());
         let idle = Charge::new(budget.clone());
-        hog.set(400); // 150 beyond its share
-        assert!(!hog.over_share(400), "room left beyond shares");
-        // Room beyond shares: min(600 in the budget, 100 of the allowance) / 4 sessions.
+        hog.set(400); // 150 beyond its share, but under half the budget: not counted
+        assert!(hog.relaxed());
+        assert!(!hog.over_share(400));
+        assert_eq!(
+            hog.grant(400),
+            62,
+            "room beyond shares: 250 of the allowance / 4"
+        );
+        small.set(100); // half the budget held: the excess counts from now on
+        hog.set(400);
+        // Room beyond shares: min(500 in the budget, 100 of the allowance) / 4 sessions.
         assert_eq!(hog.grant(400), 25);
+        small.set(0);
         hog.set(500);
         assert!(hog.over_share(500), "the allowance is used up: held back");
         assert_eq!(hog.grant(500), 0);

@@ -314,7 +314,13 @@ impl SessionShared {
     /// count (only reading can complete it; the max frame length bounds it), nor do
     /// datagrams queued for the session (only reading drains them).
     fn budget_holds_reading(&self) -> bool {
+        // Reported on every read, so that many sessions reading at once are seen before
+        // their logic actors report; the verdict is skipped while the budget is far from
+        // spent.
         self.report_held(self.write_memory.load(Ordering::Relaxed));
+        if self.charge.relaxed() {
+            return false;
+        }
         self.charge.over_share(self.waiting_on_logic())
     }
 
