@@ -105,6 +105,21 @@ fn add_or_sub(counter: &AtomicUsize, before: usize, after: usize) {
     }
 }
 
+/// The budget's terms at one moment (see [`Charge::terms`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Terms {
+    pub(crate) share: usize,
+    pub(crate) room_beyond_share: usize,
+    pub(crate) limit: usize,
+}
+
+impl Terms {
+    /// See [`Charge::grant`].
+    pub(crate) fn grant(&self, held: usize) -> usize {
+        self.share.saturating_sub(held).max(self.room_beyond_share)
+    }
+}
+
 /// One session's account in its endpoint's budget: what it holds, as last reported.
 /// Only the session's logic actor reports (one writer); any thread may read.
 #[derive(Debug)]
@@ -165,9 +180,18 @@ impl Charge {
 
     /// How many more bytes a session holding `held` may take before it reports again:
     /// up to its fair share, or its part of the room beyond shares if that is more.
+    #[cfg(test)]
     pub(crate) fn grant(&self, held: usize) -> usize {
-        let to_share = self.budget.share().saturating_sub(held);
-        to_share.max(self.budget.room_beyond_share())
+        self.terms().grant(held)
+    }
+
+    /// The budget's terms now, read once for several decisions.
+    pub(crate) fn terms(&self) -> Terms {
+        Terms {
+            share: self.budget.share(),
+            room_beyond_share: self.budget.room_beyond_share(),
+            limit: self.budget.limit,
+        }
     }
 
     /// Whether the sessions together hold the whole budget.

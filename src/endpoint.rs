@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use actix::{Addr, Recipient};
 use tokio::sync::Notify;
 
-use crate::budget::{Budget, DEFAULT_MEMORY_BUDGET};
+use crate::budget::Budget;
 use crate::error::{Error, Result, SessionId};
 use crate::listener::EventListener;
 use crate::session::{start_session, AnySession, Control, SessionSetup};
@@ -90,12 +90,6 @@ pub(crate) struct EndpointShared {
     sessions: Mutex<BTreeMap<SessionId, AnySession>>,
     /// The memory budget its sessions' buffered bytes count against.
     budget: Arc<Budget>,
-}
-
-impl Default for EndpointShared {
-    fn default() -> Self {
-        Self::new(DEFAULT_MEMORY_BUDGET)
-    }
 }
 
 impl EndpointShared {

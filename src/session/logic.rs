@@ -579,11 +579,12 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
         // alone fills its share of a spent budget gets nothing; otherwise at least one
         // more write, so that frames read (which count too) still reach the listener
         // and drain.
-        let grant = match shared.charge.grant(memory) {
+        let terms = shared.charge.terms();
+        let grant = match terms.grant(memory) {
             0 => 0,
-            _ => shared.charge.grant(held).max(1),
+            _ => terms.grant(held).max(1),
         };
-        let (share, budget) = shared.charge.share_and_limit();
+        let (share, budget) = (terms.share, terms.limit);
         // The grant is memory; the buffer may be up to twice the bytes in it (it grows
         // by doubling), so bytes may grow to half of what memory may.
         let cap =

@@ -53,6 +53,10 @@ use handoff::{Entry, Handoff, Refused};
 use messages::{CloseSession, Payload};
 use stats::Counters;
 
+/// Bytes a reader may hand over without reporting them to the memory budget itself
+/// (its logic actor reports once per batch), while the budget is far from spent.
+const UNREPORTED_READ_AHEAD: usize = 16 * 1024;
+
 /// Life phases of a session, kept in an atomic so handles on any thread can see them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -314,9 +318,12 @@ impl SessionShared {
     /// count (only reading can complete it; the max frame length bounds it), nor do
     /// datagrams queued for the session (only reading drains them).
     fn budget_holds_reading(&self) -> bool {
-        // Reported on every read, so that many sessions reading at once are seen before
-        // their logic actors report; the verdict is skipped while the budget is far from
-        // spent.
+        // While the budget is far from spent and the logic actor keeps up, nothing to do
+        // (the common case, kept to a few loads per read). Otherwise report first, so
+        // that many sessions reading at once are seen before their logic actors report.
+        if self.charge.relaxed() && self.handed_over() < UNREPORTED_READ_AHEAD {
+            return false;
+        }
         self.report_held(self.write_memory.load(Ordering::Relaxed));
         if self.charge.relaxed() {
             return false;
