@@ -87,7 +87,7 @@ impl Server {
         // Only the lines that name an ending cause are kept (debug logs are many).
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("session ending on error") {
+                if line.contains("session ending on error") || line.contains("cannot echo") {
                     lines.lock().unwrap().push(line);
                 } else if line.starts_with("stats:") {
                     *last_stats.lock().unwrap() = line;
@@ -174,6 +174,13 @@ impl Server {
     }
 
     /// Sessions the server ended with an error whose text contains `what`.
+    /// Up to 5 ending lines that are not write timeouts, for failure messages.
+    fn other_endings(&self) -> Vec<String> {
+        let log = self.log.lock().unwrap();
+        let other = log.iter().filter(|l| !l.contains("write timeout"));
+        other.take(5).cloned().collect()
+    }
+
     fn endings(&self, what: &str) -> usize {
         self.log
             .lock()
@@ -562,7 +569,8 @@ async fn crowd_against_budget(transport: Transport) {
         assert_eq!(
             server.endings("write timeout"),
             rounds() * conns,
-            "each hostile {name} session ended with the write timeout"
+            "each hostile {name} session ended with the write timeout; other endings: {:?}",
+            server.other_endings()
         );
     }
     assert!(
