@@ -386,7 +386,8 @@ impl SessionShared {
 /// hand-over queue ([`SessionConfig::handoff_queue`] frames, default 1,024) until the
 /// logic actor encodes it, in the order the writes were made. [`try_write`](Self::try_write)
 /// fails at once when either bound is reached ([`Error::QueueFull`] or
-/// [`Error::HandoffFull`], each saying how full), [`write`](Self::write) waits for room.
+/// [`Error::HandoffFull`], each saying how full) or the endpoint's memory budget holds
+/// the session back ([`Error::MemoryBudget`]); [`write`](Self::write) waits for room.
 /// Every refusal is returned to its writer, counted in
 /// [`SessionStats::writes_refused`] and logged (once per run of refusals); nothing is
 /// dropped silently. Inside a listener callback, [`SessionContext`] writes straight into
