@@ -487,10 +487,11 @@ async fn crowd_against_budget(transport: Transport) {
     let _turn = ONE_AT_A_TIME.lock().await;
     let conns = crowd();
     raise_fd_limit(2 * conns as u64 + 16);
-    // A WebSocket connection also holds actix-web's own buffers (HTTP dispatcher, codec,
-    // payload channel), which the budget does not see: measured at about 1.3 MiB per
-    // connection under this attack, so its RSS is reported, not bounded, and its crowd
-    // is smaller by default.
+    // A WebSocket connection also holds actix-http's own buffers, which the budget does
+    // not see: its HTTP dispatcher reads up to 128 KiB ahead (its MAX_BUFFER_SIZE, not
+    // settable) and buffers writes, and a heap profile put them at most of the rest;
+    // about 1 MiB per connection under this attack in all. So its RSS is reported, not
+    // bounded, and its crowd is smaller by default.
     let conns = if transport == Transport::Ws {
         conns.min(200)
     } else {

@@ -34,6 +34,7 @@
 //! close frame (1000, or 1001 when the wait time ran out) and waits up to one second for
 //! the peer's answer before the connection is dropped.
 
+mod bounded_payload;
 mod client;
 mod inflow;
 mod pipe;

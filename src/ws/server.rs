@@ -19,6 +19,7 @@ use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use tokio_util::codec::{Decoder, Encoder};
 
+use super::bounded_payload::{Allowance, BoundedPayload};
 use super::pipe::{Pipe, PipeWriter, CLOSE_LINGER};
 use super::reader::{WsOptions, WsReader};
 use super::WsIn;
@@ -327,7 +328,11 @@ async fn upgrade<L: EventListener>(
     start_session_with_reader(setup, listener, codec, slot, writer, |seat| {
         let reader = WsReader::new(seat.codec, seat.shared, seat.logic, pipe.clone(), options);
         let codec = Codec::new().max_size(reader.bound());
-        let actor = WsServerActor { reader };
+        // Two of the largest frames (and their headers) may wait undecoded: a whole one
+        // always fits behind a partial one.
+        let allowance = Allowance::new(2 * (reader.bound() + 14));
+        let payload = BoundedPayload::new(payload, allowance.clone());
+        let actor = WsServerActor { reader, allowance };
         context = Some(Box::pin(WebsocketContext::with_codec(
             actor, payload, codec,
         )));
@@ -348,6 +353,9 @@ async fn upgrade<L: EventListener>(
 /// The reader of one server session: actix-web-actors feeds it the peer's messages.
 struct WsServerActor<D: Decoder<Item: Send + 'static>> {
     reader: WsReader<D>,
+    /// Told of every frame decoded, so the payload can be read on (see
+    /// `bounded_payload`).
+    allowance: Rc<Allowance>,
 }
 
 // Nothing in the actor is pinned in place; the decoder need not be Unpin.
@@ -377,6 +385,7 @@ where
         item: Result<aws::Message, aws::ProtocolError>,
         ctx: &mut WebsocketContext<Self>,
     ) {
+        self.allowance.decoded(&item);
         let msg = match item {
             Ok(aws::Message::Binary(bytes)) => WsIn::Data { bytes, text: false },
             Ok(aws::Message::Text(text)) => WsIn::Data {
