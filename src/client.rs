@@ -219,7 +219,7 @@ impl Client {
         Fut: Future<Output = Result<C>> + 'static,
         O: Fn(C, SessionSlot) + Send + Sync + 'static,
     {
-        let endpoint = Arc::new(EndpointShared::new(self.memory_budget));
+        let endpoint = Arc::new(EndpointShared::new(self.memory_budget, true));
         let pool = Arc::new(ArbiterPool::start(self.workers));
         let dialer = Dialer {
             dial: Arc::new(move || dial().boxed_local()),

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use crate::budget::Budget;
 use crate::error::{Error, Result, SessionId};
 use crate::listener::EventListener;
-use crate::session::{start_session, AnySession, Control, SessionSetup};
+use crate::session::{start_session, AnySession, Control, SessionSetup, SessionShared};
 use crate::supervisor::{DialFailed, Gone, Register, Supervisor};
 use crate::transport::{Address, Transport};
 use crate::SessionConfig;
@@ -84,17 +84,19 @@ pub(crate) struct EndpointShared {
     establish_failures: AtomicU64,
     stopping: AtomicBool,
     stop: Notify,
-    /// The open sessions, for [`ClientHandle::sessions`](crate::ClientHandle::sessions).
-    /// Locked only when a session opens or closes and when the list is read, never
-    /// across a callback.
-    sessions: Mutex<BTreeMap<SessionId, AnySession>>,
+    /// The open sessions, for [`ClientHandle::sessions`](crate::ClientHandle::sessions)
+    /// and the client's `SessionUp` events; kept by clients only (`None` on servers,
+    /// whose many sessions need not pay for it). Locked only when a session opens or
+    /// closes and when the list is read, never across a callback.
+    sessions: Option<Mutex<BTreeMap<SessionId, AnySession>>>,
     /// The memory budget its sessions' buffered bytes count against.
     budget: Arc<Budget>,
 }
 
 impl EndpointShared {
-    /// An endpoint whose sessions may hold `memory_budget` bytes buffered between them.
-    pub(crate) fn new(memory_budget: usize) -> Self {
+    /// An endpoint whose sessions may hold `memory_budget` bytes buffered between them;
+    /// with `lists_sessions`, it keeps a list of its open sessions (clients do).
+    pub(crate) fn new(memory_budget: usize, lists_sessions: bool) -> Self {
         EndpointShared {
             live: AtomicUsize::new(0),
             open: AtomicUsize::new(0),
@@ -106,7 +108,7 @@ impl EndpointShared {
             establish_failures: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
             stop: Notify::new(),
-            sessions: Mutex::new(BTreeMap::new()),
+            sessions: lists_sessions.then(|| Mutex::new(BTreeMap::new())),
             budget: Budget::new(memory_budget),
         }
     }
@@ -141,24 +143,24 @@ impl EndpointShared {
         }
     }
 
-    fn listed(&self) -> std::sync::MutexGuard<'_, BTreeMap<SessionId, AnySession>> {
+    fn listed(&self) -> Option<std::sync::MutexGuard<'_, BTreeMap<SessionId, AnySession>>> {
         // No user code runs under the lock, so a poisoned one still holds a sound map.
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn list(&self, session: &AnySession) {
-        self.listed().insert(session.id(), session.clone());
+        let list = self.sessions.as_ref()?;
+        Some(list.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     fn unlist(&self, id: SessionId) {
         // Dropped after the lock is released: the last handle may run a drop of its own.
-        let gone = self.listed().remove(&id);
+        let gone = self.listed().and_then(|mut list| list.remove(&id));
         drop(gone);
     }
 
-    /// The open sessions, in the order they were made.
+    /// The open sessions, in the order they were made (none on an endpoint that keeps
+    /// no list).
     pub(crate) fn sessions(&self) -> Vec<AnySession> {
-        self.listed().values().cloned().collect()
+        self.listed()
+            .map(|list| list.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub(crate) fn stats(&self) -> EndpointStats {
@@ -226,13 +228,27 @@ impl SessionSlot {
         self.endpoint.budget.clone()
     }
 
-    /// The session opened: count it, list it, and let the supervisor watch it.
-    pub(crate) fn opened(&mut self, session: AnySession, control: Recipient<Control>) {
+    /// The session opened: count it, list it (where the endpoint keeps a list, with the
+    /// handle `handle` makes), and let the supervisor watch it.
+    pub(crate) fn opened(
+        &mut self,
+        shared: Arc<SessionShared>,
+        control: Recipient<Control>,
+        handle: impl FnOnce() -> AnySession,
+    ) {
         self.opened = true;
         self.endpoint.opened.fetch_add(1, Ordering::Relaxed);
         self.endpoint.open.fetch_add(1, Ordering::Relaxed);
-        self.endpoint.list(&session);
-        self.supervisor.do_send(Register { session, control });
+        let session = self.endpoint.listed().map(|mut list| {
+            let session = handle();
+            list.insert(session.id(), session.clone());
+            session
+        });
+        self.supervisor.do_send(Register {
+            shared,
+            session,
+            control,
+        });
     }
 
     /// A dial for this slot failed; the slot is released (as refused) right after.

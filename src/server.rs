@@ -139,7 +139,7 @@ impl Server {
         L: EventListener,
         F: NewSession<L>,
     {
-        let endpoint = Arc::new(EndpointShared::new(self.memory_budget));
+        let endpoint = Arc::new(EndpointShared::new(self.memory_budget, false));
         let supervisor = Supervisor::new(endpoint.clone(), &self.config).start();
         let pool = Arc::new(ArbiterPool::start(self.workers));
         let acceptor = Acceptor {

@@ -126,7 +126,9 @@ impl Message for DialFailed {
 
 /// A session started: watch it.
 pub(crate) struct Register {
-    pub(crate) session: AnySession,
+    pub(crate) shared: Arc<SessionShared>,
+    /// A handle for the client's `SessionUp` event (clients only).
+    pub(crate) session: Option<AnySession>,
     pub(crate) control: Recipient<Control>,
 }
 
@@ -283,7 +285,7 @@ impl Handler<Register> for Supervisor {
             // Accepted just before the stop: it closes like the others.
             msg.control.do_send(Control::Shutdown);
         }
-        let shared = msg.session.shared().clone();
+        let shared = msg.shared;
         let tick = tick_for(&shared.config);
         if tick < self.tick {
             self.tick = tick;
@@ -301,9 +303,10 @@ impl Handler<Register> for Supervisor {
                 opened_ms: now,
             },
         );
-        let peer = msg.session.peer_addr().clone();
-        let session = msg.session;
-        self.emit(ClientEvent::SessionUp { id, peer, session });
+        if let Some(session) = msg.session {
+            let peer = session.peer_addr().clone();
+            self.emit(ClientEvent::SessionUp { id, peer, session });
+        }
     }
 }
 

@@ -517,8 +517,12 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
                 }
                 continue;
             }
-            // Everything queued is written: the writes still handed over fit now.
-            if self.phase == Phase::Open && !self.session.handoff().is_empty() {
+            // Everything queued is written: the writes still handed over fit now (and
+            // only then go round again, so the loop always makes progress).
+            if self.phase == Phase::Open
+                && !self.session.handoff().is_empty()
+                && self.out.has_room()
+            {
                 continue;
             }
             break false;
@@ -719,8 +723,11 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
     fn open(&mut self, ctx: &mut Context<Self>) {
         self.phase = Phase::Open;
         self.shared().set_phase(Phase::Open);
-        let session = AnySession::new(self.session.clone());
-        self.slot.opened(session, ctx.address().recipient());
+        let session = &self.session;
+        let shared = session.shared().clone();
+        self.slot.opened(shared, ctx.address().recipient(), || {
+            AnySession::new(session.clone())
+        });
         ctx.spawn(Pump);
         tracing::debug!(parent: &self.span, "session open");
     }

@@ -312,7 +312,7 @@ fn start_supervisor(
     config: &SessionConfig,
     memory_budget: usize,
 ) -> (Arc<EndpointShared>, Addr<Supervisor>) {
-    let endpoint = Arc::new(EndpointShared::new(memory_budget));
+    let endpoint = Arc::new(EndpointShared::new(memory_budget, false));
     let supervisor = Supervisor::new(endpoint.clone(), config).start();
     (endpoint, supervisor)
 }

@@ -206,7 +206,7 @@ impl WsServer {
         L: EventListener,
         F: NewSession<L>,
     {
-        let endpoint = Arc::new(EndpointShared::new(self.memory_budget));
+        let endpoint = Arc::new(EndpointShared::new(self.memory_budget, false));
         let supervisor = Supervisor::new(endpoint.clone(), &self.config).start();
         let state = Arc::new(ServerState::<L> {
             hook: Arc::new(new_session),
