@@ -4,7 +4,9 @@
 //! It never touches a socket and holds no lock: it reads each session's timestamps from
 //! shared atomics on a tick and sends a [`Control`] message when something is due. Stop
 //! requests are messages too, handled one at a time, so a stop cannot race a session
-//! that is closing (the deadlock getty's users hit, LESSONS.md #1).
+//! that is closing. Rule: no lock is held across a callback or a close; getty's own
+//! client deadlocked when its shutdown held its lock while a closing session re-entered
+//! the reconnect logic that wanted the same lock.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -106,7 +108,9 @@ struct Watched {
 }
 
 /// A client's re-dial state: the supervisor alone decides when to dial, so there is one
-/// owner of the dial state and never more than `wanted` sessions or dials (LESSONS #2).
+/// owner of the dial state and never more than `wanted` sessions or dials. Rule: one
+/// owner of dialing, so two dialers can never serve one slot, and a stop cancels any
+/// pending backoff at once (getty once ran two reconnections at once for one slot).
 pub(crate) struct Redial {
     /// The connection number.
     pub(crate) wanted: usize,
@@ -322,8 +326,9 @@ impl Handler<Gone> for Supervisor {
         if self.stop_waiters.is_none() {
             if let Some(redial) = self.redial.as_mut() {
                 // Only a session that stayed up proves the server healthy; a failed dial, a
-                // refusal or a session that died young counts as a failed attempt
-                // (LESSONS #3), so none of them can drive a hot loop.
+                // refusal or a session that died young counts as a failed attempt (a
+                // session counts from its dial, not from on_open), so none of them can
+                // drive a hot loop.
                 let stable_ms = redial.backoff.stable_after().as_millis() as u64;
                 match watched {
                     Some(w) if clock::now_ms() - w.opened_ms >= stable_ms => redial.backoff.reset(),

@@ -208,7 +208,9 @@ async fn stop_during_a_long_backoff_resolves_at_once_and_dials_no_more() {
     );
 }
 
-/// LESSONS #1 and #3: stopping while sessions fail and re-dial never deadlocks.
+/// Rules: no lock is held across a close, and stop and re-dial are messages to one
+/// supervisor; every failure feeds the same backoff. So stopping while sessions fail and
+/// re-dial never deadlocks.
 #[actix::test]
 async fn stop_while_sessions_fail_and_redial_never_hangs() {
     let behaviour = Behaviour {

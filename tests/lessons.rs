@@ -1,5 +1,5 @@
-//! Regression tests for the bugs getty's own users hit (shared/LESSONS.md), tried over
-//! real sockets.
+//! Regression tests for bugs that getty's own users hit, tried over real sockets. Each
+//! test names the rule that keeps its bug impossible.
 
 mod common;
 
@@ -10,7 +10,10 @@ use common::*;
 use futures::StreamExt;
 use getty::{Error, SessionConfig};
 
-/// LESSONS #4: frames written at once from many threads never interleave on the wire.
+/// Rule: one writer per session, owned by the logic actor, and a frame is encoded whole
+/// before anything else can be (getty interleaved the bytes of two frames when a large
+/// write was split and another writer slipped in). So frames written at once from many
+/// threads never interleave on the wire.
 #[actix::test]
 async fn concurrent_writers_never_interleave_frames() {
     const THREADS: usize = 8;
@@ -63,8 +66,10 @@ async fn concurrent_writers_never_interleave_frames() {
     server.stop().await;
 }
 
-/// LESSONS #5: writing to a session while its peer resets, and while the server shuts
-/// down, never panics: each write succeeds or fails with an error.
+/// Rule: a write on a closed or closing session returns `Error::Closed`, and the handle
+/// outlives the connection safely (getty dereferenced a nil connection and panicked).
+/// So writing to a session while its peer resets, and while the server shuts down,
+/// never panics: each write succeeds or fails with an error.
 #[actix::test]
 async fn writes_racing_a_reset_and_a_shutdown_never_panic() {
     let (server, log, _) = start_probe_server(

@@ -1,5 +1,7 @@
-//! The README states what the code really does: the option tables' defaults (LESSONS.md
-//! #8), the commands that run the two test suites, and that `cargo test` needs only cargo.
+//! The README states what the code really does: the option tables' defaults (every
+//! default is documented where it is set and in the README, so users need not guess
+//! heartbeat, timeout or reconnect limits), the commands that run the two test suites,
+//! and that `cargo test` needs only cargo.
 
 use std::time::Duration;
 
