@@ -204,9 +204,9 @@ impl Charge {
         self.held.load(Ordering::Relaxed)
     }
 
-    /// The fair share and the whole budget, for error messages.
-    pub(crate) fn share_and_limit(&self) -> (usize, usize) {
-        (self.budget.share(), self.budget.limit())
+    /// One session's fair share of the budget now.
+    pub(crate) fn share(&self) -> usize {
+        self.budget.share()
     }
 
     /// Closes the account: what the session held goes back, and it no longer counts

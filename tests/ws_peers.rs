@@ -80,6 +80,30 @@ fn close_code(message: Option<Message>) -> CloseCode {
 
 /// Reads until the connection ends (5 s at most), asserting that nothing but pings and
 /// pongs comes first.
+/// Pings the getty peer with `payload` and reads (5 s at most) until its pong, with the
+/// same payload, and at least `pings` of its own pings have come; anything else fails.
+async fn ping_and_expect_pings(ws: &mut Tung, payload: &'static [u8], pings: usize) {
+    ws.send(Message::Ping(Bytes::from_static(payload)))
+        .await
+        .unwrap();
+    let (mut seen, mut pong) = (0, None);
+    within(SECS5, async {
+        for _ in 0..MAX_MESSAGES {
+            match ws.next().await {
+                Some(Ok(Message::Ping(_))) => seen += 1,
+                Some(Ok(Message::Pong(payload))) => pong = Some(payload),
+                other => panic!("only pings and pongs expected, got {other:?}"),
+            }
+            if pong.is_some() && seen >= pings {
+                return;
+            }
+        }
+        panic!("{MAX_MESSAGES} messages without a pong and {pings} pings");
+    })
+    .await;
+    assert_eq!(pong.as_deref(), Some(payload));
+}
+
 async fn expect_end(ws: &mut Tung) {
     let rest = next_data(ws).await;
     assert!(rest.is_none(), "the connection ends, got {rest:?}");
@@ -166,25 +190,7 @@ async fn ping_pong_both_ways_with_a_tungstenite_client_keeps_the_session_alive()
     let mut ws = tung_client(&server).await;
 
     // The client's ping gets a pong with its payload; the server's own pings arrive.
-    ws.send(Message::Ping(Bytes::from_static(b"are you there")))
-        .await
-        .unwrap();
-    let (mut pings, mut pong) = (0, None);
-    within(SECS5, async {
-        for _ in 0..MAX_MESSAGES {
-            match ws.next().await {
-                Some(Ok(Message::Ping(_))) => pings += 1,
-                Some(Ok(Message::Pong(payload))) => pong = Some(payload),
-                other => panic!("only pings and pongs expected, got {other:?}"),
-            }
-            if pong.is_some() && pings >= 3 {
-                return;
-            }
-        }
-        panic!("{MAX_MESSAGES} messages without a pong and 3 pings");
-    })
-    .await;
-    assert_eq!(pong.as_deref(), Some(&b"are you there"[..]));
+    ping_and_expect_pings(&mut ws, b"are you there", 3).await;
 
     // tungstenite answers the server's pings by itself (on each read). Idle for three
     // read timeouts, reading only: the pongs count as activity, so the session stays.
@@ -354,25 +360,7 @@ async fn ws_client_round_trips_frames_with_a_tungstenite_server_and_answers_its_
     assert_eq!(messages_of(&log), want);
 
     // The server's ping gets a pong with its payload; the client's own pings arrive.
-    ws.send(Message::Ping(Bytes::from_static(b"server ping")))
-        .await
-        .unwrap();
-    let (mut pings, mut pong) = (0, None);
-    within(SECS5, async {
-        for _ in 0..MAX_MESSAGES {
-            match ws.next().await {
-                Some(Ok(Message::Ping(_))) => pings += 1,
-                Some(Ok(Message::Pong(payload))) => pong = Some(payload),
-                other => panic!("only pings and pongs expected, got {other:?}"),
-            }
-            if pong.is_some() && pings >= 2 {
-                return;
-            }
-        }
-        panic!("{MAX_MESSAGES} messages without a pong and 2 pings");
-    })
-    .await;
-    assert_eq!(pong.as_deref(), Some(&b"server ping"[..]));
+    ping_and_expect_pings(&mut ws, b"server ping", 2).await;
 
     // Stopping the client runs the close handshake: 1000, then the end.
     let stopping = actix_rt::spawn(async move { client.stop().await });

@@ -362,7 +362,7 @@ impl SessionShared {
     /// quarter of the session's fair share of the endpoint's memory budget, so that with
     /// many sessions one batch and its replies cannot take a session far past its share.
     pub(crate) fn max_read_chunk(&self, min: usize, max: usize) -> usize {
-        (self.charge.share_and_limit().0 / 4).clamp(min, max)
+        (self.charge.share() / 4).clamp(min, max)
     }
 
     /// Whether the endpoint's memory budget is spent (readers then read in small chunks).
@@ -593,7 +593,8 @@ impl<Out: Send + 'static> Session<Out> {
         }
         let queued = self.queued_bytes();
         if self.shared.budget_blocked.load(Ordering::Relaxed) {
-            let (share, budget) = self.shared.charge.share_and_limit();
+            let terms = self.shared.charge.terms();
+            let (share, budget) = (terms.share, terms.limit);
             let err = Error::MemoryBudget {
                 session: Some(id),
                 queued,

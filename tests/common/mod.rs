@@ -296,15 +296,18 @@ pub async fn wait_until(limit: Duration, what: &str, cond: impl Fn() -> bool) {
 
 pub const SECS5: Duration = Duration::from_secs(5);
 
-/// Starts a client of `addr` whose sessions are probes recording into a new log.
-pub fn start_probe_client(
-    client: getty::TcpClient,
+/// A new log, and a client's `new_session` hook whose sessions are probes recording
+/// into it with the length-delimited codec's own default bound.
+pub fn probe_client_hook(
     behaviour: Behaviour,
-) -> (getty::TcpClientHandle, Arc<Log>) {
+) -> (
+    Arc<Log>,
+    impl Fn(&mut getty::SessionSetup) -> getty::Result<(Probe, LengthDelimited)> + Send + Sync + 'static,
+) {
     let log = Arc::new(Log::default());
     let behaviour = Arc::new(behaviour);
     let l = log.clone();
-    let handle = client.start(move |_| {
+    let hook = move |_: &mut getty::SessionSetup| {
         Ok((
             Probe {
                 log: l.clone(),
@@ -312,8 +315,17 @@ pub fn start_probe_client(
             },
             LengthDelimited::new(),
         ))
-    });
-    (handle, log)
+    };
+    (log, hook)
+}
+
+/// Starts a client of `addr` whose sessions are probes recording into a new log.
+pub fn start_probe_client(
+    client: getty::TcpClient,
+    behaviour: Behaviour,
+) -> (getty::TcpClientHandle, Arc<Log>) {
+    let (log, hook) = probe_client_hook(behaviour);
+    (client.start(hook), log)
 }
 
 /// Waits for the one session of `log` to close and returns its events.

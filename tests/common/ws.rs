@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use getty::ws::{WsClient, WsServer, WsServerHandle};
-use getty::{ClientHandle, LengthDelimited, SessionConfig};
+use getty::{ClientHandle, SessionConfig};
 
 use super::{Behaviour, Event, Log, Probe, SECS5};
 
@@ -51,19 +51,8 @@ pub fn url(server: &WsServerHandle) -> String {
 
 /// Starts `client`, its sessions probes recording into a new log.
 pub fn start_client(client: WsClient, behaviour: Behaviour) -> (ClientHandle, Arc<Log>) {
-    let log = Arc::new(Log::default());
-    let behaviour = Arc::new(behaviour);
-    let l = log.clone();
-    let handle = client.start(move |_| {
-        Ok((
-            Probe {
-                log: l.clone(),
-                behaviour: behaviour.clone(),
-            },
-            LengthDelimited::new(),
-        ))
-    });
-    (handle, log)
+    let (log, hook) = super::probe_client_hook(behaviour);
+    (client.start(hook), log)
 }
 
 /// `payload` as one length-delimited frame: a 4-byte big-endian length, then the bytes.
