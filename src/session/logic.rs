@@ -103,9 +103,9 @@ pub(crate) struct ReaderSeat<L: EventListener> {
 }
 
 /// Starts a session whose reader is started by `start_reader` (on this arbiter), for a
-/// transport whose reader is an actor of its own (the WebSocket server's is an
-/// actix-web-actors context). A reader that takes no [`StopReading`] (`None`) must end
-/// by itself when the connection does; frames it forwards once a close began are
+/// transport whose reader is an actor of its own (the WebSocket readers). The reader is
+/// sent [`StopReading`] when the session ends; one that takes none (`None`) must end by
+/// itself when the connection does. Frames a reader forwards once a close began are
 /// dropped. Returns a handle to the new session.
 pub(crate) fn start_session_with_reader<L, W>(
     setup: SessionSetup,

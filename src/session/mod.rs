@@ -28,7 +28,7 @@ pub(crate) use inbox::{BatchPool, InboxSender};
 pub(crate) use logic::{
     start_session, start_session_with, start_session_with_reader, SessionWriter,
 };
-pub(crate) use messages::{Control, Inbound, MessageRejected};
+pub(crate) use messages::{Control, Inbound, MessageRejected, StopReading};
 pub(crate) use out_buffer::MessageLimit;
 pub(crate) use reader::forward;
 

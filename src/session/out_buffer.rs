@@ -235,7 +235,7 @@ impl<C> OutBuffer<C> {
     {
         self.check_room()?;
         self.ensure_buffer();
-        let start = self.buf.len();
+        let (start, capacity) = (self.buf.len(), self.buf.capacity());
         if let Err(err) = self.codec.encode(frame, &mut self.buf) {
             self.buf.truncate(start);
             self.release_if_empty();
@@ -244,6 +244,7 @@ impl<C> OutBuffer<C> {
         self.check_message(start)?;
         self.end_message(start);
         self.queued_since(start);
+        self.fit_allocation(capacity);
         Ok(())
     }
 
@@ -254,7 +255,7 @@ impl<C> OutBuffer<C> {
     {
         self.check_room()?;
         self.ensure_buffer();
-        let start = self.buf.len();
+        let (start, capacity) = (self.buf.len(), self.buf.capacity());
         let ends_before = self.message_ends.as_ref().map_or(0, VecDeque::len);
         let mut count = 0;
         for frame in frames {
@@ -275,6 +276,7 @@ impl<C> OutBuffer<C> {
             count += 1;
         }
         self.queued_since(start);
+        self.fit_allocation(capacity);
         Ok(count)
     }
 
@@ -289,11 +291,12 @@ impl<C> OutBuffer<C> {
             return Err(Error::from_encode(err).with_session(self.id));
         }
         self.ensure_buffer();
-        let start = self.buf.len();
+        let (start, capacity) = (self.buf.len(), self.buf.capacity());
         self.buf.extend_from_slice(bytes);
         self.check_message(start)?;
         self.end_message(start);
         self.queued_since(start);
+        self.fit_allocation(capacity);
         Ok(())
     }
 
@@ -369,6 +372,25 @@ impl<C> OutBuffer<C> {
             self.writable = true;
         }
         self.release_if_empty();
+    }
+
+    /// Keeps the allocation near what the queue may hold. Codecs grow the buffer by
+    /// doubling, so a queue just past half its limit (the high-water mark, or the
+    /// budget's cap when lower) would take up to twice the limit in memory, all of it
+    /// counted against the endpoint's budget. When a write grows the buffer past the
+    /// limit, the queued bytes move once to an allocation of the limit's size (or of
+    /// what is queued, if more), which the writes up to the limit fill without growing.
+    /// It costs one copy per fill past the limit, which only a peer that reads slower
+    /// than it is written to ever causes.
+    fn fit_allocation(&mut self, capacity_before: usize) {
+        let capacity = self.buf.capacity();
+        let fitted = self.high_water.min(self.gate.cap).max(self.buf.len());
+        if capacity > capacity_before && capacity > fitted {
+            let mut buf = BytesMut::with_capacity(fitted);
+            buf.extend_from_slice(&self.buf);
+            self.buf = buf;
+            self.start_moved = false;
+        }
     }
 
     /// Takes a buffer from the thread's pool if this queue gave its own back.
@@ -463,6 +485,48 @@ mod tests {
         q.consume(1);
         assert!(q.is_writable());
         q.encode(Bytes::from_static(b"x")).unwrap();
+    }
+
+    /// Fills a queue with 1,000-byte frames until it refuses one; returns what it holds.
+    fn fill(q: &mut OutBuffer<LengthDelimited>) -> usize {
+        for _ in 0..10_000 {
+            if q.encode(Bytes::from(vec![7; 1000])).is_err() {
+                return q.len();
+            }
+        }
+        panic!("the queue never refused a write");
+    }
+
+    #[test]
+    fn a_full_queue_takes_no_more_memory_than_its_limit_and_one_frame() {
+        let limit = 300_000; // not a power of two: doubling would overshoot to 512 KiB
+        let mut q = queue(limit, limit / 2);
+        let held = fill(&mut q);
+        assert!(held >= limit && held < limit + 1004);
+        assert!(q.memory() < limit + 1004, "{} bytes for {held}", q.memory());
+        // What was queued is intact: drained in order, every frame whole.
+        let mut seen = 0;
+        while !q.is_empty() {
+            let chunk = q.chunk();
+            assert_eq!(&chunk[..4], &1000u32.to_be_bytes());
+            q.consume(1004);
+            seen += 1;
+        }
+        assert_eq!(seen * 1004, held);
+    }
+
+    #[test]
+    fn the_budget_cap_bounds_the_allocation_too() {
+        let mut q = queue(1 << 20, 1 << 19);
+        let cap = 100_000;
+        q.set_budget_gate(BudgetGate {
+            cap,
+            share: cap,
+            budget: 10 * cap,
+        });
+        let held = fill(&mut q);
+        assert!(held >= cap && held < cap + 1004);
+        assert!(q.memory() < cap + 1004, "{} bytes for {held}", q.memory());
     }
 
     fn pooled() -> usize {

@@ -6,19 +6,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use actix_http::ws::{Frame, Message, ProtocolError};
+use actix_http::ws::Message;
 use actix_web::http::Uri;
 use futures::future::poll_fn;
 use futures::stream::StreamExt;
 use futures::{Sink, SinkExt};
-use tokio_util::codec::Decoder;
 
 use super::pipe::{Pipe, PipeWriter, CLOSE_LINGER};
-use super::reader::{WsOptions, WsReader};
-use super::WsIn;
+use super::reader::{Stop, WsOptions, WsReader, WsReaderActor};
 use crate::client::{Client, ClientHandle};
 use crate::endpoint::{prepare_session, NewSession, SessionFactory};
-use crate::error::{BoxError, Error, Result};
+use crate::error::{Error, Result};
 use crate::listener::EventListener;
 use crate::session::{start_session_with_reader, SessionWriter};
 use crate::tls::TlsClientConfig;
@@ -173,12 +171,9 @@ impl WsClient {
                 start_session_with_reader(setup, listener, codec, slot, writer, |seat| {
                     let reader =
                         WsReader::new(seat.codec, seat.shared, seat.logic, pipe.clone(), options);
-                    let actor = WsClientActor::create(move |ctx| {
-                        ctx.add_stream(stream);
-                        WsClientActor { reader }
-                    });
-                    actix_rt::spawn(pump(pipe, sink, actor.recipient()));
-                    None
+                    let actor = WsReaderActor::start(reader, stream);
+                    actix_rt::spawn(pump(pipe, sink, actor.clone().recipient()));
+                    Some(actor.recipient())
                 });
             })
     }
@@ -244,68 +239,4 @@ where
     pipe.mark_dead();
     drop(sink);
     let _ = reader.try_send(Stop);
-}
-
-/// Tells a client reader to stop: the connection is over.
-struct Stop;
-
-impl actix::Message for Stop {
-    type Result = ();
-}
-
-/// The reader of one client session: its stream is the connection's incoming frames.
-struct WsClientActor<D: Decoder<Item: Send + 'static>> {
-    reader: WsReader<D>,
-}
-
-// Nothing in the actor is pinned in place; the decoder need not be Unpin.
-impl<D: Decoder<Item: Send + 'static>> Unpin for WsClientActor<D> {}
-
-impl<D> Actor for WsClientActor<D>
-where
-    D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + 'static,
-{
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(self.reader.ping_interval(), |act, _| act.reader.ping());
-    }
-
-    fn stopped(&mut self, _: &mut Context<Self>) {
-        self.reader.stopped();
-    }
-}
-
-impl<D> StreamHandler<std::result::Result<Frame, ProtocolError>> for WsClientActor<D>
-where
-    D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + 'static,
-{
-    fn handle(&mut self, item: std::result::Result<Frame, ProtocolError>, ctx: &mut Context<Self>) {
-        let msg = match item {
-            Ok(Frame::Binary(bytes)) => WsIn::Data { bytes, text: false },
-            Ok(Frame::Text(bytes)) => WsIn::Data { bytes, text: true },
-            Ok(Frame::Continuation(item)) => WsIn::Continuation(item),
-            Ok(Frame::Ping(payload)) => WsIn::Ping(payload),
-            Ok(Frame::Pong(_)) => WsIn::Pong,
-            Ok(Frame::Close(reason)) => WsIn::Close(reason),
-            Err(err) => return self.reader.on_protocol_error::<Self>(&err, ctx),
-        };
-        self.reader.on_message::<Self>(msg, ctx);
-    }
-
-    fn finished(&mut self, ctx: &mut Context<Self>) {
-        self.reader.finished::<Self>(ctx);
-    }
-}
-
-impl<D> Handler<Stop> for WsClientActor<D>
-where
-    D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + 'static,
-{
-    type Result = ();
-
-    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
-        self.reader.finished::<Self>(ctx);
-        ctx.stop();
-    }
 }

@@ -4,8 +4,6 @@
 
 use std::sync::Arc;
 
-use actix::fut::wrap_future;
-use actix::prelude::*;
 use actix_http::ws::{CloseCode, CloseReason, Item, ProtocolError};
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::Decoder;
@@ -27,8 +25,6 @@ pub(crate) enum WsIn {
     Ping(Bytes),
     Pong,
     Close(Option<CloseReason>),
-    /// Nothing to do.
-    Nop,
 }
 
 /// What the reader must do after a message.
@@ -97,7 +93,7 @@ where
             }
             WsIn::Continuation(item) => self.on_fragment(item),
             WsIn::Ping(payload) => Step::Pong(payload),
-            WsIn::Pong | WsIn::Nop => Step::Nothing,
+            WsIn::Pong => Step::Nothing,
             WsIn::Close(reason) => Step::Closed(reason),
         }
     }
@@ -186,20 +182,4 @@ pub(crate) fn protocol_error(err: &ProtocolError, bound: usize) -> (Error, Close
         ),
         other => (Error::websocket(other.to_string()), CloseCode::Protocol),
     }
-}
-
-/// While the session asks the reader to pause (write queue full, or the application),
-/// reads nothing more: the actor waits before its next message.
-pub(crate) fn wait_while_paused<A>(shared: &Arc<SessionShared>, ctx: &mut A::Context)
-where
-    A: Actor,
-    A::Context: AsyncContext<A>,
-{
-    let mut probe = std::task::Context::from_waker(futures::task::noop_waker_ref());
-    if shared.poll_read_allowed(&mut probe).is_ready() {
-        return;
-    }
-    let shared = shared.clone();
-    let allowed = futures::future::poll_fn(move |cx| shared.poll_read_allowed(cx));
-    ctx.wait(wrap_future::<_, A>(allowed));
 }

@@ -1,5 +1,5 @@
-//! WebSocket endpoints: [`WsServer`] (actix-web with actix-web-actors) and [`WsClient`]
-//! (awc), with the same sessions, listeners, codecs and options as TCP.
+//! WebSocket endpoints: [`WsServer`] (actix-web, with actix-http's WebSocket codec) and
+//! [`WsClient`] (awc), with the same sessions, listeners, codecs and options as TCP.
 //!
 //! ## Messages and frames
 //! Binary WebSocket messages carry the codec's bytes. Each incoming message is fed to
@@ -34,9 +34,9 @@
 //! close frame (1000, or 1001 when the wait time ran out) and waits up to one second for
 //! the peer's answer before the connection is dropped.
 
-mod bounded_payload;
 mod client;
 mod inflow;
+mod payload_frames;
 mod pipe;
 mod reader;
 mod server;
@@ -44,4 +44,3 @@ mod server;
 pub use client::WsClient;
 pub use server::{WsServer, WsServerHandle};
 
-pub(crate) use inflow::WsIn;

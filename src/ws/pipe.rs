@@ -295,17 +295,16 @@ impl Drop for PipeWriter {
         s.wake_pump();
         // The session is gone. The pump ends the connection once the close handshake is
         // over or has lingered long enough, but only while the socket takes what it
-        // writes: a peer that never reads leaves it stuck, and actix-web would keep the
-        // connection open (reading and discarding what the peer sends) for as long as
-        // the peer likes. Past twice the linger, shut the socket, which ends it.
+        // writes: a peer that never reads leaves actix-web's dispatcher stuck flushing
+        // (even after the body ended, with the close frame in its buffer), and it would
+        // keep the connection open for as long as the peer likes. Past twice the linger,
+        // shut the socket, which ends it. A connection that already ended is shut too:
+        // this descriptor is a duplicate, so the shutdown is all that happens.
         if let Some(socket) = s.socket.clone() {
-            let pipe = self.0.clone();
             actix_rt::spawn(async move {
                 tokio::time::sleep(2 * CLOSE_LINGER).await;
-                if !pipe.0.borrow().dead {
-                    tracing::debug!("websocket connection outlived its session; shutting it");
-                    let _ = socket.shutdown(std::net::Shutdown::Both);
-                }
+                tracing::debug!("websocket connection outlived its session by the linger; shutting it");
+                let _ = socket.shutdown(std::net::Shutdown::Both);
             });
         }
     }

@@ -7,14 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use actix_http::ws::{CloseCode, Message, ProtocolError};
+use actix_http::ws::{CloseCode, Frame, Message, ProtocolError};
+use futures::Stream;
 use bytes::Bytes;
 use tokio_util::codec::Decoder;
 
-use super::inflow::{protocol_error, wait_while_paused, Inflow, Step, WsIn};
+use super::inflow::{protocol_error, Inflow, Step, WsIn};
 use super::pipe::Pipe;
 use crate::error::{BoxError, Error};
-use crate::session::{forward, Inbound, InboxSender, SessionShared};
+use crate::session::{forward, Inbound, InboxSender, SessionShared, StopReading};
 
 /// Options of a WebSocket endpoint that its readers apply (default: pings every cron
 /// period, no text).
@@ -98,7 +99,6 @@ where
             Step::Frames(batch) => {
                 let upto = self.shared.forwarded_upto();
                 forward::<A, _>(&self.logic, Inbound::Frames(batch, upto), None, ctx);
-                wait_while_paused::<A>(&self.shared, ctx);
             }
             Step::Pong(payload) => self.pipe.push_control(Message::Pong(payload)),
             Step::Closed(reason) => {
@@ -177,5 +177,138 @@ where
             };
             self.logic.send_last(msg);
         }
+    }
+}
+
+/// The reader actor of one WebSocket session, server or client: its stream is the
+/// connection's incoming frames (the server's decoded from the upgraded request's
+/// payload, the client's from awc's framed connection).
+pub(crate) struct WsReaderActor<D: Decoder<Item: Send + 'static>> {
+    reader: WsReader<D>,
+    /// The session ended: read on regardless of pauses (see [`WhileAllowed`]).
+    released: Rc<Cell<bool>>,
+}
+
+// Nothing in the actor is pinned in place; the decoder need not be Unpin.
+impl<D: Decoder<Item: Send + 'static>> Unpin for WsReaderActor<D> {}
+
+impl<D> WsReaderActor<D>
+where
+    D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + 'static,
+{
+    /// Starts the actor on the current arbiter, reading `frames` while the session
+    /// lets it read.
+    pub(crate) fn start<S>(reader: WsReader<D>, frames: S) -> Addr<Self>
+    where
+        S: Stream<Item = Result<Frame, ProtocolError>> + Unpin + 'static,
+    {
+        let shared = reader.shared.clone();
+        let released = Rc::new(Cell::new(false));
+        WsReaderActor::create(move |ctx| {
+            ctx.add_stream(WhileAllowed {
+                frames,
+                shared,
+                released: released.clone(),
+            });
+            WsReaderActor { reader, released }
+        })
+    }
+}
+
+impl<D> Actor for WsReaderActor<D>
+where
+    D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + 'static,
+{
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.reader.ping_interval(), |act, _| act.reader.ping());
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.reader.stopped();
+    }
+}
+
+impl<D> StreamHandler<Result<Frame, ProtocolError>> for WsReaderActor<D>
+where
+    D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + 'static,
+{
+    fn handle(&mut self, item: Result<Frame, ProtocolError>, ctx: &mut Context<Self>) {
+        let msg = match item {
+            Ok(Frame::Binary(bytes)) => WsIn::Data { bytes, text: false },
+            Ok(Frame::Text(bytes)) => WsIn::Data { bytes, text: true },
+            Ok(Frame::Continuation(item)) => WsIn::Continuation(item),
+            Ok(Frame::Ping(payload)) => WsIn::Ping(payload),
+            Ok(Frame::Pong(_)) => WsIn::Pong,
+            Ok(Frame::Close(reason)) => WsIn::Close(reason),
+            Err(err) => return self.reader.on_protocol_error::<Self>(&err, ctx),
+        };
+        self.reader.on_message::<Self>(msg, ctx);
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        self.reader.finished::<Self>(ctx);
+    }
+}
+
+/// The session ended. The reader does not stop at once: the peer's answer to our close
+/// frame is still to be read (closing a socket with unread bytes would reset the
+/// connection, and the peer could lose our close frame). It reads on, pauses or not,
+/// and stops at the next frame it cannot deliver, at the peer's close frame, or when
+/// the connection ends.
+impl<D> Handler<StopReading> for WsReaderActor<D>
+where
+    D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + 'static,
+{
+    type Result = ();
+
+    fn handle(&mut self, _: StopReading, _: &mut Context<Self>) {
+        // The context polls its stream again after this message.
+        self.released.set(true);
+    }
+}
+
+/// Frames taken only while the session lets its reader read: not while it pauses
+/// reading (its write queue is full, or the application asked) or the endpoint's memory
+/// budget holds it back. Pausing in the stream, rather than with `ctx.wait`, leaves the
+/// actor's mailbox open, so a paused reader still hears [`StopReading`].
+struct WhileAllowed<S> {
+    frames: S,
+    shared: Arc<SessionShared>,
+    released: Rc<Cell<bool>>,
+}
+
+impl<S: Stream + Unpin> Stream for WhileAllowed<S> {
+    type Item = S::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<S::Item>> {
+        if !self.released.get() && self.shared.poll_read_allowed(cx).is_pending() {
+            return std::task::Poll::Pending;
+        }
+        std::pin::Pin::new(&mut self.frames).poll_next(cx)
+    }
+}
+
+/// Tells a reader to stop: the connection is over (a client's pump sends it once it
+/// dropped the connection).
+pub(crate) struct Stop;
+
+impl actix::Message for Stop {
+    type Result = ();
+}
+
+impl<D> Handler<Stop> for WsReaderActor<D>
+where
+    D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + 'static,
+{
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        self.reader.finished::<Self>(ctx);
+        ctx.stop();
     }
 }

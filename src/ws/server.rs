@@ -1,6 +1,7 @@
-//! The WebSocket server endpoint: actix-web accepts and upgrades, and every upgraded
-//! connection runs as a session whose reader is an actix-web-actors
-//! [`WebsocketContext`] actor.
+//! The WebSocket server endpoint: actix-web accepts and upgrades (with actix-web-actors'
+//! handshake), and every upgraded connection runs as a session whose reader actor
+//! decodes the request's payload with actix-http's WebSocket codec and whose writes
+//! leave as the response body.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,20 +15,19 @@ use actix::prelude::*;
 use actix_http::ws::Codec;
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
-use actix_web_actors::ws::{self as aws, WebsocketContext};
+use actix_web_actors::ws as aws;
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
-use tokio_util::codec::{Decoder, Encoder};
+use tokio_util::codec::Encoder;
 
-use super::bounded_payload::{Allowance, BoundedPayload};
+use super::payload_frames::PayloadFrames;
 use super::pipe::{Pipe, PipeWriter, CLOSE_LINGER};
-use super::reader::{WsOptions, WsReader};
-use super::WsIn;
+use super::reader::{WsOptions, WsReader, WsReaderActor};
 use crate::arbiters;
 use crate::endpoint::{
     prepare_session, EndpointShared, EndpointStats, NewSession, SessionFactory, SessionSlot,
 };
-use crate::error::{BoxError, Result};
+use crate::error::Result;
 use crate::listener::EventListener;
 use crate::session::{start_session_with_reader, SessionWriter};
 use crate::supervisor::{Shutdown, Supervisor};
@@ -318,102 +318,34 @@ async fn upgrade<L: EventListener>(
     if let Some(ConnectionSocket(socket)) = req.conn_data::<ConnectionSocket>() {
         pipe.set_socket(socket.clone());
     }
-    let mut context = None;
     let options = state.options;
     let writer = SessionWriter {
         io: PipeWriter::new(pipe.clone()),
         preserves_messages: true,
         limit: None,
     };
+    let mut started = false;
     start_session_with_reader(setup, listener, codec, slot, writer, |seat| {
         let reader = WsReader::new(seat.codec, seat.shared, seat.logic, pipe.clone(), options);
-        let codec = Codec::new().max_size(reader.bound());
-        // Two of the largest frames (and their headers) may wait undecoded: a whole one
-        // always fits behind a partial one.
-        let allowance = Allowance::new(2 * (reader.bound() + 14));
-        let payload = BoundedPayload::new(payload, allowance.clone());
-        let actor = WsServerActor { reader, allowance };
-        context = Some(Box::pin(WebsocketContext::with_codec(
-            actor, payload, codec,
-        )));
-        None
+        let bound = reader.bound();
+        let frames = PayloadFrames::new(payload, Codec::new().max_size(bound), bound);
+        started = true;
+        Some(WsReaderActor::start(reader, frames).recipient())
     });
-    match context {
-        Some(context) => response.streaming(WsBody {
-            context,
-            context_done: false,
-            pipe,
-            encoder: Codec::new(),
-            linger: None,
-        }),
-        None => HttpResponse::InternalServerError().finish(),
+    if !started {
+        return HttpResponse::InternalServerError().finish();
     }
+    response.streaming(WsBody {
+        pipe,
+        encoder: Codec::new(),
+        linger: None,
+    })
 }
 
-/// The reader of one server session: actix-web-actors feeds it the peer's messages.
-struct WsServerActor<D: Decoder<Item: Send + 'static>> {
-    reader: WsReader<D>,
-    /// Told of every frame decoded, so the payload can be read on (see
-    /// `bounded_payload`).
-    allowance: Rc<Allowance>,
-}
-
-// Nothing in the actor is pinned in place; the decoder need not be Unpin.
-impl<D: Decoder<Item: Send + 'static>> Unpin for WsServerActor<D> {}
-
-impl<D> Actor for WsServerActor<D>
-where
-    D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + 'static,
-{
-    type Context = WebsocketContext<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(self.reader.ping_interval(), |act, _| act.reader.ping());
-    }
-
-    fn stopped(&mut self, _: &mut Self::Context) {
-        self.reader.stopped();
-    }
-}
-
-impl<D> StreamHandler<Result<aws::Message, aws::ProtocolError>> for WsServerActor<D>
-where
-    D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + 'static,
-{
-    fn handle(
-        &mut self,
-        item: Result<aws::Message, aws::ProtocolError>,
-        ctx: &mut WebsocketContext<Self>,
-    ) {
-        self.allowance.decoded(&item);
-        let msg = match item {
-            Ok(aws::Message::Binary(bytes)) => WsIn::Data { bytes, text: false },
-            Ok(aws::Message::Text(text)) => WsIn::Data {
-                bytes: text.into_bytes(),
-                text: true,
-            },
-            Ok(aws::Message::Continuation(item)) => WsIn::Continuation(item),
-            Ok(aws::Message::Ping(payload)) => WsIn::Ping(payload),
-            Ok(aws::Message::Pong(_)) => WsIn::Pong,
-            Ok(aws::Message::Close(reason)) => WsIn::Close(reason),
-            Ok(aws::Message::Nop) => WsIn::Nop,
-            Err(err) => return self.reader.on_protocol_error::<Self>(&err, ctx),
-        };
-        self.reader.on_message::<Self>(msg, ctx);
-    }
-
-    fn finished(&mut self, ctx: &mut WebsocketContext<Self>) {
-        self.reader.finished::<Self>(ctx);
-    }
-}
-
-/// The response body of one upgraded connection: drives the reader actor's context and
-/// sends what the session's pipe holds. It ends once the close handshake is over (or the
-/// peer did not answer our close within [`CLOSE_LINGER`]); actix-web then closes the
-/// connection.
-struct WsBody<S> {
-    context: Pin<Box<S>>,
-    context_done: bool,
+/// The response body of one upgraded connection: sends what the session's pipe holds.
+/// It ends once the close handshake is over (or the peer did not answer our close within
+/// [`CLOSE_LINGER`]); actix-web then closes the connection.
+struct WsBody {
     pipe: Pipe,
     encoder: Codec,
     linger: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -422,31 +354,11 @@ struct WsBody<S> {
 /// Bytes of encoded messages gathered into one chunk of the body.
 const BODY_CHUNK: usize = 64 * 1024;
 
-impl<S> Stream for WsBody<S>
-where
-    S: Stream<Item = std::result::Result<Bytes, actix_web::Error>>,
-{
+impl Stream for WsBody {
     type Item = std::result::Result<Bytes, std::io::Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if !this.context_done {
-            match this.context.as_mut().poll_next(cx) {
-                Poll::Ready(Some(Ok(bytes))) if !bytes.is_empty() => {
-                    // The actor writes nothing itself; pass it on should that change.
-                    return Poll::Ready(Some(Ok(bytes)));
-                }
-                Poll::Ready(Some(Ok(_))) => cx.waker().wake_by_ref(),
-                Poll::Ready(Some(Err(err))) => {
-                    return Poll::Ready(Some(Err(std::io::Error::other(err.to_string()))))
-                }
-                Poll::Ready(None) => {
-                    this.context_done = true;
-                    this.pipe.reader_gone();
-                }
-                Poll::Pending => {}
-            }
-        }
         let mut buf = BytesMut::new();
         while buf.len() < BODY_CHUNK {
             let Some(msg) = this.pipe.try_next() else {
@@ -475,7 +387,7 @@ where
     }
 }
 
-impl<S> Drop for WsBody<S> {
+impl Drop for WsBody {
     fn drop(&mut self) {
         // The connection is gone (or done): a writer still waiting must fail, not hang.
         self.pipe.mark_dead();
