@@ -20,7 +20,7 @@ use crate::session::{start_session_with, MessageLimit, SessionWriter};
 /// fails only when the address does not resolve or has no route. UDP has no connection
 /// to lose: an ICMP "port unreachable" (nobody listens at the server address) reaches
 /// `on_error` and the session stays open. A session ends only when it is closed, times
-/// out (set a [`SessionConfig::read_timeout`] to notice a silent server) or its socket
+/// out (set a [`SessionConfig::read_timeout`](crate::SessionConfig::read_timeout) to notice a silent server) or its socket
 /// breaks; the client then makes a new one after the reconnect backoff.
 ///
 /// ```

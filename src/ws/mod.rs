@@ -43,4 +43,3 @@ mod server;
 
 pub use client::WsClient;
 pub use server::{WsServer, WsServerHandle};
-

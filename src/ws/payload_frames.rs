@@ -188,9 +188,10 @@ mod tests {
 
     #[test]
     fn an_oversized_frame_is_refused_once_and_the_stream_ends() {
-        let payload = futures::stream::iter(vec![Ok::<_, String>(Bytes::from(client_frames(
-            vec![binary(101)],
-        )))]);
+        let payload =
+            futures::stream::iter(vec![Ok::<_, String>(Bytes::from(client_frames(vec![
+                binary(101),
+            ])))]);
         let mut frames = PayloadFrames::new(payload, Codec::new().max_size(100), 100);
         let mut cx = Context::from_waker(noop_waker_ref());
         assert!(matches!(
@@ -215,9 +216,8 @@ mod tests {
     #[test]
     fn a_frame_cut_by_the_end_of_the_payload_ends_the_stream() {
         let wire = client_frames(vec![binary(50)]);
-        let payload = futures::stream::iter(vec![Ok::<_, String>(Bytes::copy_from_slice(
-            &wire[..20],
-        ))]);
+        let payload =
+            futures::stream::iter(vec![Ok::<_, String>(Bytes::copy_from_slice(&wire[..20]))]);
         let mut frames = PayloadFrames::new(payload, Codec::new(), 100);
         let mut cx = Context::from_waker(noop_waker_ref());
         assert!(matches!(frames.poll_next_unpin(&mut cx), Poll::Ready(None)));

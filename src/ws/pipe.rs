@@ -303,7 +303,9 @@ impl Drop for PipeWriter {
         if let Some(socket) = s.socket.clone() {
             actix_rt::spawn(async move {
                 tokio::time::sleep(2 * CLOSE_LINGER).await;
-                tracing::debug!("websocket connection outlived its session by the linger; shutting it");
+                tracing::debug!(
+                    "websocket connection outlived its session by the linger; shutting it"
+                );
                 let _ = socket.shutdown(std::net::Shutdown::Both);
             });
         }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_http::ws::{CloseCode, Frame, Message, ProtocolError};
-use futures::Stream;
 use bytes::Bytes;
+use futures::Stream;
 use tokio_util::codec::Decoder;
 
 use super::inflow::{protocol_error, Inflow, Step, WsIn};
