@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release --example echo_server -- --addr 127.0.0.1:7000 \
 //!     [--max-frame BYTES] [--read-timeout SECS] [--threads N] [--memory-budget MIB] \
-//!     [--tls-cert CERT.pem --tls-key KEY.pem]
+//!     [--write-high-water KIB] [--tls-cert CERT.pem --tls-key KEY.pem]
 //! cargo run --release --example echo_server -- --transport unix --path /tmp/echo.sock
 //! cargo run --release --example echo_server -- --transport udp --addr 127.0.0.1:7000
 //! cargo run --release --example echo_server -- --transport ws --addr 127.0.0.1:7000 \
@@ -22,7 +22,8 @@
 //! `--max-frame` defaults to 8 MiB, the yardstick protocol's limit; `--threads` to one
 //! arbiter per core. `--memory-budget` bounds the bytes all sessions together hold
 //! buffered, in MiB (default 256; see `memory_budget` on the server builders);
-//! `--stats-every SECS` prints the server's `EndpointStats` to stderr at that period.
+//! `--write-high-water KIB` sets each session's write-queue high-water mark (the low one
+//! follows at a quarter of it; defaults: `SessionConfig`'s); `--stats-every SECS` prints the server's `EndpointStats` to stderr at that period.
 //! With `--tls-cert` and `--tls-key` (a PEM certificate chain and its
 //! private key; `cargo run --example tls_cert` makes a test set) the TCP server speaks
 //! TLS and prints each failed handshake to stderr. Set `RUST_LOG=debug` to see sessions
@@ -39,8 +40,8 @@ use getty::{LengthDelimited, SessionConfig, TcpServer, TlsServerConfig, UdpServe
 
 const USAGE: &str =
     "usage: echo_server [--transport tcp|unix|udp|ws] [--addr HOST:PORT] [--path FILE|/URL-PATH] \
-[--max-frame BYTES] [--read-timeout SECS] [--threads N] [--memory-budget MIB] [--stats-every SECS] \
-[--tls-cert CERT.pem --tls-key KEY.pem]";
+[--max-frame BYTES] [--read-timeout SECS] [--threads N] [--memory-budget MIB] [--write-high-water KIB] \
+[--stats-every SECS] [--tls-cert CERT.pem --tls-key KEY.pem]";
 
 fn main() {
     let opts = Options::parse(
@@ -52,6 +53,7 @@ fn main() {
             "read-timeout",
             "threads",
             "memory-budget",
+            "write-high-water",
             "stats-every",
             "tls-cert",
             "tls-key",
@@ -67,6 +69,10 @@ fn main() {
     let mut config = SessionConfig::default();
     config.max_frame_length = opts.get("max-frame", 8 * 1024 * 1024);
     config.read_timeout = opts.opt::<f64>("read-timeout").map(Duration::from_secs_f64);
+    if let Some(kib) = opts.opt::<usize>("write-high-water") {
+        let high = kib.saturating_mul(1024);
+        config = config.write_water_marks(high, high / 4);
+    }
     let threads = opts.opt::<usize>("threads").unwrap_or_else(num_cpus);
     let budget_mib: usize = opts.get("memory-budget", getty::DEFAULT_MEMORY_BUDGET >> 20);
     let budget = budget_mib.saturating_mul(1024 * 1024);
