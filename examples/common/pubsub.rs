@@ -6,7 +6,7 @@
 //! The registry fans each publish out with `try_write`, which never waits, so a slow
 //! subscriber never stalls the registry, the publishers or the other subscribers. When a
 //! subscriber's session refuses a line for room (its write queue holds
-//! `write_high_water` bytes, default 1 MiB, or `handoff_queue` frames, default 1,024,
+//! `write_high_water` bytes, default 256 KiB, or `handoff_queue` frames, default 1,024,
 //! wait in its hand-over queue), the line is not queued: the registry counts it, and
 //! sends `{"missed":N}` just before the next line that does get through (or, if no line
 //! comes, within a second: pending notices are retried on a timer). So a subscriber
