@@ -165,19 +165,6 @@ where
         }
     }
 
-    /// Lets go of an empty buffer of the smallest size when the socket has nothing more:
-    /// a session that reads little (an idle one above all) then holds no read buffer
-    /// between its reads, which was a third of an idle connection's memory. The frames
-    /// read into it keep the allocation alive while they need it, and the next read
-    /// takes a new one. Sessions that read more keep their buffers, so bulk traffic
-    /// allocates nothing per read.
-    fn release_idle_buffer(&mut self) {
-        if self.buf.is_empty() && self.buf.capacity() != 0 && self.read_chunk <= MIN_READ_CHUNK {
-            self.buf = BytesMut::new();
-            self.report_buffers();
-        }
-    }
-
     /// Tells the endpoint's memory budget what the read buffers take.
     fn report_buffers(&self) {
         let spare = self.spare.as_ref().map_or(0, BytesMut::capacity);
@@ -234,10 +221,7 @@ where
             let spare = this.buf.capacity() - this.buf.len();
             let read = tokio_util::io::poll_read_buf(Pin::new(&mut this.io), cx, &mut this.buf);
             let n = match read {
-                Poll::Pending => {
-                    this.release_idle_buffer();
-                    return this.emit(batch, Ok(())).unwrap_or(Poll::Pending);
-                }
+                Poll::Pending => return this.emit(batch, Ok(())).unwrap_or(Poll::Pending),
                 Poll::Ready(Ok(n)) => n,
                 Poll::Ready(Err(err)) => {
                     let err = Error::from(err);
@@ -327,31 +311,6 @@ mod tests {
         reader.buf.extend_from_slice(&vec![7u8; room]);
         let frames = reader.buf.len() - keep;
         reader.buf.split_to(frames)
-    }
-
-    #[test]
-    fn a_reader_with_nothing_more_to_read_holds_no_buffer() {
-        use futures::task::noop_waker_ref;
-        use futures::StreamExt;
-        use std::future::Future;
-        use tokio::io::AsyncWriteExt;
-        let (mut peer, io) = tokio::io::duplex(1024);
-        let mut reader = reader_over(io, 1024);
-        let mut cx = Context::from_waker(noop_waker_ref());
-        // Nothing sent yet: the read finds nothing, and no buffer stays behind.
-        assert!(reader.poll_next_unpin(&mut cx).is_pending());
-        assert_eq!(reader.buf.capacity(), 0);
-        let mut write = Box::pin(peer.write_all(b"\0\0\0\x02hi"));
-        assert!(write.as_mut().poll(&mut cx).is_ready());
-        let Poll::Ready(Some(Ok(batch))) = reader.poll_next_unpin(&mut cx) else {
-            panic!("one batch");
-        };
-        assert_eq!(&batch[0][..], b"hi");
-        // Once the socket has nothing more, the reader lets go of the buffer, while the
-        // frame it read keeps the allocation alive.
-        assert!(reader.poll_next_unpin(&mut cx).is_pending());
-        assert_eq!(reader.buf.capacity(), 0);
-        assert_eq!(&batch[0][..], b"hi");
     }
 
     #[test]
