@@ -18,7 +18,7 @@ mod common;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use bytes::{Bytes, BytesMut};
@@ -214,10 +214,7 @@ async fn headless_chromium_round_trips_binary_frames_with_the_ws_echo_server() {
         "every frame echoed intact, one message each, closed normally"
     );
     // The browser's close ran the handshake: the session closed once, without error.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while server.stats().closed < 1 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::eventually(Duration::from_secs(5), || server.stats().closed >= 1).await;
     let stats = server.stats();
     assert_eq!((stats.opened, stats.closed, stats.live_sessions), (1, 1, 0));
     http_handle.stop(false).await;

@@ -3,10 +3,11 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use common::process::{start_example, ChildGuard};
+use common::wait_until;
 use getty::{EventListener, LengthDelimited, SessionContext, TcpClient};
 
 /// The echo_server example on `addr`, and the address it listens on.
@@ -18,14 +19,6 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count())
         .unwrap_or(0)
-}
-
-async fn wait_for(limit: Duration, what: &str, cond: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 struct Quiet;
@@ -48,7 +41,7 @@ async fn the_client_reconnects_after_each_kill_9_and_leaks_no_descriptor() {
         .reconnect_interval(Duration::from_millis(50))
         .max_reconnect_interval(Duration::from_millis(400))
         .start(|_| Ok((Quiet, LengthDelimited::new())));
-    wait_for(Duration::from_secs(10), "N sessions", || {
+    wait_until(Duration::from_secs(10), "N sessions", || {
         client.stats().open_sessions == N
     })
     .await;
@@ -56,7 +49,7 @@ async fn the_client_reconnects_after_each_kill_9_and_leaks_no_descriptor() {
     for round in 0..3 {
         server.child().kill().expect("kill -9"); // SIGKILL: no graceful anything
         server.child().wait().unwrap();
-        wait_for(Duration::from_secs(10), "sessions lost", || {
+        wait_until(Duration::from_secs(10), "sessions lost", || {
             client.stats().open_sessions == 0
         })
         .await;
@@ -64,7 +57,7 @@ async fn the_client_reconnects_after_each_kill_9_and_leaks_no_descriptor() {
         let (restarted, again) = echo_server(&addr);
         assert_eq!(again, addr, "round {round}: same port");
         server = restarted;
-        wait_for(Duration::from_secs(10), "N sessions again", || {
+        wait_until(Duration::from_secs(10), "N sessions again", || {
             client.stats().open_sessions == N
         })
         .await;

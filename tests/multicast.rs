@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use common::{within, SECS5};
+use common::{eventually, within, SECS5};
 use getty::{
     Datagram, Datagrams, EventListener, LengthDelimited, Session, SessionContext, UdpServer,
     UdpServerHandle,
@@ -54,18 +54,6 @@ async fn start(
             ))
         })
         .await
-}
-
-/// Waits (at most `limit`) until `cond()` holds; false if it never did.
-async fn eventually(limit: Duration, cond: impl Fn() -> bool) -> bool {
-    let step = Duration::from_millis(10);
-    for _ in 0..(limit.as_millis() / step.as_millis()).max(1) {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(step).await;
-    }
-    cond()
 }
 
 /// A group and port for one test, distinct per process so parallel runs do not meet.

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
@@ -86,13 +86,8 @@ impl Log {
         what: &str,
         cond: impl Fn(&[(SessionId, Event)]) -> bool,
     ) {
-        let step = Duration::from_millis(10);
-        let rounds = (limit.as_millis() / step.as_millis()).max(1);
-        for _ in 0..rounds {
-            if cond(&self.events()) {
-                return;
-            }
-            tokio::time::sleep(step).await;
+        if eventually(limit, || cond(&self.events())).await {
+            return;
         }
         panic!(
             "timed out after {limit:?} waiting for {what}; events: {:?}",
@@ -282,16 +277,30 @@ pub async fn within<F: std::future::Future>(limit: Duration, fut: F) -> F::Outpu
         .unwrap_or_else(|_| panic!("timed out after {limit:?}"))
 }
 
-/// Waits (at most `limit`) until `cond()` holds.
-pub async fn wait_until(limit: Duration, what: &str, cond: impl Fn() -> bool) {
+/// Polls `cond()` every 10 ms until it holds; false if it still does not after `limit`.
+/// The one polling loop of the suite: bounded both by a round count and by the clock, so a
+/// slow `cond` cannot stretch the wait, and a test that must not fail on a timeout (a
+/// capability probe) can decide for itself what a `false` means.
+pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let step = Duration::from_millis(10);
+    let start = Instant::now();
     for _ in 0..(limit.as_millis() / step.as_millis()).max(1) {
         if cond() {
-            return;
+            return true;
+        }
+        if start.elapsed() >= limit {
+            break;
         }
         tokio::time::sleep(step).await;
     }
-    panic!("timed out after {limit:?} waiting for {what}");
+    cond()
+}
+
+/// Waits (at most `limit`) until `cond()` holds; panics naming `what` if it never does.
+pub async fn wait_until(limit: Duration, what: &str, cond: impl FnMut() -> bool) {
+    if !eventually(limit, cond).await {
+        panic!("timed out after {limit:?} waiting for {what}");
+    }
 }
 
 pub const SECS5: Duration = Duration::from_secs(5);
