@@ -7,18 +7,12 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use common::process::{start_example, ChildGuard};
-use common::wait_until;
+use common::{open_fds, wait_until};
 use getty::{EventListener, LengthDelimited, SessionContext, TcpClient};
 
 /// The echo_server example on `addr`, and the address it listens on.
 fn echo_server(addr: &str) -> (ChildGuard, String) {
     start_example("echo_server", &["--addr", addr, "--threads", "1"])
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
 }
 
 struct Quiet;

@@ -13,7 +13,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use common::ws::{
     echo_server, errors_of, length_prefixed, start_client, start_server, url, wait_closed, PATH,
 };
-use common::{kind, within, Behaviour, Event, SECS5};
+use common::{kind, open_fds, within, Behaviour, Event, SECS5};
 use futures::{SinkExt, StreamExt};
 use getty::tls::{TlsClientConfig, TlsServerConfig};
 use getty::ws::{WsClient, WsServer, WsServerHandle};
@@ -532,10 +532,6 @@ async fn client_reconnects_after_server_restart() {
     assert!(client.stats().live_sessions <= 1);
     within(SECS5, client.stop()).await;
     within(SECS5, again.stop()).await;
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
 
 #[actix_rt::test]

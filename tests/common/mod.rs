@@ -305,6 +305,12 @@ pub async fn wait_until(limit: Duration, what: &str, cond: impl FnMut() -> bool)
 
 pub const SECS5: Duration = Duration::from_secs(5);
 
+/// How many file descriptors this process holds now (0 where /proc is missing): the leak
+/// tests compare it before and after, since a socket left behind shows up only here.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count())
+}
+
 /// A new log, and a client's `new_session` hook whose sessions are probes recording
 /// into it with the length-delimited codec's own default bound.
 pub fn probe_client_hook(
