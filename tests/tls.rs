@@ -4,75 +4,17 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::process::TempDir;
+use common::tls::{Ca, Leaf};
 use common::*;
 use getty::tls::{TlsClientConfig, TlsServerConfig};
 use getty::{ClientEvent, Error, SessionConfig, TcpClient, TcpServer, TcpServerHandle};
-use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair,
-};
+use rcgen::ExtendedKeyUsagePurpose;
 use tokio::io::AsyncWriteExt;
-
-/// A certificate authority that signs leaves for the tests.
-struct Ca {
-    cert: Certificate,
-    key: KeyPair,
-}
-
-/// A certificate and its key, as PEM.
-struct Leaf {
-    cert: String,
-    key: String,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        Ca { cert, key }
-    }
-
-    fn pem(&self) -> String {
-        self.cert.pem()
-    }
-
-    fn leaf(&self, names: &[&str], usage: ExtendedKeyUsagePurpose, expired: bool) -> Leaf {
-        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let mut params = CertificateParams::new(names).unwrap();
-        params.extended_key_usages = vec![usage];
-        if expired {
-            params.not_before = rcgen::date_time_ymd(2019, 1, 1);
-            params.not_after = rcgen::date_time_ymd(2020, 1, 1);
-        }
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        Leaf {
-            cert: cert.pem(),
-            key: key.serialize_pem(),
-        }
-    }
-
-    /// A server certificate for `localhost` and 127.0.0.1.
-    fn server(&self) -> Leaf {
-        self.leaf(
-            &["localhost", "127.0.0.1"],
-            ExtendedKeyUsagePurpose::ServerAuth,
-            false,
-        )
-    }
-
-    fn client(&self) -> Leaf {
-        self.leaf(&["client"], ExtendedKeyUsagePurpose::ClientAuth, false)
-    }
-}
 
 fn server_config(leaf: &Leaf) -> getty::tls::TlsServerBuilder {
     TlsServerConfig::from_pem(leaf.cert.as_bytes(), leaf.key.as_bytes()).unwrap()
@@ -208,7 +150,7 @@ async fn mutual_tls_accepts_a_client_with_a_trusted_certificate() {
         .unwrap();
     let (server, _, failures) = tls_server(tls, 1).await;
     let leaf = client_ca.client();
-    let dir = TempDir::new("mtls");
+    let dir = TempDir::new("tls-mtls");
     let (cert, key) = (
         dir.write("client.pem", &leaf.cert),
         dir.write("client.key", &leaf.key),
@@ -547,29 +489,6 @@ async fn stop_does_not_wait_for_pending_handshakes() {
     .await;
     within(Duration::from_secs(2), server.stop()).await;
     assert_eq!(server.stats().live_sessions, 0);
-}
-
-/// A directory of files for one test, removed at the end.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("getty-tls-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn write(&self, name: &str, contents: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[test]

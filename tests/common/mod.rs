@@ -381,6 +381,7 @@ pub fn assert_closed_once(events: &[Event], error: Option<&'static str>) {
 
 pub mod process;
 pub mod rig;
+pub mod tls;
 pub mod ws;
 
 /// Bytes a flood must have so that a reader which stops reading holds the peer back:

@@ -264,6 +264,7 @@ pub fn start_listening_example(name: &str, extra: &[&str]) -> (ChildGuard, Strin
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
+    /// A new empty directory `getty-<tag>-<pid>` in the temp dir (emptied if it exists).
     pub fn new(tag: &str) -> TempDir {
         let dir = std::env::temp_dir().join(format!("getty-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -271,8 +272,16 @@ impl TempDir {
         TempDir(dir)
     }
 
+    /// The path of file `name` in the directory.
     pub fn path(&self, name: &str) -> String {
         self.0.join(name).to_string_lossy().into_owned()
+    }
+
+    /// Writes `contents` to file `name` in the directory and returns its path.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).expect("write a temp file");
+        path
     }
 }
 
