@@ -468,19 +468,10 @@ async fn connected_client_echoes_runs_cron_and_counts() {
     server.stop().await;
 }
 
+/// Starts `client` with plain probes (recording, not echoing) as its sessions' listeners.
 fn start_udp_probe_client(client: UdpClient) -> (getty::ClientHandle, Arc<Log>) {
-    let log = Arc::new(Log::default());
-    let behaviour = Arc::new(Behaviour::default());
-    let l = log.clone();
-    let handle = client.start(move |setup| {
-        let probe = Probe {
-            log: l.clone(),
-            behaviour: behaviour.clone(),
-        };
-        let _ = setup;
-        Ok((probe, LengthDelimited::new()))
-    });
-    (handle, log)
+    let (log, hook) = probe_client_hook(Behaviour::default());
+    (client.start(hook), log)
 }
 
 #[actix::test]

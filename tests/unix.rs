@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::rig::socket_path;
 use common::*;
-use getty::{ClientEvent, LengthDelimited, UnixClient, UnixServer};
+use getty::{ClientEvent, UnixClient, UnixServer};
 
 async fn start_echo(path: &std::path::Path) -> getty::Result<getty::UnixServerHandle> {
     UnixServer::new(path)
@@ -81,24 +81,12 @@ async fn the_client_redials_after_the_server_restarts() {
     let server = start_echo(&path).await.unwrap();
     let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = events.clone();
-    let (client, log) = {
-        let log = std::sync::Arc::new(Log::default());
-        let l = log.clone();
-        let handle = UnixClient::new(&path)
-            .connections(2)
-            .reconnect_interval(Duration::from_millis(50))
-            .on_event(move |e| seen.lock().unwrap().push(e))
-            .start(move |_| {
-                Ok((
-                    Probe {
-                        log: l.clone(),
-                        behaviour: Default::default(),
-                    },
-                    LengthDelimited::new(),
-                ))
-            });
-        (handle, log)
-    };
+    let (log, hook) = probe_client_hook(Behaviour::default());
+    let client = UnixClient::new(&path)
+        .connections(2)
+        .reconnect_interval(Duration::from_millis(50))
+        .on_event(move |e| seen.lock().unwrap().push(e))
+        .start(hook);
     wait_until(SECS5, "2 sessions", || client.stats().open_sessions == 2).await;
     for session in log.sessions() {
         assert!(
