@@ -2,16 +2,15 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::flood::Flood;
 use common::*;
 use futures::SinkExt;
 use getty::{Error, SessionConfig};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio_util::codec::FramedWrite;
 
 #[actix::test]
 async fn a_frame_over_the_max_ends_only_its_own_session() {
@@ -104,85 +103,27 @@ async fn the_read_buffer_is_bounded_for_codecs_without_length_checks() {
 
 #[actix::test]
 async fn a_flood_at_a_slow_listener_leaves_server_memory_bounded() {
-    const FRAME: usize = 64 * 1024;
     const FRAMES: usize = 1600; // 100 MiB
-    let mut config = SessionConfig::default();
-    config.max_frame_length = FRAME;
-    config.read_queue = 4;
-    let behaviour = Behaviour {
-        quiet: true,
+    let flood = Flood {
+        frame: 64 * 1024,
+        frames: FRAMES,
         delay: Duration::from_millis(20),
-        ..Default::default()
+        slack: 8 * 1024,
+        samples: 40,
     };
-    behaviour.slow.store(true, Ordering::Relaxed);
-    let (server, log, behaviour) = start_probe_server(behaviour, config).await;
+    let (server, log, behaviour) = start_probe_server(flood.behaviour(), flood.config()).await;
     let addr = server.local_addr();
-    // The slow listener blocks the server's arbiter (this thread) while it sleeps, so the
-    // flooding peer and the sampling run on a thread of their own.
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let (sampled, b) = (log.clone(), behaviour.clone());
-    let peer = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let stream = TcpStream::connect(addr).await.unwrap();
-            let mut sink =
-                FramedWrite::new(stream, getty::LengthDelimited::with_max_frame_length(FRAME));
-            let flood = tokio::spawn(async move {
-                for i in 0..FRAMES {
-                    sink.feed(Bytes::from(vec![(i % 256) as u8; FRAME]))
-                        .await
-                        .unwrap();
-                }
-                sink.flush().await.unwrap();
-                sink
-            });
-            sampled.wait_for(SECS5, "open", |e| !e.is_empty()).await;
-            let session = sampled.sessions()[0].clone();
-            // What the server may hold for this session beyond what the listener
-            // consumed: the read queue's batches, the one being handed over, the backlog
-            // and the read buffer, each at most two frames (one read completes at most
-            // the frame it waits for and the start of the next).
-            let wire = (FRAME + 4) as u64;
-            let bound = (session.config().read_queue as u64 + 4) * 2 * (wire + 8 * 1024);
-            let mut worst = 0;
-            for _ in 0..40 {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                let read = session.stats().bytes_read;
-                let consumed = b.delivered.load(Ordering::Relaxed) * wire;
-                worst = worst.max(read.saturating_sub(consumed));
-            }
-            let held_back = !flood.is_finished();
-            let delivered_while_slow = b.delivered.load(Ordering::Relaxed);
-            // Let the listener go fast: the rest arrives, nothing lost.
-            b.slow.store(false, Ordering::Relaxed);
-            let sink = within(Duration::from_secs(60), flood).await.unwrap();
-            drop(sink);
-            let _ = tx.send((worst, bound, held_back, delivered_while_slow, session));
-        })
-    });
-    let (worst, bound, held_back, delivered_while_slow, session) =
-        within(Duration::from_secs(90), rx).await.unwrap();
-    peer.join().unwrap();
-    eprintln!("read ahead of the listener at most {worst} bytes (bound {bound}); {delivered_while_slow} frames delivered while slow");
-    assert!(held_back, "TCP flow control holds the flooding peer back");
-    assert!(
-        worst <= bound,
-        "read ahead of the listener by {worst} bytes, bound {bound}"
-    );
+    let measured = flood
+        .run(
+            move || async move { TcpStream::connect(addr).await.unwrap() },
+            log,
+            behaviour,
+        )
+        .await;
+    let delivered_while_slow = measured.delivered_while_slow;
     assert!(
         delivered_while_slow < FRAMES as u64 / 2,
         "{delivered_while_slow}"
-    );
-    wait_until(Duration::from_secs(30), "everything delivered", || {
-        behaviour.delivered.load(Ordering::Relaxed) == FRAMES as u64
-    })
-    .await;
-    assert_eq!(
-        session.stats().bytes_read,
-        FRAMES as u64 * (FRAME + 4) as u64
     );
     server.stop().await;
 }

@@ -4,16 +4,15 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::flood::Flood;
 use common::rig::{Kind, Rig};
 use common::*;
 use futures::{SinkExt, StreamExt};
 use getty::SessionConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_util::codec::FramedWrite;
 
 /// Runs each named body over every transport, as one test per pair.
 macro_rules! over_every_transport {
@@ -200,72 +199,21 @@ async fn stop_closes_every_session_once(kind: Kind) {
 
 async fn a_slow_listener_holds_a_flooding_peer_back(kind: Kind) {
     const FRAME: usize = 16 * 1024;
-    let frames = flood_bytes() / FRAME;
-    let mut config = SessionConfig::default();
-    config.max_frame_length = FRAME;
-    config.read_queue = 4;
-    let behaviour = Behaviour {
-        quiet: true,
+    let flood = Flood {
+        frame: FRAME,
+        frames: flood_bytes() / FRAME,
         delay: Duration::from_millis(10),
-        ..Default::default()
+        slack: 64 * 1024,
+        samples: 20,
     };
-    behaviour.slow.store(true, Ordering::Relaxed);
-    let rig = Rig::start(kind, behaviour, config).await;
-    // The slow listener blocks this thread (the server's arbiter) while it sleeps, so
-    // the flooding peer runs on a thread of its own.
+    let rig = Rig::start(kind, flood.behaviour(), flood.config()).await;
     let connector = rig.connector.clone();
-    let (log, b) = (rig.log.clone(), rig.behaviour.clone());
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let peer = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let stream = connector.connect().await;
-            let mut sink =
-                FramedWrite::new(stream, getty::LengthDelimited::with_max_frame_length(FRAME));
-            let flood = tokio::spawn(async move {
-                for i in 0..frames {
-                    sink.feed(Bytes::from(vec![(i % 256) as u8; FRAME]))
-                        .await
-                        .unwrap();
-                }
-                sink.flush().await.unwrap();
-                sink
-            });
-            log.wait_for(SECS5, "open", |e| !e.is_empty()).await;
-            let session = log.sessions()[0].clone();
-            // Read queue, the batch in hand, backlog and read buffer: a few frames each.
-            let wire = (FRAME + 4) as u64;
-            let bound = (session.config().read_queue as u64 + 4) * 2 * (wire + 64 * 1024);
-            let mut worst = 0;
-            for _ in 0..20 {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                let consumed = b.delivered.load(Ordering::Relaxed) * wire;
-                worst = worst.max(session.stats().bytes_read.saturating_sub(consumed));
-            }
-            let held_back = !flood.is_finished();
-            b.slow.store(false, Ordering::Relaxed);
-            let sink = within(Duration::from_secs(60), flood).await.unwrap();
-            let _ = tx.send((worst, bound, held_back, session));
-            drop(sink);
-        })
-    });
-    let (worst, bound, held_back, session) = within(Duration::from_secs(90), rx).await.unwrap();
-    peer.join().unwrap();
-    assert!(held_back, "flow control holds the flooding peer back");
-    assert!(
-        worst <= bound,
-        "read ahead of the listener by {worst} bytes, bound {bound}"
-    );
-    wait_until(Duration::from_secs(30), "everything delivered", || {
-        rig.behaviour.delivered.load(Ordering::Relaxed) == frames as u64
-    })
-    .await;
-    assert_eq!(
-        session.stats().bytes_read,
-        frames as u64 * (FRAME + 4) as u64
-    );
+    flood
+        .run(
+            move || async move { connector.connect().await },
+            rig.log.clone(),
+            rig.behaviour.clone(),
+        )
+        .await;
     rig.stop().await;
 }

@@ -379,6 +379,7 @@ pub fn assert_closed_once(events: &[Event], error: Option<&'static str>) {
     }
 }
 
+pub mod flood;
 pub mod process;
 pub mod rig;
 pub mod tls;
