@@ -27,14 +27,8 @@ const MS50: Duration = Duration::from_millis(50);
 #[actix::test]
 async fn n_sessions_come_up_and_come_back_after_the_server_kills_them() {
     const N: usize = 3;
-    let (server, server_log, _) = start_probe_server(
-        Behaviour {
-            echo: true,
-            ..Default::default()
-        },
-        SessionConfig::default(),
-    )
-    .await;
+    let (server, server_log, _) =
+        start_probe_server(Behaviour::echo(), SessionConfig::default()).await;
     let (client, _log) = start_probe_client(
         client_of(&server)
             .connections(N)
@@ -69,14 +63,7 @@ async fn n_sessions_come_up_and_come_back_after_the_server_kills_them() {
 
 #[actix::test]
 async fn the_client_rides_out_a_server_restart_on_the_same_port() {
-    let (server, _, _) = start_probe_server(
-        Behaviour {
-            echo: true,
-            ..Default::default()
-        },
-        SessionConfig::default(),
-    )
-    .await;
+    let (server, _, _) = start_probe_server(Behaviour::echo(), SessionConfig::default()).await;
     let addr = server.local_addr();
     let events = Rc::new(RefCell::new(Vec::new()));
     let seen = events.clone();
@@ -96,10 +83,7 @@ async fn the_client_rides_out_a_server_restart_on_the_same_port() {
     assert!(failures_while_down >= 1);
     let (server, _, _) = start_probe_server_with(
         TcpServer::new(addr.to_string()).workers(1),
-        Behaviour {
-            echo: true,
-            ..Default::default()
-        },
+        Behaviour::echo(),
         SessionConfig::default(),
     )
     .await;

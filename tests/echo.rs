@@ -13,10 +13,7 @@ use tokio_util::codec::{Framed, LinesCodec};
 
 #[actix::test]
 async fn echo_round_trip_with_the_length_delimited_codec() {
-    let behaviour = Behaviour {
-        echo: true,
-        ..Default::default()
-    };
+    let behaviour = Behaviour::echo();
     let (server, log, _) = start_probe_server(behaviour, SessionConfig::default()).await;
     let mut client = connect(&server).await;
     for payload in [&b"hello"[..], b"", &[7u8; 4096]] {
@@ -71,11 +68,7 @@ async fn echo_round_trip_with_a_user_codec() {
 async fn two_hundred_sessions_each_echo_a_thousand_frames_in_order() {
     const SESSIONS: usize = 200;
     const FRAMES: usize = 1000;
-    let behaviour = Behaviour {
-        echo: true,
-        quiet: true,
-        ..Default::default()
-    };
+    let behaviour = Behaviour::quiet_echo();
     let server = TcpServer::new("127.0.0.1:0").workers(2);
     let (server, log, _) =
         start_probe_server_with(server, behaviour, SessionConfig::default()).await;
@@ -169,10 +162,7 @@ async fn another_thread_writes_through_a_handle() {
 
 #[actix::test]
 async fn attributes_and_stats() {
-    let behaviour = Behaviour {
-        echo: true,
-        ..Default::default()
-    };
+    let behaviour = Behaviour::echo();
     let (server, log, _) = start_probe_server(behaviour, SessionConfig::default()).await;
     let mut client = connect(&server).await;
     round_trip(&mut client, b"12345").await;
@@ -269,11 +259,7 @@ async fn echoes_held_back_by_a_peer_that_stops_reading_arrive_in_order() {
     // loaded machine that passed the default 5 s write timeout now and then, which ends
     // the session (a different test's subject) instead of holding the echoes back.
     config.write_timeout = None;
-    let behaviour = Behaviour {
-        echo: true,
-        quiet: true,
-        ..Default::default()
-    };
+    let behaviour = Behaviour::quiet_echo();
     let (server, log, behaviour) = start_probe_server(behaviour, config).await;
     let stream = TcpStream::connect(server.local_addr()).await.unwrap();
     let (read, write) = stream.into_split();

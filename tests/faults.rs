@@ -16,11 +16,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 #[actix::test]
 async fn a_stop_under_load_flushes_every_accepted_frame_and_closes_every_session() {
     const CLIENTS: usize = 16;
-    let behaviour = Behaviour {
-        echo: true,
-        quiet: true,
-        ..Default::default()
-    };
+    let behaviour = Behaviour::quiet_echo();
     let server = TcpServer::new("127.0.0.1:0").workers(2);
     let (server, log, _) =
         start_probe_server_with(server, behaviour, SessionConfig::default()).await;

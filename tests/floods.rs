@@ -54,11 +54,7 @@ async fn ten_thousand_connections_at_once_past_the_limit_are_refused_cleanly() {
         eprintln!("SKIPPED: open-file limit {} is below what 10,000 connections need; run `ulimit -n 20000` first", fd_limit());
         return;
     }
-    let behaviour = Behaviour {
-        echo: true,
-        quiet: true,
-        ..Default::default()
-    };
+    let behaviour = Behaviour::quiet_echo();
     let server = TcpServer::new("127.0.0.1:0")
         .workers(1)
         .max_connections(LIMIT);

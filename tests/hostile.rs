@@ -15,14 +15,7 @@ use tokio::net::TcpStream;
 async fn server_with_bystander(
     config: SessionConfig,
 ) -> (getty::TcpServerHandle, std::sync::Arc<Log>, Client) {
-    let (server, log, _) = start_probe_server(
-        Behaviour {
-            echo: true,
-            ..Default::default()
-        },
-        config,
-    )
-    .await;
+    let (server, log, _) = start_probe_server(Behaviour::echo(), config).await;
     let mut bystander = connect(&server).await;
     round_trip(&mut bystander, b"bystander").await;
     (server, log, bystander)

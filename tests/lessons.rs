@@ -72,14 +72,7 @@ async fn concurrent_writers_never_interleave_frames() {
 /// never panics: each write succeeds or fails with an error.
 #[actix::test]
 async fn writes_racing_a_reset_and_a_shutdown_never_panic() {
-    let (server, log, _) = start_probe_server(
-        Behaviour {
-            echo: true,
-            ..Default::default()
-        },
-        SessionConfig::default(),
-    )
-    .await;
+    let (server, log, _) = start_probe_server(Behaviour::echo(), SessionConfig::default()).await;
     let mut threads = Vec::new();
     let mut open_peers = Vec::new();
     for round in 0..20 {

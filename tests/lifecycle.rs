@@ -263,10 +263,7 @@ async fn new_session_hook_refusing_or_panicking_refuses_the_connection() {
 
 #[actix::test]
 async fn max_connections_refuses_the_rest_cleanly() {
-    let behaviour = Behaviour {
-        echo: true,
-        ..Default::default()
-    };
+    let behaviour = Behaviour::echo();
     let server = TcpServer::new("127.0.0.1:0").workers(1).max_connections(3);
     let (server, _log, _) =
         start_probe_server_with(server, behaviour, SessionConfig::default()).await;
@@ -298,11 +295,7 @@ async fn half_close_flushes_every_reply_before_the_socket_shuts() {
     const FRAMES: usize = 2000;
     let mut config = SessionConfig::default();
     config.max_frame_length = 32 * 1024;
-    let behaviour = Behaviour {
-        echo: true,
-        quiet: true,
-        ..Default::default()
-    };
+    let behaviour = Behaviour::quiet_echo();
     let (server, log, _) = start_probe_server(behaviour, config).await;
     let stream = TcpStream::connect(server.local_addr()).await.unwrap();
     let (read, write) = stream.into_split();

@@ -16,10 +16,7 @@ use tokio::net::TcpStream;
 async fn a_frame_over_the_max_ends_only_its_own_session() {
     let mut config = SessionConfig::default();
     config.max_frame_length = 1024;
-    let behaviour = Behaviour {
-        echo: true,
-        ..Default::default()
-    };
+    let behaviour = Behaviour::echo();
     let (server, log, _) = start_probe_server(behaviour, config).await;
     let mut others = Vec::new();
     for i in 0..5 {

@@ -46,10 +46,7 @@ impl Switchboard {
             .kind("pipe")
             .workers(1)
             .serve(rx.map(Ok), move |_| {
-                let behaviour = Behaviour {
-                    echo: true,
-                    ..Default::default()
-                };
+                let behaviour = Behaviour::echo();
                 Ok((
                     Probe {
                         log: l.clone(),

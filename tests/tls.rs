@@ -37,10 +37,7 @@ async fn tls_server(tls: TlsServerConfig, workers: usize) -> (TcpServerHandle, A
         .workers(workers)
         .tls(tls)
         .on_establish_error(move |err| f.lock().unwrap().push(err.clone()));
-    let behaviour = Behaviour {
-        echo: true,
-        ..Behaviour::default()
-    };
+    let behaviour = Behaviour::echo();
     let (handle, log, _) =
         start_probe_server_with(server, behaviour, SessionConfig::default()).await;
     (handle, log, failures)

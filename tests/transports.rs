@@ -34,25 +34,10 @@ over_every_transport!(
     a_slow_listener_holds_a_flooding_peer_back,
 );
 
-fn echo() -> Behaviour {
-    Behaviour {
-        echo: true,
-        ..Default::default()
-    }
-}
-
 async fn echo_many_sessions_in_order(kind: Kind) {
     const SESSIONS: usize = 20;
     const FRAMES: usize = 200;
-    let rig = Rig::start(
-        kind,
-        Behaviour {
-            quiet: true,
-            ..echo()
-        },
-        SessionConfig::default(),
-    )
-    .await;
+    let rig = Rig::start(kind, Behaviour::quiet_echo(), SessionConfig::default()).await;
     let mut peers = Vec::new();
     for s in 0..SESSIONS {
         let connector = rig.connector.clone();
@@ -91,7 +76,7 @@ async fn echo_many_sessions_in_order(kind: Kind) {
 }
 
 async fn peer_eof_closes_without_error(kind: Kind) {
-    let rig = Rig::start(kind, echo(), SessionConfig::default()).await;
+    let rig = Rig::start(kind, Behaviour::echo(), SessionConfig::default()).await;
     let mut client = rig.connector.framed().await;
     client.send(Bytes::from_static(b"x")).await.unwrap();
     assert_eq!(
@@ -104,7 +89,7 @@ async fn peer_eof_closes_without_error(kind: Kind) {
 }
 
 async fn frame_too_long_ends_the_session(kind: Kind) {
-    let rig = Rig::start(kind, echo(), SessionConfig::default()).await;
+    let rig = Rig::start(kind, Behaviour::echo(), SessionConfig::default()).await;
     let mut bystander = rig.connector.framed().await;
     bystander.send(Bytes::from_static(b"first")).await.unwrap();
     within(SECS5, bystander.next()).await.unwrap().unwrap();
@@ -131,7 +116,7 @@ async fn frame_too_long_ends_the_session(kind: Kind) {
 }
 
 async fn truncated_frame_then_eof_is_a_decode_error(kind: Kind) {
-    let rig = Rig::start(kind, echo(), SessionConfig::default()).await;
+    let rig = Rig::start(kind, Behaviour::echo(), SessionConfig::default()).await;
     let mut peer = rig.connector.connect().await;
     peer.write_all(&[0, 0, 0, 10, b'a', b'b']).await.unwrap();
     peer.shutdown().await.unwrap();
@@ -142,7 +127,7 @@ async fn truncated_frame_then_eof_is_a_decode_error(kind: Kind) {
 async fn read_timeout_closes_a_silent_session(kind: Kind) {
     let mut config = SessionConfig::default();
     config.read_timeout = Some(Duration::from_millis(200));
-    let rig = Rig::start(kind, echo(), config).await;
+    let rig = Rig::start(kind, Behaviour::echo(), config).await;
     let mut peer = rig.connector.connect().await;
     assert_closed_once(&closed_events(&rig.log).await, Some("read_timeout"));
     let mut rest = Vec::new();
@@ -153,7 +138,7 @@ async fn read_timeout_closes_a_silent_session(kind: Kind) {
 async fn close_from_a_callback_flushes_replies_first(kind: Kind) {
     let behaviour = Behaviour {
         close_on: Some(b"bye"),
-        ..echo()
+        ..Behaviour::echo()
     };
     let rig = Rig::start(kind, behaviour, SessionConfig::default()).await;
     let mut client = rig.connector.framed().await;
@@ -178,7 +163,7 @@ async fn close_from_a_callback_flushes_replies_first(kind: Kind) {
 }
 
 async fn stop_closes_every_session_once(kind: Kind) {
-    let rig = Rig::start(kind, echo(), SessionConfig::default()).await;
+    let rig = Rig::start(kind, Behaviour::echo(), SessionConfig::default()).await;
     let mut clients = Vec::new();
     for _ in 0..5 {
         let mut client = rig.connector.framed().await;

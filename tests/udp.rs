@@ -246,10 +246,7 @@ async fn start_per_peer(
     refuse_port: Option<u16>,
 ) -> (UdpServerHandle, Arc<Log>) {
     let log = Arc::new(Log::default());
-    let behaviour = Arc::new(Behaviour {
-        echo: true,
-        ..Behaviour::default()
-    });
+    let behaviour = Arc::new(Behaviour::echo());
     let l = log.clone();
     let handle = server
         .start_per_peer(move |setup| {

@@ -16,10 +16,7 @@ async fn start_echo(path: &std::path::Path) -> getty::Result<getty::UnixServerHa
         .workers(1)
         .start(Probe::hook(
             Default::default(),
-            std::sync::Arc::new(Behaviour {
-                echo: true,
-                ..Default::default()
-            }),
+            std::sync::Arc::new(Behaviour::echo()),
         ))
         .await
 }

@@ -243,10 +243,7 @@ async fn text_is_refused_unless_allowed() {
 
     let (server, log, _) = start_server(
         WsServer::new("127.0.0.1:0").allow_text(true),
-        Behaviour {
-            echo: true,
-            ..Behaviour::default()
-        },
+        Behaviour::echo(),
         SessionConfig::default(),
     )
     .await;
@@ -518,10 +515,7 @@ async fn client_reconnects_after_server_restart() {
     .await;
     let (again, _, _) = start_server(
         WsServer::new(addr.to_string()),
-        Behaviour {
-            echo: true,
-            ..Behaviour::default()
-        },
+        Behaviour::echo(),
         SessionConfig::default(),
     )
     .await;
@@ -629,10 +623,7 @@ async fn wss_echo_and_a_plain_client_is_refused() {
     let (server_tls, client_tls) = tls_configs();
     let (server, server_log, _) = start_server(
         WsServer::new("127.0.0.1:0").tls(TlsServerConfig::new(server_tls)),
-        Behaviour {
-            echo: true,
-            ..Behaviour::default()
-        },
+        Behaviour::echo(),
         SessionConfig::default(),
     )
     .await;

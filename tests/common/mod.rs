@@ -117,6 +117,26 @@ pub struct Behaviour {
     pub delivered: AtomicU64,
 }
 
+impl Behaviour {
+    /// Echo every frame back and record it: what most of the suite's servers do.
+    pub fn echo() -> Behaviour {
+        Behaviour {
+            echo: true,
+            ..Default::default()
+        }
+    }
+
+    /// Echo every frame back without recording payloads: for floods and many frames,
+    /// where the log would only grow.
+    pub fn quiet_echo() -> Behaviour {
+        Behaviour {
+            echo: true,
+            quiet: true,
+            ..Default::default()
+        }
+    }
+}
+
 /// A listener that records its events in a [`Log`] and acts per [`Behaviour`].
 pub struct Probe {
     pub log: Arc<Log>,

@@ -32,15 +32,8 @@ pub async fn start_server(
 
 /// A server on a free loopback port whose probes echo every frame.
 pub async fn echo_server(config: SessionConfig) -> (WsServerHandle, Arc<Log>) {
-    let (server, log, _) = start_server(
-        WsServer::new("127.0.0.1:0"),
-        Behaviour {
-            echo: true,
-            ..Behaviour::default()
-        },
-        config,
-    )
-    .await;
+    let (server, log, _) =
+        start_server(WsServer::new("127.0.0.1:0"), Behaviour::echo(), config).await;
     (server, log)
 }
 
