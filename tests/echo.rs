@@ -127,8 +127,7 @@ async fn two_hundred_sessions_each_echo_a_thousand_frames_in_order() {
 async fn another_thread_writes_through_a_handle() {
     let (server, log, _) = start_probe_server(Behaviour::default(), SessionConfig::default()).await;
     let mut client = connect(&server).await;
-    log.wait_for(SECS5, "open", |e| !e.is_empty()).await;
-    let session = log.sessions()[0].clone();
+    let session = log.first_session().await;
     let writer = std::thread::spawn(move || {
         let results: Vec<_> = (0..10)
             .map(|i| {
@@ -219,8 +218,7 @@ async fn attributes_and_stats() {
 async fn write_all_sends_frames_together_in_order() {
     let (server, log, _) = start_probe_server(Behaviour::default(), SessionConfig::default()).await;
     let mut client = connect(&server).await;
-    log.wait_for(SECS5, "open", |e| !e.is_empty()).await;
-    let session = log.sessions()[0].clone();
+    let session = log.first_session().await;
     let frames: Vec<Bytes> = (0..50).map(|i| Bytes::from(vec![i as u8; i])).collect();
     within(SECS5, session.write_all(frames.clone()))
         .await
@@ -277,8 +275,7 @@ async fn echoes_held_back_by_a_peer_that_stops_reading_arrive_in_order() {
         sink.flush().await.expect("flush");
         sink
     });
-    log.wait_for(SECS5, "open", |e| !e.is_empty()).await;
-    let session = log.sessions()[0].clone();
+    let session = log.first_session().await;
     wait_until(Duration::from_secs(30), "the write queue fills", || {
         !session.is_writable()
     })

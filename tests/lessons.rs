@@ -23,8 +23,7 @@ async fn concurrent_writers_never_interleave_frames() {
     config.write_high_water = 64 * 1024 * 1024;
     let (server, log, _) = start_probe_server(Behaviour::default(), config).await;
     let mut client = connect_max(&server, 256 * 1024).await;
-    log.wait_for(SECS5, "open", |e| !e.is_empty()).await;
-    let session = log.sessions()[0].clone();
+    let session = log.first_session().await;
     // Each frame: thread id, sequence, then a length that alternates small and large,
     // filled with a byte derived from both, so any interleaving shows.
     let frame = |t: usize, i: usize| {

@@ -342,8 +342,7 @@ async fn stop_flushes_what_sessions_have_queued() {
     config.write_high_water = 32 * 1024 * 1024;
     let (server, log, _) = start_probe_server(Behaviour::default(), config).await;
     let mut client = connect(&server).await;
-    log.wait_for(SECS5, "open", |e| !e.is_empty()).await;
-    let session = log.sessions()[0].clone();
+    let session = log.first_session().await;
     let frame = |i: usize| Bytes::from(vec![i as u8; SIZE]);
     // 16 MiB queued while the client reads nothing: more than the socket buffers hold.
     let writer = {

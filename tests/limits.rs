@@ -134,8 +134,7 @@ async fn a_peer_that_never_reads_gets_queue_full_then_a_write_timeout() {
     config.max_frame_length = 64 * 1024;
     let (server, log, _) = start_probe_server(Behaviour::default(), config).await;
     let _silent = TcpStream::connect(server.local_addr()).await.unwrap(); // never reads
-    log.wait_for(SECS5, "open", |e| !e.is_empty()).await;
-    let session = log.sessions()[0].clone();
+    let session = log.first_session().await;
     let frame = Bytes::from(vec![0u8; 64 * 1024]);
     let mut results = Vec::new();
     for _ in 0..1000 {

@@ -272,8 +272,7 @@ async fn library_pings_answers_pings_and_pongs_count_as_activity() {
         }
     })
     .await;
-    log.wait_for(SECS5, "open", |e| !e.is_empty()).await;
-    let session = log.sessions()[0].clone();
+    let session = log.first_session().await;
     let before = session.last_active();
     tokio::time::sleep(Duration::from_millis(30)).await;
     peer.send(Message::Pong(ping)).await.unwrap();

@@ -257,8 +257,7 @@ async fn a_close_from_a_tungstenite_client_is_echoed_and_the_session_closes_once
 async fn a_server_close_reaches_a_tungstenite_client_as_1000_after_the_last_frame() {
     let (server, log) = echo_server(SessionConfig::default()).await;
     let mut ws = tung_client(&server).await;
-    log.wait_for(SECS5, "open", |e| !e.is_empty()).await;
-    let session = log.sessions()[0].clone();
+    let session = log.first_session().await;
     within(SECS5, session.write(Bytes::from_static(b"goodbye")))
         .await
         .expect("write");

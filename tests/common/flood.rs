@@ -14,7 +14,7 @@ use getty::{Session, SessionConfig};
 use tokio::io::AsyncWrite;
 use tokio_util::codec::FramedWrite;
 
-use super::{wait_until, within, Behaviour, Log, SECS5};
+use super::{wait_until, within, Behaviour, Log};
 
 /// The sizes and pace of one flood.
 pub struct Flood {
@@ -102,8 +102,7 @@ impl Flood {
                     sink.flush().await.unwrap();
                     sink
                 });
-                log.wait_for(SECS5, "open", |e| !e.is_empty()).await;
-                let session = log.sessions()[0].clone();
+                let session = log.first_session().await;
                 // What the server may hold for this session beyond what the listener
                 // consumed: the read queue's batches, the one being handed over, the
                 // backlog and the read buffer, each at most two frames (one read

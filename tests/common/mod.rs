@@ -79,6 +79,17 @@ impl Log {
         self.sessions.lock().unwrap().clone()
     }
 
+    /// Waits (5 s at most) for the first session to open and returns its handle: how a
+    /// test gets hold of the server-side session it drives from outside the callbacks.
+    pub async fn first_session(&self) -> Session<Bytes> {
+        self.wait_for(SECS5, "open", |e| {
+            // on_open records the event before the handle: wait for both.
+            !e.is_empty() && !self.sessions.lock().unwrap().is_empty()
+        })
+        .await;
+        self.sessions()[0].clone()
+    }
+
     /// Waits (at most `limit`) until `cond` holds for the events; panics with them if not.
     pub async fn wait_for(
         &self,
