@@ -65,14 +65,13 @@ async fn n_sessions_come_up_and_come_back_after_the_server_kills_them() {
 async fn the_client_rides_out_a_server_restart_on_the_same_port() {
     let (server, _, _) = start_probe_server(Behaviour::echo(), SessionConfig::default()).await;
     let addr = server.local_addr();
-    let events = Rc::new(RefCell::new(Vec::new()));
-    let seen = events.clone();
+    let events = ClientEvents::default();
     let (client, log) = start_probe_client(
         TcpClient::new(addr.to_string())
             .connections(2)
             .reconnect_interval(MS50)
             .max_reconnect_interval(Duration::from_millis(400))
-            .on_event(move |e| seen.borrow_mut().push(e)),
+            .on_event(events.hook()),
         Behaviour::default(),
     );
     wait_until(SECS5, "2 sessions", || client.stats().open_sessions == 2).await;
@@ -97,21 +96,8 @@ async fn the_client_rides_out_a_server_restart_on_the_same_port() {
             .await
             .expect("writes go out again");
     }
-    let events = events.borrow().clone();
-    let ups = events
-        .iter()
-        .filter(|e| matches!(e, ClientEvent::SessionUp { .. }))
-        .count();
-    let downs = events
-        .iter()
-        .filter(|e| matches!(e, ClientEvent::SessionDown { .. }))
-        .count();
-    let failed = events
-        .iter()
-        .filter(|e| matches!(e, ClientEvent::DialFailed { .. }))
-        .count();
-    assert_eq!((ups, downs), (4, 2), "{events:?}");
-    assert!(failed >= 1);
+    assert_eq!((events.ups(), events.downs()), (4, 2), "{:?}", events.all());
+    assert!(events.dial_failures() >= 1);
     client.stop().await;
     server.stop().await;
 }

@@ -12,7 +12,7 @@ use common::*;
 use futures::channel::mpsc;
 use futures::StreamExt;
 use getty::transport::{Address, Connection};
-use getty::{Client, ClientEvent, LengthDelimited, Server, ServerHandle, SessionConfig};
+use getty::{Client, LengthDelimited, Server, ServerHandle, SessionConfig};
 use tokio::io::DuplexStream;
 
 type Accept = mpsc::UnboundedSender<Connection<DuplexStream>>;
@@ -67,10 +67,9 @@ impl Switchboard {
 #[actix::test]
 async fn a_client_over_a_dial_function_keeps_its_sessions_across_server_restarts() {
     let board = Switchboard::default();
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let (seen, dial_board) = (events.clone(), board.clone());
-    let log = Arc::new(Log::default());
-    let l = log.clone();
+    let events = ClientEvents::default();
+    let dial_board = board.clone();
+    let (log, hook) = probe_client_hook(Behaviour::default());
     let mut config = SessionConfig::default();
     config.cron_period = Duration::from_millis(50);
     let client = Client::new()
@@ -78,19 +77,8 @@ async fn a_client_over_a_dial_function_keeps_its_sessions_across_server_restarts
         .connections(2)
         .reconnect_interval(Duration::from_millis(20))
         .session_config(config)
-        .on_event(move |e| seen.lock().unwrap().push(e))
-        .start(
-            move || std::future::ready(dial_board.dial()),
-            move |_| {
-                Ok((
-                    Probe {
-                        log: l.clone(),
-                        behaviour: Default::default(),
-                    },
-                    LengthDelimited::new(),
-                ))
-            },
-        );
+        .on_event(events.hook())
+        .start(move || std::future::ready(dial_board.dial()), hook);
     // No server yet: dials fail and are counted, with backoff.
     wait_until(SECS5, "failed dials", || {
         client.stats().connect_failures >= 2
@@ -134,13 +122,7 @@ async fn a_client_over_a_dial_function_keeps_its_sessions_across_server_restarts
         client.stats().open_sessions == 2
     })
     .await;
-    let ups = events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|e| matches!(e, ClientEvent::SessionUp { .. }))
-        .count();
-    assert_eq!(ups, 4);
+    assert_eq!(events.ups(), 4);
     client.stop().await;
     assert_eq!(log.count(&Event::Close), 4);
     assert_eq!(client.stats().live_sessions, 0);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::rig::socket_path;
 use common::*;
-use getty::{ClientEvent, UnixClient, UnixServer};
+use getty::{UnixClient, UnixServer};
 
 async fn start_echo(path: &std::path::Path) -> getty::Result<getty::UnixServerHandle> {
     UnixServer::new(path)
@@ -76,13 +76,12 @@ async fn a_live_server_or_a_plain_file_at_the_path_is_never_removed() {
 async fn the_client_redials_after_the_server_restarts() {
     let path = socket_path();
     let server = start_echo(&path).await.unwrap();
-    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = events.clone();
+    let events = ClientEvents::default();
     let (log, hook) = probe_client_hook(Behaviour::default());
     let client = UnixClient::new(&path)
         .connections(2)
         .reconnect_interval(Duration::from_millis(50))
-        .on_event(move |e| seen.lock().unwrap().push(e))
+        .on_event(events.hook())
         .start(hook);
     wait_until(SECS5, "2 sessions", || client.stats().open_sessions == 2).await;
     for session in log.sessions() {
@@ -109,13 +108,7 @@ async fn the_client_redials_after_the_server_restarts() {
     .await;
     assert_eq!(log.count(&Event::Open), 4);
     assert_eq!(log.count(&Event::Close), 2);
-    let ups = events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|e| matches!(e, ClientEvent::SessionUp { .. }))
-        .count();
-    assert_eq!(ups, 4);
+    assert_eq!(events.ups(), 4);
     client.stop().await;
     assert_eq!(log.count(&Event::Close), 4);
     again.stop().await;

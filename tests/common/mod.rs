@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test file uses a part
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -9,8 +11,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use getty::{
-    Error, EventListener, LengthDelimited, Session, SessionConfig, SessionContext, SessionId,
-    TcpServer, TcpServerHandle,
+    ClientEvent, Error, EventListener, LengthDelimited, Session, SessionConfig, SessionContext,
+    SessionId, TcpServer, TcpServerHandle,
 };
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
@@ -372,6 +374,43 @@ pub fn start_probe_client(
 ) -> (getty::TcpClientHandle, Arc<Log>) {
     let (log, hook) = probe_client_hook(behaviour);
     (client.start(hook), log)
+}
+
+/// A client's events as its `on_event` hook saw them, in order. The hook runs on the
+/// thread that started the client, so a shared cell is enough.
+#[derive(Clone, Default)]
+pub struct ClientEvents(Rc<RefCell<Vec<ClientEvent>>>);
+
+impl ClientEvents {
+    /// An `on_event` hook that records into this.
+    pub fn hook(&self) -> impl Fn(ClientEvent) + 'static {
+        let events = self.0.clone();
+        move |event| events.borrow_mut().push(event)
+    }
+
+    /// Every event so far.
+    pub fn all(&self) -> Vec<ClientEvent> {
+        self.0.borrow().clone()
+    }
+
+    /// How many sessions came up.
+    pub fn ups(&self) -> usize {
+        self.count(|e| matches!(e, ClientEvent::SessionUp { .. }))
+    }
+
+    /// How many sessions went down.
+    pub fn downs(&self) -> usize {
+        self.count(|e| matches!(e, ClientEvent::SessionDown { .. }))
+    }
+
+    /// How many dials failed.
+    pub fn dial_failures(&self) -> usize {
+        self.count(|e| matches!(e, ClientEvent::DialFailed { .. }))
+    }
+
+    fn count(&self, which: impl Fn(&ClientEvent) -> bool) -> usize {
+        self.0.borrow().iter().filter(|e| which(e)).count()
+    }
 }
 
 /// Waits for the one session of `log` to close and returns its events.
