@@ -11,6 +11,23 @@ fn readme() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md")
 }
 
+/// The CI script, whose commands must match the ones the README shows.
+fn ci_script() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/run")).expect(".ci/run")
+}
+
+/// Asserts that the README has a line starting with each of `rows` (an options table's
+/// row up to its default, so the description after it may change freely).
+fn assert_readme_has_rows(rows: &[String]) {
+    let text = readme();
+    for row in rows {
+        assert!(
+            text.lines().any(|line| line.starts_with(row.as_str())),
+            "README lacks the row starting {row:?}"
+        );
+    }
+}
+
 fn secs(d: Duration) -> String {
     format!("{} s", d.as_secs())
 }
@@ -35,13 +52,7 @@ fn session_defaults_in_the_readme_match_the_code() {
         format!("| `write_high_water` | {} bytes |", c.write_high_water),
         format!("| `write_low_water` | {} bytes |", c.write_low_water),
     ];
-    let text = readme();
-    for row in rows {
-        assert!(
-            text.lines().any(|line| line.starts_with(&row)),
-            "README lacks the row starting {row:?}"
-        );
-    }
+    assert_readme_has_rows(&rows);
 }
 
 #[test]
@@ -49,8 +60,7 @@ fn readme_shows_the_two_setup_commands() {
     let text = readme();
     assert!(text.contains("cargo run --release --example echo "));
     assert!(text.contains("\ncargo test "));
-    let ci =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/run")).expect(".ci/run");
+    let ci = ci_script();
     assert!(
         ci.lines().any(|l| l.trim() == "cargo test"),
         "CI runs the README's test command"
@@ -88,13 +98,7 @@ fn client_defaults_in_the_readme_match_the_code() {
             getty::DEFAULT_MEMORY_BUDGET >> 20
         ),
     ];
-    let text = readme();
-    for row in rows {
-        assert!(
-            text.lines().any(|line| line.starts_with(&row)),
-            "README lacks the row starting {row:?}"
-        );
-    }
+    assert_readme_has_rows(&rows);
 }
 
 #[test]
@@ -104,8 +108,7 @@ fn readme_and_ci_run_the_interop_suite_after_the_default_one() {
         readme().contains(&format!("\n{command}")),
         "README shows {command:?}"
     );
-    let ci =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/run")).expect(".ci/run");
+    let ci = ci_script();
     let lines: Vec<&str> = ci.lines().map(str::trim).collect();
     let default = lines.iter().position(|l| *l == "cargo test");
     let interop = lines.iter().position(|l| *l == command);
