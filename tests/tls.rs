@@ -43,16 +43,30 @@ async fn tls_server(tls: TlsServerConfig, workers: usize) -> (TcpServerHandle, A
     (handle, log, failures)
 }
 
-/// A TLS probe client of `server` that records its dial failures.
+/// A TLS probe client of `server` (re-dialing every 50 ms) that records its dial failures.
 fn tls_client(
     server: &TcpServerHandle,
     tls: TlsClientConfig,
 ) -> (getty::TcpClientHandle, Arc<Log>, Failures) {
+    tls_client_of(
+        server.local_addr().to_string(),
+        tls,
+        Duration::from_millis(50),
+    )
+}
+
+/// A TLS probe client of `addr`, re-dialing every `reconnect`, that records its dial
+/// failures.
+fn tls_client_of(
+    addr: String,
+    tls: TlsClientConfig,
+    reconnect: Duration,
+) -> (getty::TcpClientHandle, Arc<Log>, Failures) {
     let failures = Failures::default();
     let f = failures.clone();
-    let client = TcpClient::new(server.local_addr().to_string())
+    let client = TcpClient::new(addr)
         .tls(tls)
-        .reconnect_interval(Duration::from_millis(50))
+        .reconnect_interval(reconnect)
         .on_event(move |event| {
             if let ClientEvent::DialFailed { error } = event {
                 f.lock().unwrap().push(error);
@@ -379,17 +393,7 @@ async fn a_client_handshake_that_gets_no_answer_times_out_and_is_retried() {
         .handshake_timeout(Duration::from_millis(100))
         .build()
         .unwrap();
-    let failures = Failures::default();
-    let f = failures.clone();
-    let client = TcpClient::new(addr.to_string())
-        .tls(tls)
-        .reconnect_interval(Duration::from_millis(20))
-        .on_event(move |event| {
-            if let ClientEvent::DialFailed { error } = event {
-                f.lock().unwrap().push(error);
-            }
-        });
-    let (client, log) = start_probe_client(client, Behaviour::default());
+    let (client, log, failures) = tls_client_of(addr.to_string(), tls, Duration::from_millis(20));
     wait_until(SECS5, "two timed-out handshakes", || {
         failures.lock().unwrap().len() >= 2
     })
