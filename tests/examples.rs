@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::process::{
-    example, output_within, start_listening_example, tls_cert_files, ChildGuard,
+    example, output_within, start_listening_example, stdout_of_success, tls_cert_files, ChildGuard,
 };
 
 /// How long an example that runs to its end may take (they finish in seconds).
@@ -26,14 +26,7 @@ fn start_echo_server(extra: &[&str]) -> (ChildGuard, String) {
 
 /// Runs echo_client with `args` to the end, asserts it succeeded, returns its stdout.
 fn run_echo_client(args: &[&str]) -> String {
-    let client = run_example("echo_client", args);
-    let summary = String::from_utf8_lossy(&client.stdout).into_owned();
-    assert!(
-        client.status.success(),
-        "echo_client failed: {summary} {}",
-        String::from_utf8_lossy(&client.stderr)
-    );
-    summary
+    stdout_of_success(&run_example("echo_client", args), "echo_client")
 }
 
 /// Runs echo_client with 8 connections x 2000 frames of 1000 B against `addr` (plus
@@ -261,13 +254,7 @@ fn echo_server_read_timeout_closes_idle_connections() {
 
 #[test]
 fn echo_demo_runs_and_reports() {
-    let out = run_example("echo", &[]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = stdout_of_success(&run_example("echo", &[]), "echo");
     assert!(text.contains("320000 echoes matched"), "{text}");
     assert!(text.contains("0 still live"), "{text}");
 }
@@ -315,8 +302,7 @@ fn echo_client_duration_rides_out_two_server_restarts() {
         server = restarted;
     }
     let out = client.join().expect("echo_client finishes within 60 s");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = stdout_of_success(&out, "echo_client");
     let summary = text.lines().last().expect("summary line");
     let field = |name: &str| -> u64 {
         let value = summary
@@ -339,13 +325,7 @@ fn echo_client_duration_rides_out_two_server_restarts() {
 
 #[test]
 fn heartbeat_demo_closes_the_hung_session_and_the_client_reconnects() {
-    let out = run_example("heartbeat", &[]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = stdout_of_success(&run_example("heartbeat", &[]), "heartbeat");
     let order = [
         "stops sending pings",
         "silent for",
@@ -380,8 +360,7 @@ fn rpc_client_gets_every_reply_from_rpc_server() {
             "100",
         ],
     );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = stdout_of_success(&out, "rpc_client");
     assert!(
         text.contains("calls=2000 ok=2000 timeouts=0 errors=0 calls_per_s="),
         "{text}"
@@ -463,13 +442,7 @@ fn echo_client_checks_echo_server_over_tls_with_a_tls_cert_certificate() {
         args.extend(extra);
         run_example("echo_client", &args)
     };
-    let client = run_client(&["--timeout", "60"]);
-    let summary = String::from_utf8_lossy(&client.stdout);
-    assert!(
-        client.status.success(),
-        "echo_client over TLS failed: {summary} {}",
-        String::from_utf8_lossy(&client.stderr)
-    );
+    let summary = stdout_of_success(&run_client(&["--timeout", "60"]), "echo_client over TLS");
     assert!(
         summary.contains("sent=2000 received=2000 reconnects=0 errors=0"),
         "{summary}"
@@ -532,11 +505,7 @@ fn multicast_example_every_receiver_gets_every_datagram() {
         eprintln!("SKIPPED: {}", text.trim());
         return;
     }
-    assert!(
-        out.status.success(),
-        "{text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = stdout_of_success(&out, "multicast");
     assert_eq!(text.matches(": 100/100 from ").count(), 3, "{text}");
 }
 
@@ -560,13 +529,7 @@ fn ws_echo_client_checks_ws_echo_server_over_wss() {
     ]);
     let mut args = vec!["--transport", "ws", "--addr", &addr, "--conns", "4"];
     args.extend(["--frames", "500", "--tls-ca", &ca, "--timeout", "60"]);
-    let client = run_example("echo_client", &args);
-    let summary = String::from_utf8_lossy(&client.stdout);
-    assert!(
-        client.status.success(),
-        "echo_client over wss failed: {summary} {}",
-        String::from_utf8_lossy(&client.stderr)
-    );
+    let summary = stdout_of_success(&run_example("echo_client", &args), "echo_client over wss");
     assert!(
         summary.contains("sent=2000 received=2000 reconnects=0 errors=0"),
         "{summary}"

@@ -23,7 +23,8 @@ use std::time::Duration;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use bytes::{Bytes, BytesMut};
 use common::process::{
-    output_within, start_listening_example, tls_cert_files, wait_exit, ChildGuard,
+    output_within, start_listening_example, stdout_of_success, tls_cert_files, wait_exit,
+    ChildGuard,
 };
 use getty::ws::WsServer;
 use getty::{EventListener, LengthDelimited, SessionContext};
@@ -251,12 +252,8 @@ fn python_websockets_round_trips_with_ws_echo_server() {
         Command::new(python).args(["-c", PYTHON_WS_CLIENT, &format!("ws://{addr}/echo")]),
         Duration::from_secs(60),
     );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("python websockets ok 100"),
-        "{text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = stdout_of_success(&out, "python websockets client");
+    assert!(text.contains("python websockets ok 100"), "{text}");
     server.signal_and_expect_clean_exit("-TERM");
 }
 
@@ -287,12 +284,7 @@ print("python udp ok 100")
         Command::new(python).args(["-c", script, host, port]),
         Duration::from_secs(60),
     );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = stdout_of_success(&out, "python udp peer");
     assert!(text.contains("python udp ok 100"), "{text}");
     server.signal_and_expect_clean_exit("-TERM");
 }

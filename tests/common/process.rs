@@ -219,6 +219,19 @@ pub fn output_within(command: &mut Command, limit: Duration) -> Output {
     }
 }
 
+/// The stdout of a program that ran to its end, after asserting that it exited with
+/// status 0; a failure names `what` and shows both of its outputs.
+pub fn stdout_of_success(out: &Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {stdout} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// Reads the first line of a child's stdout, waiting at most `limit`.
 pub fn first_line(stdout: std::process::ChildStdout, limit: Duration) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
