@@ -241,10 +241,7 @@ fn burst() -> Bytes {
 /// Completes a WebSocket upgrade to `/ws` over `stream`.
 async fn upgrade(stream: &mut TcpStream, addr: &str) -> std::io::Result<()> {
     use tokio::io::AsyncReadExt;
-    let request = format!(
-        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
+    let request = common::ws::upgrade_request("/ws", addr, 13);
     stream.write_all(request.as_bytes()).await?;
     let mut head = Vec::new();
     let mut byte = [0u8; 1];

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use actix_http::ws::{CloseCode, CloseReason, Codec, Frame, Item, Message};
 use bytes::{BufMut, Bytes, BytesMut};
 use common::ws::{
-    echo_server, errors_of, length_prefixed, start_client, start_server, url, wait_closed, PATH,
+    echo_server, errors_of, length_prefixed, start_client, start_server, upgrade_request, url,
+    wait_closed, PATH,
 };
 use common::{kind, open_fds, within, Behaviour, Event, SECS5};
 use futures::{SinkExt, StreamExt};
@@ -27,10 +28,7 @@ async fn upgrade_raw(addr: SocketAddr, path: &str) -> TcpStream {
     let mut stream = within(SECS5, TcpStream::connect(addr))
         .await
         .expect("connect");
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
+    let request = upgrade_request(path, &addr.to_string(), 13);
     stream.write_all(request.as_bytes()).await.expect("send");
     let head = read_head(&mut stream).await;
     assert!(
@@ -562,10 +560,7 @@ async fn failed_handshakes_leave_nothing_behind() {
             }
             // A bad version.
             1 => {
-                let req = format!(
-                    "GET {PATH} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 99\r\n\r\n"
-                );
+                let req = upgrade_request(PATH, "x", 99);
                 stream.write_all(req.as_bytes()).await.unwrap();
                 let head = read_head(&mut stream).await;
                 assert!(head.starts_with("HTTP/1.1 4"), "{head}");
@@ -711,10 +706,7 @@ async fn a_peer_that_does_not_read_meets_the_write_timeout_and_max_connections_h
     let mut second = within(SECS5, TcpStream::connect(server.local_addr()))
         .await
         .unwrap();
-    let req = format!(
-        "GET {PATH} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
+    let req = upgrade_request(PATH, "x", 13);
     second.write_all(req.as_bytes()).await.unwrap();
     let head = read_head(&mut second).await;
     assert!(head.starts_with("HTTP/1.1 503"), "{head}");

@@ -48,6 +48,16 @@ pub fn start_client(client: WsClient, behaviour: Behaviour) -> (ClientHandle, Ar
     (client.start(hook), log)
 }
 
+/// A WebSocket upgrade request, written by hand for peers that are not a WebSocket
+/// library: GET `path` on `host` with a fixed key, asking for protocol `version` (13 is
+/// the one servers accept; another tests a refusal).
+pub fn upgrade_request(path: &str, host: &str, version: u32) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: {version}\r\n\r\n"
+    )
+}
+
 /// `payload` as one length-delimited frame: a 4-byte big-endian length, then the bytes.
 pub fn length_prefixed(payload: &[u8]) -> Vec<u8> {
     let mut out = (payload.len() as u32).to_be_bytes().to_vec();
