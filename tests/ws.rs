@@ -14,7 +14,7 @@ use common::ws::{
     echo_server, errors_of, length_prefixed, start_client, start_server, upgrade_request, url,
     wait_closed, PATH,
 };
-use common::{kind, open_fds, within, Behaviour, Event, SECS5};
+use common::{open_fds, within, Behaviour, Event, SECS5};
 use futures::{SinkExt, StreamExt};
 use getty::tls::{TlsClientConfig, TlsServerConfig};
 use getty::ws::{WsClient, WsServer, WsServerHandle};
@@ -585,7 +585,6 @@ async fn failed_handshakes_leave_nothing_behind() {
         "no failed handshake became a session"
     );
     within(SECS5, server.stop()).await;
-    let _ = kind; // shared helper
 }
 
 /// rustls configs built by hand (not by this crate's builders) around a test CA and a
