@@ -14,10 +14,12 @@ mod pubsub;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::process::{output_within, stdout_of_success, ChildGuard};
+use common::within_for;
 use futures::{SinkExt, StreamExt};
 use getty::SessionConfig;
 use pubsub::{to_line, Reply, Request, MAX_REPLY_LINE};
@@ -34,18 +36,12 @@ fn burst_messages() -> u64 {
         .unwrap_or(50_000)
 }
 
-async fn within<F: std::future::Future>(limit: Duration, what: &str, fut: F) -> F::Output {
-    tokio::time::timeout(limit, fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out after {limit:?}: {what}"))
-}
-
 type Lines = FramedRead<tokio::net::tcp::OwnedReadHalf, LinesCodec>;
 type Requests = FramedWrite<tokio::net::tcp::OwnedWriteHalf, LinesCodec>;
 
 /// A plain tokio connection speaking the example's protocol.
 async fn connect(addr: std::net::SocketAddr) -> (Lines, Requests) {
-    let stream = within(SECS10, "connect", TcpStream::connect(addr))
+    let stream = within_for(SECS10, "connect", TcpStream::connect(addr))
         .await
         .expect("connect");
     let (read, write) = stream.into_split();
@@ -56,7 +52,7 @@ async fn connect(addr: std::net::SocketAddr) -> (Lines, Requests) {
 }
 
 async fn next_reply(lines: &mut Lines) -> Reply {
-    let line = within(SECS10, "a reply", lines.next())
+    let line = within_for(SECS10, "a reply", lines.next())
         .await
         .expect("a line, not EOF")
         .expect("a readable line");
@@ -153,7 +149,7 @@ async fn burst_clients(addr: std::net::SocketAddr, n: u64) -> (Vec<Read>, f64) {
         reads.push(reader.await.expect("reader"));
     }
     let secs = started.elapsed().as_secs_f64();
-    within(SECS10, "the publisher", publishing)
+    within_for(SECS10, "the publisher", publishing)
         .await
         .expect("publisher task")
         .expect("every publish written");
@@ -180,7 +176,7 @@ async fn a_publish_burst_reaches_every_subscriber_whole_and_in_order() {
             .expect("client runtime");
         let _ = done.send(runtime.block_on(burst_clients(addr, n)));
     });
-    let (reads, secs) = within(Duration::from_secs(330), "the burst", result)
+    let (reads, secs) = within_for(Duration::from_secs(330), "the burst", result)
         .await
         .expect("the clients finish (a panic there is above)");
     let delivered: Vec<u64> = reads.iter().map(|r| r.messages).collect();
@@ -221,7 +217,7 @@ async fn a_subscriber_that_reads_too_slowly_is_told_exactly_what_it_missed() {
     // A small receive buffer, so the broker's side fills sooner.
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.set_recv_buffer_size(64 * 1024).expect("SO_RCVBUF");
-    let stream = within(SECS10, "connect", socket.connect(addr))
+    let stream = within_for(SECS10, "connect", socket.connect(addr))
         .await
         .expect("connect");
     let (read, write) = stream.into_split();
@@ -232,7 +228,7 @@ async fn a_subscriber_that_reads_too_slowly_is_told_exactly_what_it_missed() {
 
     let (_publisher_lines, mut publisher) = connect(addr).await;
     let data = "x".repeat(FLOOD_DATA);
-    within(
+    within_for(
         Duration::from_secs(60),
         "publishing, not held back",
         async {
@@ -280,7 +276,7 @@ async fn a_subscriber_that_reads_too_slowly_is_told_exactly_what_it_missed() {
 
 /// The next reply the client handed over, within 10 s.
 async fn next(replies: &mut tokio::sync::mpsc::UnboundedReceiver<Reply>) -> Reply {
-    within(SECS10, "a reply to the client", replies.recv())
+    within_for(SECS10, "a reply to the client", replies.recv())
         .await
         .expect("the client runs")
 }
@@ -302,7 +298,7 @@ async fn restart_broker(addr: std::net::SocketAddr) -> getty::TcpServerHandle {
 /// Publishes one message on a connection of its own.
 async fn publish_once(addr: std::net::SocketAddr, topic: &str, data: &str) {
     let (_lines, mut requests) = connect(addr).await;
-    within(SECS10, "publish", requests.send(publication(topic, data)))
+    within_for(SECS10, "publish", requests.send(publication(topic, data)))
         .await
         .expect("publish");
 }
@@ -351,8 +347,8 @@ async fn the_client_subscribes_again_after_its_broker_restarts() {
     assert_eq!(next(&mut replies).await, message("after"));
     assert_eq!(client.stats().open_sessions, 1);
 
-    within(SECS10, "client stop", client.stop()).await;
-    within(SECS10, "server stop", server.stop()).await;
+    within_for(SECS10, "client stop", client.stop()).await;
+    within_for(SECS10, "server stop", server.stop()).await;
 }
 
 /// The `pubsub` example binary (built by this test's cargo if need be).
@@ -360,57 +356,35 @@ fn pubsub_binary() -> PathBuf {
     common::process::example("pubsub")
 }
 
-/// A child process, killed if the test ends before it exits.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// Starts the `pubsub` example with `args`, its stdout and stderr piped.
+fn start_pubsub(args: &[&str]) -> ChildGuard {
+    let child = Command::new(pubsub_binary())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start pubsub");
+    ChildGuard::new(child)
 }
 
-impl Proc {
-    fn start(args: &[&str]) -> Proc {
-        let child = Command::new(pubsub_binary())
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start pubsub");
-        Proc(child)
-    }
-
-    /// Lines of the child's stdout or stderr, as they come.
-    fn lines(&mut self, stderr: bool) -> std::sync::mpsc::Receiver<String> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let reader: Box<dyn std::io::Read + Send> = if stderr {
-            Box::new(self.0.stderr.take().expect("stderr"))
-        } else {
-            Box::new(self.0.stdout.take().expect("stdout"))
-        };
-        std::thread::spawn(move || {
-            for line in BufReader::new(reader).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
+/// Lines of the child's stdout or stderr, as they come: a thread reads them, so a test
+/// can wait for one with a time limit.
+fn lines(child: &mut ChildGuard, stderr: bool) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader: Box<dyn std::io::Read + Send> = if stderr {
+        Box::new(child.child().stderr.take().expect("stderr"))
+    } else {
+        Box::new(child.child().stdout.take().expect("stdout"))
+    };
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
             }
-        });
-        rx
-    }
-
-    /// Waits at most `limit` for the child to exit.
-    fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if let Some(status) = self.0.try_wait().expect("wait") {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("pubsub did not exit within {limit:?}");
-    }
+    });
+    rx
 }
 
 /// Waits at most `limit` for a line that satisfies `pred`, and returns it.
@@ -454,29 +428,28 @@ fn all_lines(lines: &std::sync::mpsc::Receiver<String>, limit: Duration) -> Vec<
 /// its own.
 #[test]
 fn the_command_line_modes_work_end_to_end() {
-    let mut server = Proc::start(&["--addr", "127.0.0.1:0"]);
-    let out = server.lines(false);
+    let mut server = start_pubsub(&["--addr", "127.0.0.1:0"]);
+    let out = lines(&mut server, false);
     let listening = wait_line(&out, Duration::from_secs(60), |l| {
         l.starts_with("listening on ")
     });
     let addr = listening["listening on ".len()..].to_owned();
 
-    let mut subscriber = Proc::start(&["--addr", &addr, "--subscribe", "cli", "--count", "2000"]);
-    let sub_out = subscriber.lines(false);
-    let sub_err = subscriber.lines(true);
+    let mut subscriber = start_pubsub(&["--addr", &addr, "--subscribe", "cli", "--count", "2000"]);
+    let sub_out = lines(&mut subscriber, false);
+    let sub_err = lines(&mut subscriber, true);
     wait_line(&sub_err, Duration::from_secs(60), |l| l == "sub cli: ok");
 
-    let publisher = Command::new(pubsub_binary())
-        .args(["--addr", &addr, "--publish", "cli", "--count", "2000"])
-        .args(["--data", "hello"])
-        .output()
-        .expect("run the publisher");
-    let summary = String::from_utf8_lossy(&publisher.stdout);
-    let stderr = String::from_utf8_lossy(&publisher.stderr);
-    assert!(publisher.status.success(), "{summary} {stderr}");
+    let publisher = output_within(
+        Command::new(pubsub_binary())
+            .args(["--addr", &addr, "--publish", "cli", "--count", "2000"])
+            .args(["--data", "hello"]),
+        Duration::from_secs(60),
+    );
+    let summary = stdout_of_success(&publisher, "the publisher");
     assert!(summary.starts_with("published=2000 "), "{summary}");
 
-    let status = subscriber.wait(Duration::from_secs(60));
+    let status = subscriber.wait_exit(Duration::from_secs(60));
     let printed = all_lines(&sub_out, SECS10);
     assert!(status.success(), "{status}: {printed:?}");
     assert_eq!(printed.len(), 2001, "every message, then the summary");
@@ -484,11 +457,7 @@ fn the_command_line_modes_work_end_to_end() {
     assert_eq!(printed[1999], "cli #2000 hello 1999");
     assert_eq!(printed[2000], "received=2000 missed=0 sessions=1");
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &server.0.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
-    let status = server.wait(Duration::from_secs(20));
+    server.signal("-TERM");
+    let status = server.wait_exit(Duration::from_secs(20));
     assert!(status.success(), "broker exit status {status}");
 }

@@ -305,9 +305,15 @@ pub async fn read_to_end(client: &mut Client, limit: Duration) -> Vec<Bytes> {
 
 /// Awaits `fut`, panicking if it takes longer than `limit`.
 pub async fn within<F: std::future::Future>(limit: Duration, fut: F) -> F::Output {
+    within_for(limit, "the awaited future", fut).await
+}
+
+/// Awaits `fut`, panicking with `what` it waited for if that takes longer than `limit`:
+/// for tests with many waits, where the panic must say which one timed out.
+pub async fn within_for<F: std::future::Future>(limit: Duration, what: &str, fut: F) -> F::Output {
     tokio::time::timeout(limit, fut)
         .await
-        .unwrap_or_else(|_| panic!("timed out after {limit:?}"))
+        .unwrap_or_else(|_| panic!("timed out after {limit:?}: {what}"))
 }
 
 /// Polls `cond()` every 10 ms until it holds; false if it still does not after `limit`.
