@@ -14,12 +14,13 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use common::process::{example, first_line, ChildGuard};
 use futures::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket};
@@ -53,23 +54,16 @@ fn raise_fd_limit(need: u64) {
 
 /// A running `echo_server`, killed when dropped.
 struct Server {
-    child: Child,
+    child: ChildGuard,
     addr: String,
     log: Arc<std::sync::Mutex<Vec<String>>>,
     /// The latest `stats:` line the server printed.
     stats: Arc<std::sync::Mutex<String>>,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Server {
     fn start(transport: &str, extra: &[&str]) -> Server {
-        let mut child = Command::new(common::process::example("echo_server"))
+        let mut child = Command::new(example("echo_server"))
             .args(["--transport", transport, "--addr", "127.0.0.1:0"])
             .args(["--memory-budget", &BUDGET_MIB.to_string()])
             .args(["--max-frame", "65536", "--stats-every", "0.2"])
@@ -94,15 +88,8 @@ impl Server {
                 }
             }
         });
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("echo_server prints its address");
+        let child = ChildGuard::new(child);
+        let line = first_line(stdout, Duration::from_secs(60));
         let addr = line
             .trim()
             .strip_prefix("listening on ")
@@ -129,13 +116,10 @@ impl Server {
     /// Waits (at most 10 s) until the server reports `open` sessions and no more
     /// buffered than those sessions' idle read buffers and a frame in flight each.
     async fn settle(&self, open: u64) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            let idle = open * 16 * 1024;
-            if self.stat("open_sessions") == open && self.stat("buffered_bytes") <= idle {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let idle = open * 16 * 1024;
+        let settled = || self.stat("open_sessions") == open && self.stat("buffered_bytes") <= idle;
+        if common::eventually(Duration::from_secs(10), settled).await {
+            return;
         }
         let other: Vec<String> = self
             .log
@@ -151,26 +135,14 @@ impl Server {
         );
     }
 
-    fn status(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("/proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or_else(|| panic!("no {field} in /proc status"))
-    }
-
     /// Resident memory now, in KiB.
     fn rss_kib(&self) -> u64 {
-        self.status("VmRSS:")
+        rss_kib_of(self.child.id()).expect("VmRSS in /proc status")
     }
 
     /// Open file descriptors.
     fn fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
-            .map(|d| d.count())
-            .unwrap_or(0)
+        common::open_fds_of(self.child.id())
     }
 
     /// Up to 5 ending lines that are not write timeouts, for failure messages.
@@ -198,20 +170,22 @@ fn frame(seq: u64) -> Bytes {
     b.freeze()
 }
 
+/// The resident memory of process `pid` in KiB (`VmRSS` in its /proc status); `None`
+/// once it is gone.
+fn rss_kib_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
 /// Samples the server's RSS every 50 ms until `stop`; returns the peak in KiB.
 fn sample_peak(pid: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
         let mut peak = 0;
-        let path = format!("/proc/{pid}/status");
         while !stop.load(Ordering::Relaxed) {
-            if let Ok(status) = std::fs::read_to_string(&path) {
-                let rss = status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.split_whitespace().next()?.parse().ok())
-                    .unwrap_or(0);
-                peak = peak.max(rss);
-            }
+            peak = peak.max(rss_kib_of(pid).unwrap_or(0));
             std::thread::sleep(Duration::from_millis(50));
         }
         peak

@@ -347,7 +347,13 @@ pub const SECS5: Duration = Duration::from_secs(5);
 /// How many file descriptors this process holds now (0 where /proc is missing): the leak
 /// tests compare it before and after, since a socket left behind shows up only here.
 pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count())
+    open_fds_of("self")
+}
+
+/// How many file descriptors process `pid` holds now (`self` for this one; 0 where /proc
+/// is missing or the process is gone).
+pub fn open_fds_of(pid: impl std::fmt::Display) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
 }
 
 /// A new log, and a client's `new_session` hook whose sessions are probes recording
