@@ -28,6 +28,7 @@ use tokio::net::{TcpStream, UdpSocket};
 const BUDGET_MIB: usize = 64;
 const FRAME: usize = 1000;
 
+/// How many peers attack at once.
 fn crowd() -> usize {
     std::env::var("GETTY_BUDGET_CONNS")
         .ok()
@@ -163,6 +164,8 @@ impl Server {
     }
 }
 
+/// A frame's payload of [`FRAME`] bytes starting with `seq`, so a good peer can check
+/// what comes back.
 fn frame(seq: u64) -> Bytes {
     let mut b = BytesMut::with_capacity(FRAME);
     b.put_u64(seq);
@@ -375,6 +378,8 @@ where
     served
 }
 
+/// The good peer over UDP: sends a frame and waits for its echo, again and again until
+/// `stop` (100,000 frames at most).
 async fn good_udp(addr: String, stop: Arc<AtomicBool>) -> Served {
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     socket.connect(&addr).await.expect("connect");
@@ -436,6 +441,7 @@ fn peak_bound_kib(transport: Transport, conns: usize) -> u64 {
     (BUDGET_MIB as u64) * 1024 * 5 / 4 + per_connection_kib * conns as u64 + 32 * 1024
 }
 
+/// How many attacks in a row.
 fn rounds() -> usize {
     std::env::var("GETTY_BUDGET_ROUNDS")
         .ok()

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use common::*;
 use getty::{ClientEvent, Error, SessionConfig, TcpClient, TcpServer};
 
+/// A TCP client of `server`, for the test to set its options on.
 fn client_of(server: &getty::TcpServerHandle) -> TcpClient {
     TcpClient::new(server.local_addr().to_string())
 }

@@ -20,6 +20,7 @@ fn run_example(name: &str, args: &[&str]) -> Output {
     output_within(Command::new(example(name)).args(args), RUN_LIMIT)
 }
 
+/// Starts the echo_server example on a free loopback port with `extra` options.
 fn start_echo_server(extra: &[&str]) -> (ChildGuard, String) {
     start_listening_example("echo_server", extra)
 }

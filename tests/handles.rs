@@ -29,6 +29,7 @@ fn message(seq: u32) -> Bytes {
     b.freeze()
 }
 
+/// The sequence number at the start of a frame made by [`message`].
 fn seq_of(frame: &[u8]) -> u32 {
     u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]])
 }
@@ -92,6 +93,8 @@ async fn read_in_order(client: &mut Client, expected: u64, limit: Duration) -> u
     got
 }
 
+/// A two-worker quiet probe server with `n` connected clients and the handles of their
+/// `n` server-side sessions, in the order they opened.
 async fn server_with_sessions(
     n: usize,
     config: SessionConfig,

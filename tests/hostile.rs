@@ -32,6 +32,8 @@ async fn ending_of_newest(log: &Log) -> Vec<Event> {
     events[events.len().saturating_sub(2)..].to_vec()
 }
 
+/// Asserts that the well-behaved client still gets 20 echoes: the hostile peer ended only
+/// its own session.
 async fn bystander_still_echoes(bystander: &mut Client) {
     for i in 0..20 {
         let payload = format!("still here {i}");

@@ -121,6 +121,7 @@ ws.onclose = (ev) => report(`echoed=${{echoed}}&messages=${{messages}}&bad=${{ba
     )
 }
 
+/// The name of the installed Chromium command; panics saying how to install one.
 fn chromium() -> String {
     for name in ["chromium", "chromium-browser", "google-chrome"] {
         if runs("sh", &["-c", &format!("command -v {name}")]) {

@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec};
 
+/// A probe server with `config` that echoes, closes on `bye` and panics on `boom`.
 async fn echo_server(config: SessionConfig) -> (getty::TcpServerHandle, Arc<Log>, Arc<Behaviour>) {
     let behaviour = Behaviour {
         echo: true,

@@ -42,6 +42,7 @@ impl EventListener for Receiver {
     }
 }
 
+/// Starts `server` with one listener that puts every datagram it receives in `inbox`.
 async fn start(
     server: UdpServer,
     inbox: Inbox,

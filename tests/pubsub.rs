@@ -51,6 +51,7 @@ async fn connect(addr: std::net::SocketAddr) -> (Lines, Requests) {
     )
 }
 
+/// The next reply line from the broker (10 s at most), parsed.
 async fn next_reply(lines: &mut Lines) -> Reply {
     let line = within_for(SECS10, "a reply", lines.next())
         .await
@@ -59,12 +60,14 @@ async fn next_reply(lines: &mut Lines) -> Reply {
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
 }
 
+/// A request line subscribing to `topic`.
 fn sub(topic: &str) -> String {
     to_line(&Request::Sub {
         topic: topic.to_owned(),
     })
 }
 
+/// A request line publishing `data` on `topic`.
 fn publication(topic: &str, data: impl Into<String>) -> String {
     to_line(&Request::Pub {
         topic: topic.to_owned(),

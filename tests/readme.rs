@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use getty::SessionConfig;
 
+/// The README, whose statements these tests hold to the code.
 fn readme() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md")
 }
@@ -28,6 +29,7 @@ fn assert_readme_has_rows(rows: &[String]) {
     }
 }
 
+/// A duration as the README writes whole seconds: `30 s`.
 fn secs(d: Duration) -> String {
     format!("{} s", d.as_secs())
 }

@@ -31,6 +31,8 @@ impl EventListener for Server {
     }
 }
 
+/// An RPC server whose `workers` pool threads sleep each request's `work_ms`, then
+/// answer with its body.
 async fn start_server(workers: usize) -> TcpServerHandle {
     let pool = WorkerPool::start(workers, |request: Request, session: &Session<Response>| {
         std::thread::sleep(Duration::from_millis(request.work_ms));
@@ -46,6 +48,7 @@ async fn start_server(workers: usize) -> TcpServerHandle {
         .unwrap()
 }
 
+/// An RPC client of `server`, once its session is up (5 s at most).
 async fn connected_client(server: &TcpServerHandle) -> RpcClient {
     let client = RpcClient::start(&server.local_addr().to_string());
     wait_until(SECS5, "client connected", || client.connected()).await;

@@ -16,10 +16,12 @@ use getty::{ClientEvent, Error, SessionConfig, TcpClient, TcpServer, TcpServerHa
 use rcgen::ExtendedKeyUsagePurpose;
 use tokio::io::AsyncWriteExt;
 
+/// A TLS server config builder serving `leaf`.
 fn server_config(leaf: &Leaf) -> getty::tls::TlsServerBuilder {
     TlsServerConfig::from_pem(leaf.cert.as_bytes(), leaf.key.as_bytes()).unwrap()
 }
 
+/// A TLS client config builder that trusts `ca` alone.
 fn client_trusting(ca: &Ca) -> getty::tls::TlsClientBuilder {
     TlsClientConfig::builder()
         .root_certificates_pem(ca.pem().as_bytes())

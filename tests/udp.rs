@@ -78,6 +78,8 @@ impl EventListener for DatagramEcho {
     }
 }
 
+/// Starts `server` with a listener that echoes every datagram to its sender and records
+/// what it saw in the returned [`Seen`].
 async fn start_datagram_echo(
     server: UdpServer,
 ) -> (UdpServerHandle, Session<Datagram<Bytes>>, Arc<Seen>) {

@@ -11,6 +11,7 @@ use common::rig::socket_path;
 use common::*;
 use getty::{UnixClient, UnixServer};
 
+/// Starts a one-worker echoing probe server on the Unix socket `path`.
 async fn start_echo(path: &std::path::Path) -> getty::Result<getty::UnixServerHandle> {
     UnixServer::new(path)
         .workers(1)

@@ -57,6 +57,7 @@ async fn read_head(stream: &mut TcpStream) -> String {
 /// A WebSocket peer that is not this crate: actix-http's client codec over a raw socket.
 type Peer = Framed<TcpStream, Codec>;
 
+/// A peer upgraded by hand to `server`, speaking actix-http's client codec.
 async fn raw_peer(server: &WsServerHandle) -> Peer {
     let stream = upgrade_raw(server.local_addr(), PATH).await;
     Framed::new(stream, Codec::new().client_mode().max_size(1 << 24))
@@ -118,6 +119,7 @@ fn client_frame(fin: bool, opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> 
     out.to_vec()
 }
 
+/// The payload of a binary frame; panics on anything else.
 fn binary_payload(frame: Option<Frame>) -> Bytes {
     match frame {
         Some(Frame::Binary(bytes)) => bytes,

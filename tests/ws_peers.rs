@@ -64,6 +64,7 @@ async fn next_data(ws: &mut Tung) -> Option<Message> {
     .await
 }
 
+/// The payload of a binary message; panics on anything else.
 fn binary(message: Option<Message>) -> Bytes {
     match message {
         Some(Message::Binary(bytes)) => bytes,
@@ -71,6 +72,7 @@ fn binary(message: Option<Message>) -> Bytes {
     }
 }
 
+/// The code of a close frame; panics on anything else or a close without a code.
 fn close_code(message: Option<Message>) -> CloseCode {
     match message {
         Some(Message::Close(Some(frame))) => frame.code,
@@ -78,8 +80,6 @@ fn close_code(message: Option<Message>) -> CloseCode {
     }
 }
 
-/// Reads until the connection ends (5 s at most), asserting that nothing but pings and
-/// pongs comes first.
 /// Pings the getty peer with `payload` and reads (5 s at most) until its pong, with the
 /// same payload, and at least `pings` of its own pings have come; anything else fails.
 async fn ping_and_expect_pings(ws: &mut Tung, payload: &'static [u8], pings: usize) {
@@ -104,6 +104,8 @@ async fn ping_and_expect_pings(ws: &mut Tung, payload: &'static [u8], pings: usi
     assert_eq!(pong.as_deref(), Some(payload));
 }
 
+/// Reads until the connection ends (5 s at most), asserting that nothing but pings and
+/// pongs comes first.
 async fn expect_end(ws: &mut Tung) {
     let rest = next_data(ws).await;
     assert!(rest.is_none(), "the connection ends, got {rest:?}");

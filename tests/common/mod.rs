@@ -55,10 +55,12 @@ pub struct Log {
 }
 
 impl Log {
+    /// Records `event` of session `id` (from the probe's callbacks).
     pub fn push(&self, id: SessionId, event: Event) {
         self.events.lock().unwrap().push((id, event));
     }
 
+    /// A copy of every event so far, in order, so a test can inspect it without the lock.
     pub fn events(&self) -> Vec<(SessionId, Event)> {
         self.events.lock().unwrap().clone()
     }
@@ -72,6 +74,7 @@ impl Log {
             .collect()
     }
 
+    /// How many times `event` happened, over all sessions.
     pub fn count(&self, event: &Event) -> usize {
         self.events().iter().filter(|(_, e)| e == event).count()
     }
@@ -246,6 +249,9 @@ pub async fn start_probe_server(
     start_probe_server_with(TcpServer::new("127.0.0.1:0").workers(1), behaviour, config).await
 }
 
+/// Starts `server` (its address and workers chosen by the test) with probes as listeners,
+/// recording into a new log: for tests that need more than [`start_probe_server`]'s
+/// defaults.
 pub async fn start_probe_server_with(
     server: TcpServer,
     behaviour: Behaviour,
@@ -264,10 +270,13 @@ pub async fn start_probe_server_with(
 /// A framed loopback client.
 pub type Client = Framed<TcpStream, LengthDelimited>;
 
+/// Connects a framed loopback client to `server`, taking frames up to 16 MiB.
 pub async fn connect(server: &TcpServerHandle) -> Client {
     connect_max(server, 16 * 1024 * 1024).await
 }
 
+/// Connects a framed loopback client to `server` (5 s at most) with Nagle off, taking
+/// frames up to `max` bytes.
 pub async fn connect_max(server: &TcpServerHandle, max: usize) -> Client {
     let stream = within(
         Duration::from_secs(5),
@@ -342,6 +351,8 @@ pub async fn wait_until(limit: Duration, what: &str, cond: impl FnMut() -> bool)
     }
 }
 
+/// The suite's usual limit on a wait that should take milliseconds: long enough for a
+/// loaded machine, short enough that a hang fails fast.
 pub const SECS5: Duration = Duration::from_secs(5);
 
 /// How many file descriptors this process holds now (0 where /proc is missing): the leak
@@ -420,6 +431,7 @@ impl ClientEvents {
         self.count(|e| matches!(e, ClientEvent::DialFailed { .. }))
     }
 
+    /// How many events `which` picks.
     fn count(&self, which: impl Fn(&ClientEvent) -> bool) -> usize {
         self.0.borrow().iter().filter(|e| which(e)).count()
     }
@@ -437,6 +449,8 @@ pub async fn closed_events(log: &Log) -> Vec<Event> {
     log.of(id)
 }
 
+/// Asserts that a session's `events` end with exactly one `on_close`, preceded right
+/// before it by the one error of kind `error` (or by no error at all when `None`).
 pub fn assert_closed_once(events: &[Event], error: Option<&'static str>) {
     assert_eq!(
         events.iter().filter(|e| **e == Event::Close).count(),

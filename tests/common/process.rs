@@ -101,10 +101,12 @@ impl ChildGuard {
         }
     }
 
+    /// The child's process id.
     pub fn id(&self) -> u32 {
         self.child.id()
     }
 
+    /// The child itself, to take its pipes or kill it by hand.
     pub fn child(&mut self) -> &mut std::process::Child {
         &mut self.child
     }

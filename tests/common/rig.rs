@@ -137,6 +137,7 @@ pub struct Rig {
 }
 
 impl Rig {
+    /// Starts a one-worker server over `kind` whose probes act per `behaviour`.
     pub async fn start(kind: Kind, behaviour: Behaviour, config: SessionConfig) -> Rig {
         let log = Arc::new(Log::default());
         let behaviour = Arc::new(behaviour);
@@ -181,6 +182,7 @@ impl Rig {
         }
     }
 
+    /// The server's endpoint counters, whatever the transport.
     pub fn stats(&self) -> EndpointStats {
         match &self.handle {
             Handle::Tcp(h) => h.stats(),
@@ -189,6 +191,7 @@ impl Rig {
         }
     }
 
+    /// Stops the server; a Unix server must also have removed its socket file.
     pub async fn stop(&self) {
         match &self.handle {
             Handle::Tcp(h) => h.stop().await,
