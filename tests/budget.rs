@@ -30,10 +30,7 @@ const FRAME: usize = 1000;
 
 /// How many peers attack at once.
 fn crowd() -> usize {
-    std::env::var("GETTY_BUDGET_CONNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000)
+    common::env_or("GETTY_BUDGET_CONNS", 1000)
 }
 
 /// Raises this process's open-file limit to its hard limit (children inherit it): the
@@ -443,10 +440,7 @@ fn peak_bound_kib(transport: Transport, conns: usize) -> u64 {
 
 /// How many attacks in a row.
 fn rounds() -> usize {
-    std::env::var("GETTY_BUDGET_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1)
+    common::env_or("GETTY_BUDGET_ROUNDS", 1)
 }
 
 /// One attack: `conns` peers that flood and never read. Stream peers go on until the

@@ -138,10 +138,7 @@ async fn ten_thousand_connections_at_once_past_the_limit_are_refused_cleanly() {
 
 #[actix::test]
 async fn connections_opened_and_closed_as_fast_as_possible_leave_nothing_behind() {
-    let secs: u64 = std::env::var("GETTY_FLOOD_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
+    let secs: u64 = common::env_or("GETTY_FLOOD_SECS", 30);
     // A listener that keeps nothing per session, so memory measures the library alone.
     let server = TcpServer::new("127.0.0.1:0")
         .workers(2)

@@ -15,10 +15,7 @@ use getty::{Error, Session, SessionConfig, TcpServer};
 
 /// Fan-out load, scaled by `GETTY_FANOUT_MESSAGES` (default 10,000 per session).
 fn fanout_messages() -> u32 {
-    std::env::var("GETTY_FANOUT_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000)
+    common::env_or("GETTY_FANOUT_MESSAGES", 10_000)
 }
 
 /// A 100-byte message: its sequence number, then filler.
@@ -357,10 +354,7 @@ mod room;
 
 /// Lines each chat sender sends, scaled by `GETTY_CHAT_LINES` (default 20,000).
 fn chat_lines() -> u64 {
-    std::env::var("GETTY_CHAT_LINES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000)
+    common::env_or("GETTY_CHAT_LINES", 20_000)
 }
 
 /// The chat example's room with 6 members, 3 of whom send 20,000 lines each at once,

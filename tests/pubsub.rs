@@ -30,10 +30,7 @@ const SECS10: Duration = Duration::from_secs(10);
 
 /// Burst size, scaled by `GETTY_PUBSUB_MESSAGES` (default 50,000).
 fn burst_messages() -> u64 {
-    std::env::var("GETTY_PUBSUB_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50_000)
+    common::env_or("GETTY_PUBSUB_MESSAGES", 50_000)
 }
 
 type Lines = FramedRead<tokio::net::tcp::OwnedReadHalf, LinesCodec>;

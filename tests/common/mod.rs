@@ -351,6 +351,16 @@ pub async fn wait_until(limit: Duration, what: &str, cond: impl FnMut() -> bool)
     }
 }
 
+/// The number in environment variable `name`, or `default` when it is unset or not a
+/// number: how a load test lets a run scale its size or length up (or down on a small
+/// machine) without an edit.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// The suite's usual limit on a wait that should take milliseconds: long enough for a
 /// loaded machine, short enough that a hang fails fast.
 pub const SECS5: Duration = Duration::from_secs(5);
