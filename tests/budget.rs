@@ -629,6 +629,12 @@ fn refused_echo_lines_name_their_session() {
     assert_eq!(refused_echo(line), Some("session#42"));
     let full = "WARN cannot echo; closing the session err=session#7: write queue full: 9 bytes";
     assert_eq!(refused_echo(full), Some("session#7"));
-    assert_eq!(refused_echo("WARN cannot echo err=session#7: session closed"), None);
-    assert_eq!(refused_echo("DEBUG session ending on error err=session#7: write timeout"), None);
+    assert_eq!(
+        refused_echo("WARN cannot echo err=session#7: session closed"),
+        None
+    );
+    assert_eq!(
+        refused_echo("DEBUG session ending on error err=session#7: write timeout"),
+        None
+    );
 }
