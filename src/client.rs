@@ -41,7 +41,9 @@ pub enum ClientEvent {
         /// A handle to it ([`AnySession::downcast`] gives the typed [`Session`](crate::Session)).
         session: AnySession,
     },
-    /// An opened session closed (its `on_close` has run); a re-dial follows.
+    /// An opened session closed (its `on_close` has run). A re-dial follows after the
+    /// backoff, unless the client is stopping (a stop closes every session, and each
+    /// reports this event too).
     SessionDown {
         /// The session that closed.
         id: SessionId,

@@ -267,6 +267,51 @@ async fn past_the_high_water_mark_try_write_says_queue_full_and_write_waits() {
     server.stop().await;
 }
 
+/// `write_within` waits for room for its own time, not the session's write timeout: with
+/// a peer that does not read it fails with `WriteTimeout` (queueing nothing) and the
+/// session goes on; once the peer reads, everything queued before arrives in order and
+/// the next `write_within` is taken.
+#[actix_rt::test]
+async fn write_within_gives_up_after_its_own_wait_and_the_session_goes_on() {
+    let config = SessionConfig::default()
+        .write_water_marks(64 * 1024, 16 * 1024)
+        .write_timeout(None);
+    let (server, mut clients, sessions) = server_with_sessions(1, config).await;
+    let session = sessions[0].clone();
+    // Fill the socket buffers and the write queue: the client does not read yet.
+    let queued = within(Duration::from_secs(30), async {
+        for seq in 0..200_000u32 {
+            if session.try_write(message(seq)).is_err() {
+                return seq;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the write queue never filled");
+    })
+    .await;
+    let wait = Duration::from_millis(300);
+    let refused = within(common::SECS5, session.write_within(message(queued), wait)).await;
+    match refused {
+        Err(Error::WriteTimeout { after, .. }) => assert_eq!(after, wait),
+        other => panic!("a write timeout after {wait:?}, got {other:?}"),
+    }
+    assert!(!session.is_closed(), "the session goes on");
+    // The peer reads: every frame queued before arrives, in order, and nothing of the
+    // refused write.
+    let got = read_in_order(&mut clients[0], u64::from(queued), Duration::from_secs(60)).await;
+    assert_eq!(got, u64::from(queued));
+    let next = within(
+        common::SECS5,
+        session.write_within(message(queued + 1), common::SECS5),
+    );
+    next.await.expect("room again");
+    let Some(Ok(frame)) = within(common::SECS5, clients[0].next()).await else {
+        panic!("the last frame");
+    };
+    assert_eq!(seq_of(&frame), queued + 1, "the refused frame was not sent");
+    server.stop().await;
+}
+
 /// `write` from another task waits for room instead of failing: 20,000 writes of one
 /// task through a hand-over queue of 64 frames all arrive, in order.
 #[actix_rt::test]

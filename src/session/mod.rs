@@ -568,19 +568,32 @@ impl<Out: Send + 'static> Session<Out> {
     /// is at its high-water mark or the hand-over queue is full, it waits for room (see
     /// [Writing from anywhere](Self#writing-from-anywhere)). Never retried by the library.
     pub async fn write(&self, frame: Out) -> Result<()> {
-        self.submit(Payload::One(frame)).await
+        self.submit(Payload::One(frame), self.shared.config.write_timeout)
+            .await
+    }
+
+    /// Writes one frame like [`write`](Self::write), but waits for room for at most
+    /// `wait` instead of the session's write timeout (getty's `WritePkg(pkg, timeout)`):
+    /// with no room by then it fails with [`Error::WriteTimeout`] (its `after` is
+    /// `wait`), queueing nothing, and the session goes on. `Duration::ZERO` fails at once
+    /// when there is no room, like [`try_write`](Self::try_write) but with the outcome
+    /// of the write itself once it is queued.
+    pub async fn write_within(&self, frame: Out, wait: Duration) -> Result<()> {
+        self.submit(Payload::One(frame), Some(wait)).await
     }
 
     /// Writes several frames at once: all are queued together (or none, on error) and
     /// leave in as few socket writes as they fit. A batch larger than the hand-over
     /// queue waits until that queue is empty, then goes in whole.
     pub async fn write_all(&self, frames: Vec<Out>) -> Result<()> {
-        self.submit(Payload::Many(frames)).await
+        self.submit(Payload::Many(frames), self.shared.config.write_timeout)
+            .await
     }
 
     /// Writes bytes as they are, bypassing the codec.
     pub async fn write_bytes(&self, bytes: Bytes) -> Result<()> {
-        self.submit(Payload::Raw(bytes)).await
+        self.submit(Payload::Raw(bytes), self.shared.config.write_timeout)
+            .await
     }
 
     /// Hands `entry` to the logic actor if both bounds have room: the write queue below
@@ -626,7 +639,9 @@ impl<Out: Send + 'static> Session<Out> {
         }
     }
 
-    async fn submit(&self, payload: Payload<Out>) -> Result<()> {
+    /// Hands `payload` over, waiting for room for at most `timeout` (`None`: as long as
+    /// it takes), then for its bytes to leave.
+    async fn submit(&self, payload: Payload<Out>, timeout: Option<Duration>) -> Result<()> {
         let id = self.shared.id;
         let (ack, done) = oneshot::channel();
         let entry = Entry {
@@ -638,11 +653,10 @@ impl<Out: Send + 'static> Session<Out> {
             HandOver::Closed => return Err(Error::closed(id)),
             HandOver::NoRoom(entry, _) => entry,
         };
-        // No room: wait for the logic actor to make some, for at most the write timeout.
-        // The timer needs a tokio runtime; without one (`write_blocking` on a plain
-        // thread) the session's own write timeout still ends a wait on a peer that
-        // takes nothing, by closing the session.
-        let timeout = self.shared.config.write_timeout;
+        // No room: wait for the logic actor to make some, for at most `timeout`. The
+        // timer needs a tokio runtime; without one (`write_blocking` on a plain thread)
+        // the session's own write timeout still ends a wait on a peer that takes
+        // nothing, by closing the session.
         let deadline = timeout
             .filter(|_| tokio::runtime::Handle::try_current().is_ok())
             .map(|after| tokio::time::Instant::now() + after);
