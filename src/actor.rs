@@ -100,6 +100,9 @@ pub enum EventKind<Item> {
     Frame(Item),
     /// The session's cron period elapsed.
     Cron,
+    /// The session's writability changed (see [`EventListener::on_writability`]):
+    /// `false` when its write queue is full, `true` when it drained again.
+    Writability(bool),
     /// An error is ending the session; `Closed` follows.
     Errored(Error),
     /// The session closed; its last event.
@@ -208,6 +211,10 @@ impl<C: Codec<Out>, Out: Send + 'static> EventListener for ActorListener<C, Out>
 
     fn on_cron(&mut self, session: &mut SessionContext<'_, Self>) {
         self.forward(session.session(), EventKind::Cron);
+    }
+
+    fn on_writability(&mut self, session: &mut SessionContext<'_, Self>, writable: bool) {
+        self.forward(session.session(), EventKind::Writability(writable));
     }
 
     fn on_error(&mut self, session: &Session<Out>, error: &Error) {

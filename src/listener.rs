@@ -74,6 +74,17 @@ pub trait EventListener: Sized + 'static {
         let _ = session;
     }
 
+    /// The session's writability changed (netty's `channelWritabilityChanged`):
+    /// `false` once its write queue reached the high-water mark, or the endpoint's memory
+    /// budget held it back (writes now fail with [`Error::QueueFull`] or
+    /// [`Error::MemoryBudget`], and reading pauses); `true` once it drained to the
+    /// low-water mark, or the budget let it go. Called once per change, after the batch
+    /// of frames or the write that caused it, so a producer pauses and resumes on it
+    /// instead of polling [`SessionContext::is_writable`].
+    fn on_writability(&mut self, session: &mut SessionContext<'_, Self>, writable: bool) {
+        let _ = (session, writable);
+    }
+
     /// An error is ending the session; `on_close` follows. Writes fail from here on.
     ///
     /// On a datagram session it may instead report an error of one datagram, after

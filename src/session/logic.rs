@@ -159,6 +159,7 @@ where
             backlog: VecDeque::new(),
             end_after_backlog: None,
             read_paused: false,
+            told_writable: true,
             close_requested: false,
             cause: None,
             needs_flush: false,
@@ -197,6 +198,8 @@ pub(crate) struct LogicActor<L: EventListener, W> {
     end_after_backlog: Option<Option<Error>>,
     /// Mirror of what the reader was last told.
     read_paused: bool,
+    /// The writability the listener was last told of (see `on_writability`).
+    told_writable: bool,
     /// A callback asked to close.
     close_requested: bool,
     /// The error that is ending the session, if one is.
@@ -240,6 +243,20 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
             Ok(()) if self.close_requested => self.begin_close(None, ctx),
             Ok(()) => {}
         }
+    }
+
+    /// Tells the listener when the write queue crossed a water mark (or the memory budget
+    /// held it back or let it go) since it was last told, once per change.
+    fn tell_writability(&mut self, ctx: &mut Context<Self>, task: &mut std::task::Context<'_>) {
+        let writable = self.out.is_writable();
+        if writable == self.told_writable || self.phase != Phase::Open {
+            return;
+        }
+        self.told_writable = writable;
+        let result = self.callback(|listener, cx| listener.on_writability(cx, writable));
+        self.after_callback(result, ctx);
+        // What the listener wrote (or a close it asked for) is the write loop's to do.
+        task.waker().wake_by_ref();
     }
 
     /// Frames from the reader, which end at byte `upto` of what it read. While the write
@@ -551,6 +568,7 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
             self.read_paused = paused;
             shared.pause_reading(paused);
         }
+        self.tell_writability(ctx, task);
         if blocked || self.phase != Phase::Closing {
             return Poll::Pending;
         }
