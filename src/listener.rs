@@ -63,9 +63,9 @@ pub trait EventListener: Sized + 'static {
     /// One decoded frame arrived.
     ///
     /// Frames that the built-in codecs decode share the buffer they were read into with
-    /// the other frames of that read, so keeping a small frame for long keeps that buffer
-    /// allocated (up to 64 KiB). To store a frame, copy it out
-    /// (`Bytes::copy_from_slice(&frame)`).
+    /// other frames (of this session and, for small reads, of other sessions on the same
+    /// arbiter), so keeping a small frame for long keeps that buffer allocated (up to
+    /// 64 KiB). To store a frame, copy it out (`Bytes::copy_from_slice(&frame)`).
     fn on_message(&mut self, session: &mut SessionContext<'_, Self>, frame: Frame<Self>);
 
     /// The session's cron period elapsed: send heartbeats, check

@@ -15,7 +15,8 @@ use crate::session::{BatchPool, SessionShared};
 use crate::Error;
 
 /// Room made in the read buffer when it is full: 2 KiB to start with and while reads are
-/// small (every idle session holds this much), doubling up to 64 KiB while reads fill it.
+/// small, doubling up to 64 KiB while reads fill it. (A session reads into its thread's
+/// shared slab instead while it holds no bytes and reads little; see [`READ_SLAB`].)
 /// Big chunks matter for bulk traffic: decoded frames share their chunk's allocation, so
 /// a chunk that holds several frames means one allocation (and no fresh page faults) per
 /// several frames instead of one per frame. Measured with the yardstick: starting at
@@ -23,6 +24,19 @@ use crate::Error;
 /// throughput and no loss in bulk.
 const MIN_READ_CHUNK: usize = 2 * 1024;
 const MAX_READ_CHUNK: usize = 64 * 1024;
+
+/// Size of a thread's shared read slab (see [`READ_SLAB`]).
+const SLAB_SIZE: usize = 16 * 1024;
+
+thread_local! {
+    /// Room that the sessions of a thread which hold no read buffer read into. Each read
+    /// takes the bytes it got off the front, so the frames of many sessions share one
+    /// allocation, and a session between reads holds nothing (its 2 KiB chunk was a
+    /// third of an idle connection's memory). The slab is renewed every `SLAB_SIZE`
+    /// bytes or so: one allocation per many small reads instead of a chunk per session.
+    /// A frame the application keeps keeps its slab allocated, as it would its chunk.
+    static READ_SLAB: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
+}
 /// Bytes one batch may gather over several reads before it goes to the logic actor.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
 /// Cap on the room a new batch starts with, whatever the last one held.
@@ -79,6 +93,8 @@ pub(crate) struct FrameReader<D: Decoder, R> {
     /// The chunk the buffer left when it last needed a new one, to move back to once
     /// the frames read into it are gone (see [`make_room`](Self::make_room)).
     spare: Option<BytesMut>,
+    /// `buf` is the thread's read slab, lent for one read (see [`READ_SLAB`]).
+    on_slab: bool,
 }
 
 impl<D: Decoder, R> FrameReader<D, R> {
@@ -100,6 +116,7 @@ impl<D: Decoder, R> FrameReader<D, R> {
             batches,
             batch_hint: 0,
             spare: None,
+            on_slab: false,
         }
     }
 }
@@ -184,6 +201,65 @@ where
     }
 }
 
+impl<D, R> FrameReader<D, R>
+where
+    D: Decoder<Error: Into<BoxError>>,
+    R: AsyncRead + Unpin,
+{
+    /// After a read into the thread's slab and the decoding of what it got: gives the
+    /// slab's room back if every byte read became a frame; a part of a frame left keeps
+    /// the room as the session's own chunk (and the slab is renewed).
+    fn give_back_slab(&mut self) {
+        if std::mem::take(&mut self.on_slab) {
+            READ_SLAB.with(|slab| {
+                let mut slab = slab.borrow_mut();
+                if self.buf.is_empty() {
+                    // Our own handle, empty, comes back from the slab's place.
+                    std::mem::swap(&mut self.buf, &mut *slab);
+                }
+            });
+        }
+    }
+
+    /// Reads what the socket has; returns the result and the room the read had.
+    ///
+    /// A session that holds no bytes and reads little (an idle one above all) holds no
+    /// read buffer: it reads into its thread's shared read slab and keeps only the bytes
+    /// it got, which share the slab's allocation (see [`READ_SLAB`]). Once a read leaves
+    /// part of a frame, or fills the room it had, the session reads into a chunk of its
+    /// own, as before.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> (Poll<std::io::Result<usize>>, usize) {
+        if self.buf.capacity() == 0 && self.read_chunk <= MIN_READ_CHUNK {
+            // The slab's handle and our empty one change places for this read (moving
+            // handles costs no reference counting); `give_back_slab` undoes it.
+            READ_SLAB.with(|slab| {
+                let mut slab = slab.borrow_mut();
+                // Renewed once too little room is left: in place when no frame read into
+                // it is alive any more, else a new allocation (the old one goes with its
+                // last frame).
+                if slab.capacity() < MIN_READ_CHUNK && !slab.try_reclaim(SLAB_SIZE) {
+                    *slab = BytesMut::with_capacity(SLAB_SIZE);
+                }
+                std::mem::swap(&mut self.buf, &mut *slab);
+            });
+            let room = self.buf.capacity();
+            let read = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf);
+            self.on_slab = true;
+            if !matches!(read, Poll::Ready(Ok(n)) if n > 0) {
+                self.give_back_slab();
+            }
+            return (read, room);
+        }
+        if self.buf.capacity() == self.buf.len() {
+            self.make_room();
+            self.report_buffers();
+        }
+        let room = self.buf.capacity() - self.buf.len();
+        let read = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf);
+        (read, room)
+    }
+}
+
 impl<D, R> Stream for FrameReader<D, R>
 where
     D: Decoder<Error: Into<BoxError>>,
@@ -214,12 +290,7 @@ where
             if this.shared.poll_read_allowed(cx).is_pending() {
                 return this.emit(batch, Ok(())).unwrap_or(Poll::Pending);
             }
-            if this.buf.capacity() == this.buf.len() {
-                this.make_room();
-                this.report_buffers();
-            }
-            let spare = this.buf.capacity() - this.buf.len();
-            let read = tokio_util::io::poll_read_buf(Pin::new(&mut this.io), cx, &mut this.buf);
+            let (read, spare) = this.poll_read(cx);
             let n = match read {
                 Poll::Pending => return this.emit(batch, Ok(())).unwrap_or(Poll::Pending),
                 Poll::Ready(Ok(n)) => n,
@@ -249,6 +320,7 @@ where
                 batch = this.batches.take(this.batch_hint);
             }
             let result = decode_available(&mut this.decoder, &mut this.buf, this.bound, &mut batch);
+            this.give_back_slab();
             batch_bytes += n;
             // A read that filled the buffer suggests more is waiting: read again now, so
             // a burst becomes one batch (one actor hop, one write of the replies). Stop
@@ -311,6 +383,50 @@ mod tests {
         reader.buf.extend_from_slice(&vec![7u8; room]);
         let frames = reader.buf.len() - keep;
         reader.buf.split_to(frames)
+    }
+
+    #[test]
+    fn a_reader_between_whole_frames_holds_no_buffer() {
+        use futures::task::noop_waker_ref;
+        use futures::StreamExt;
+        use std::future::Future;
+        use tokio::io::AsyncWriteExt;
+        let (mut peer, io) = tokio::io::duplex(1024);
+        let mut reader = reader_over(io, 1024);
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let mut send = |bytes: &'static [u8]| {
+            let mut cx = Context::from_waker(noop_waker_ref());
+            assert!(Box::pin(peer.write_all(bytes))
+                .as_mut()
+                .poll(&mut cx)
+                .is_ready());
+        };
+        // Nothing sent yet: the read finds nothing, and the reader holds no buffer.
+        assert!(reader.poll_next_unpin(&mut cx).is_pending());
+        assert_eq!(reader.buf.capacity(), 0);
+        // Two whole frames: decoded, and still nothing held between reads.
+        send(b"\0\0\0\x02hi\0\0\0\x02yo");
+        let Poll::Ready(Some(Ok(batch))) = reader.poll_next_unpin(&mut cx) else {
+            panic!("one batch");
+        };
+        assert_eq!(batch, [&b"hi"[..], &b"yo"[..]]);
+        assert_eq!(reader.buf.capacity(), 0);
+        assert!(reader.poll_next_unpin(&mut cx).is_pending());
+        assert_eq!(reader.buf.capacity(), 0);
+        // Kept while the next reads share the slab.
+        let first = batch;
+        // Part of a frame: the reader keeps it, in a buffer of its own, for the rest.
+        send(b"\0\0\0\x05hel");
+        assert!(reader.poll_next_unpin(&mut cx).is_pending());
+        assert!(!reader.buf.is_empty());
+        send(b"lo");
+        let Poll::Ready(Some(Ok(batch))) = reader.poll_next_unpin(&mut cx) else {
+            panic!("the rest of the frame");
+        };
+        assert_eq!(batch, [&b"hello"[..]]);
+        assert!(reader.poll_next_unpin(&mut cx).is_pending());
+        // The frames read first are intact: the shared room was not written over.
+        assert_eq!(first, [&b"hi"[..], &b"yo"[..]]);
     }
 
     #[test]
