@@ -245,6 +245,21 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
         }
     }
 
+    /// Delivers the frames that waited in the backlog, if the session is open and its
+    /// write queue drained to the low-water mark; says whether it did. Frames that find
+    /// the queue full again go back to the backlog, so a loop calling this ends.
+    fn deliver_backlog(&mut self, ctx: &mut Context<Self>) -> bool {
+        if self.phase != Phase::Open || self.backlog.is_empty() || !self.out.is_writable() {
+            return false;
+        }
+        let backlog = std::mem::take(&mut self.backlog);
+        self.run_frames(backlog.into_iter(), ctx);
+        if self.backlog.is_empty() {
+            self.session.shared().note_delivered(self.backlog_upto);
+        }
+        true
+    }
+
     /// Tells the listener when the write queue crossed a water mark (or the memory budget
     /// held it back or let it go) since it was last told, once per change.
     fn tell_writability(&mut self, ctx: &mut Context<Self>, task: &mut std::task::Context<'_>) {
@@ -523,15 +538,13 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
                     self.write_failed(err, ctx);
                     return Poll::Ready(());
                 }
+                // The socket is full, but the queue may have drained below its low-water
+                // mark before it filled: the frames that waited go in now, up to the
+                // high-water mark, rather than wait (reading paused) for the peer to read.
+                Poll::Pending if self.deliver_backlog(ctx) => continue,
                 Poll::Pending => break true,
             }
-            // The queue drained to the low-water mark: deliver the frames that waited.
-            if self.phase == Phase::Open && !self.backlog.is_empty() && self.out.is_writable() {
-                let backlog = std::mem::take(&mut self.backlog);
-                self.run_frames(backlog.into_iter(), ctx);
-                if self.backlog.is_empty() {
-                    self.session.shared().note_delivered(self.backlog_upto);
-                }
+            if self.deliver_backlog(ctx) {
                 continue;
             }
             // Everything queued is written: the writes still handed over fit now (and
