@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use futures::Stream;
 use tokio::io::AsyncRead;
 use tokio_util::codec::Decoder;
@@ -242,8 +242,11 @@ where
                 }
                 std::mem::swap(&mut self.buf, &mut *slab);
             });
-            let room = self.buf.capacity();
-            let read = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf);
+            // No more than the session's own chunk would take: the slab's room is shared,
+            // not a licence to read further ahead of a session's frames.
+            let room = self.buf.capacity().min(self.read_chunk);
+            let mut limited = (&mut self.buf).limit(room);
+            let read = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut limited);
             self.on_slab = true;
             if !matches!(read, Poll::Ready(Ok(n)) if n > 0) {
                 self.give_back_slab();
