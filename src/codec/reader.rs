@@ -37,6 +37,7 @@ thread_local! {
     /// A frame the application keeps keeps its slab allocated, as it would its chunk.
     static READ_SLAB: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
 }
+
 /// Bytes one batch may gather over several reads before it goes to the logic actor.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
 /// Cap on the room a new batch starts with, whatever the last one held.
@@ -207,8 +208,9 @@ where
     R: AsyncRead + Unpin,
 {
     /// After a read into the thread's slab and the decoding of what it got: gives the
-    /// slab's room back if every byte read became a frame; a part of a frame left keeps
-    /// the room as the session's own chunk (and the slab is renewed).
+    /// slab's room back. A part of a frame left stays with the session, without the room
+    /// after it, so its next read makes room of its own size (see `make_room`) and reads
+    /// no further ahead than before.
     fn give_back_slab(&mut self) {
         if std::mem::take(&mut self.on_slab) {
             READ_SLAB.with(|slab| {
@@ -216,6 +218,8 @@ where
                 if self.buf.is_empty() {
                     // Our own handle, empty, comes back from the slab's place.
                     std::mem::swap(&mut self.buf, &mut *slab);
+                } else {
+                    *slab = self.buf.split_off(self.buf.len());
                 }
             });
         }
