@@ -344,3 +344,33 @@ async fn session_up_carries_the_handle_and_the_client_lists_its_sessions() {
     assert!(client.sessions().is_empty(), "none open after stop");
     server.stop().await;
 }
+
+/// `local_addr` binds every dial: the server sees the client's connections come from the
+/// address and port given, the first one and the re-dial after the server closed it.
+#[actix::test]
+async fn a_client_with_a_local_address_dials_from_it_and_again_after_a_loss() {
+    let (server, server_log, _) =
+        start_probe_server(Behaviour::echo(), SessionConfig::default()).await;
+    let local: std::net::SocketAddr = dead_port().parse().unwrap();
+    let (client, _log) = start_probe_client(
+        client_of(&server)
+            .local_addr(local)
+            .reconnect_interval(MS50),
+        Behaviour::default(),
+    );
+    let first = server_log.first_session().await;
+    assert_eq!(first.peer_addr(), &getty::Address::Inet(local));
+    first.close();
+    wait_until(SECS5, "the re-dial", || {
+        server.stats().opened == 2 && client.stats().open_sessions == 1
+    })
+    .await;
+    let sessions = server_log.sessions();
+    let second = sessions
+        .iter()
+        .find(|s| !s.is_closed())
+        .expect("a live session");
+    assert_eq!(second.peer_addr(), &getty::Address::Inet(local));
+    client.stop().await;
+    server.stop().await;
+}

@@ -248,6 +248,7 @@ impl TcpServerHandle {
 pub struct TcpClient {
     addr: Arc<str>,
     nodelay: bool,
+    local: Option<SocketAddr>,
     tls: Option<TlsClientConfig>,
     client: Client,
 }
@@ -257,6 +258,7 @@ impl std::fmt::Debug for TcpClient {
         f.debug_struct("TcpClient")
             .field("addr", &self.addr)
             .field("nodelay", &self.nodelay)
+            .field("local", &self.local)
             .field("tls", &self.tls)
             .field("client", &self.client)
             .finish()
@@ -270,6 +272,7 @@ impl TcpClient {
         TcpClient {
             addr: Arc::from(addr.as_ref()),
             nodelay: true,
+            local: None,
             tls: None,
             client: Client::new().kind("tcp-client"),
         }
@@ -280,6 +283,16 @@ impl TcpClient {
     /// Sets TCP_NODELAY on dialed sockets. Default: on.
     pub fn nodelay(mut self, on: bool) -> Self {
         self.nodelay = on;
+        self
+    }
+
+    /// Binds each dialed socket to `addr` before it connects (getty's
+    /// `WithLocalAddress`): a source address on a host with several, or a fixed source
+    /// port (with a port other than 0, a client keeps one connection per server address,
+    /// as TCP allows one connection per address pair). Only the server's addresses of
+    /// the same family are dialed; none is a failed dial. Default: the OS picks.
+    pub fn local_addr(mut self, addr: SocketAddr) -> Self {
+        self.local = Some(addr);
         self
     }
 
@@ -302,15 +315,15 @@ impl TcpClient {
         L: EventListener,
         F: NewSession<L>,
     {
-        let (addr, nodelay) = (self.addr, self.nodelay);
+        let (addr, nodelay, local) = (self.addr, self.nodelay, self.local);
         let Some(tls) = self.tls else {
-            let dial = move || connect(addr.clone(), nodelay);
+            let dial = move || connect(addr.clone(), nodelay, local);
             return self.client.start(dial, new_session);
         };
         let dial = move || {
             let (addr, tls) = (addr.clone(), tls.clone());
             async move {
-                let stream = connect(addr.clone(), nodelay).await?;
+                let stream = connect(addr.clone(), nodelay, local).await?;
                 handshake::connect(&tls, &addr, stream).await
             }
         };
@@ -318,9 +331,40 @@ impl TcpClient {
     }
 }
 
-/// Connects to `addr` with TCP_NODELAY set as asked.
-async fn connect(addr: Arc<str>, nodelay: bool) -> Result<TcpStream> {
-    let stream = TcpStream::connect(&*addr).await?;
+/// Connects to the first of `addr`'s addresses of `local`'s family that answers, from a
+/// socket bound to `local`.
+async fn connect_from(addr: &str, local: SocketAddr) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    for peer in tokio::net::lookup_host(addr).await? {
+        if peer.is_ipv4() != local.is_ipv4() {
+            continue;
+        }
+        let socket = if local.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        // A fixed local port must be reusable as soon as its last connection closed
+        // (TIME_WAIT), or every re-dial after a loss would fail for minutes.
+        socket.set_reuseaddr(true)?;
+        socket.bind(local)?;
+        match socket.connect(peer).await {
+            Ok(stream) => return Ok(stream),
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        let msg = format!("{addr} has no address of the family of {local}");
+        std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, msg)
+    }))
+}
+
+/// Connects to `addr` (from `local`, if given) with TCP_NODELAY set as asked.
+async fn connect(addr: Arc<str>, nodelay: bool, local: Option<SocketAddr>) -> Result<TcpStream> {
+    let stream = match local {
+        None => TcpStream::connect(&*addr).await?,
+        Some(local) => connect_from(&addr, local).await?,
+    };
     if let Err(err) = stream.set_nodelay(nodelay) {
         tracing::debug!(%err, "set_nodelay failed");
     }
