@@ -11,7 +11,9 @@ use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use common::{within, SECS5};
 use getty::actor::{ActorListener, EventKind, SessionEvent};
-use getty::{EventListener, LengthDelimited, SessionConfig, SessionContext, TcpServer};
+use getty::{
+    EventListener, LengthDelimited, SessionConfig, SessionContext, TcpServer, TcpServerHandle,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -83,6 +85,20 @@ async fn drain_until(client: &mut TcpStream, seen: &Seen, want: usize) {
     .await;
 }
 
+/// Over one connection to `server`: a client that does not read, so the replies fill
+/// the socket buffers and then the queue, must leave exactly one `false` in `seen`; then
+/// it reads, and the queue draining to the low-water mark adds exactly one `true`.
+async fn told_once_each_way(server: TcpServerHandle, seen: &Seen) {
+    let mut client = TcpStream::connect(server.local_addr())
+        .await
+        .expect("connect");
+    flood_then_wait(&mut client, 2_000, seen, 1).await;
+    assert_eq!(*seen.lock().unwrap(), [false]);
+    drain_until(&mut client, seen, 2).await;
+    assert_eq!(*seen.lock().unwrap(), [false, true], "once per change");
+    server.stop().await;
+}
+
 #[actix_rt::test]
 async fn the_listener_is_told_once_when_the_queue_fills_and_once_when_it_drains() {
     let seen: Seen = Arc::default();
@@ -95,16 +111,7 @@ async fn the_listener_is_told_once_when_the_queue_fills_and_once_when_it_drains(
         })
         .await
         .expect("server");
-    let mut client = TcpStream::connect(server.local_addr())
-        .await
-        .expect("connect");
-    // The client does not read: the replies fill the socket buffers, then the queue.
-    flood_then_wait(&mut client, 2_000, &seen, 1).await;
-    assert_eq!(*seen.lock().unwrap(), [false]);
-    // It reads: the queue drains to the low-water mark.
-    drain_until(&mut client, &seen, 2).await;
-    assert_eq!(*seen.lock().unwrap(), [false, true], "once per change");
-    server.stop().await;
+    told_once_each_way(server, &seen).await;
 }
 
 /// Records the writability events an actor gets through `ActorListener`.
@@ -142,12 +149,5 @@ async fn an_actor_gets_writability_events_through_the_adapter() {
         })
         .await
         .expect("server");
-    let mut client = TcpStream::connect(server.local_addr())
-        .await
-        .expect("connect");
-    flood_then_wait(&mut client, 2_000, &seen, 1).await;
-    assert_eq!(*seen.lock().unwrap(), [false]);
-    drain_until(&mut client, &seen, 2).await;
-    assert_eq!(*seen.lock().unwrap(), [false, true], "once per change");
-    server.stop().await;
+    told_once_each_way(server, &seen).await;
 }
