@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use common::pinger::{Pinger, Tally};
 use common::Options;
-use getty::ws::WsClient;
+use getty::transport::ws::WsClient;
 use getty::{
     ClientEvent, LengthDelimited, SessionConfig, TcpClient, TlsClientConfig, UdpClient, UnixClient,
 };

@@ -34,8 +34,8 @@ mod common;
 use std::time::Duration;
 
 use common::{Echo, Options};
-use getty::udp::DEFAULT_MAX_DATAGRAM_SIZE;
-use getty::ws::WsServer;
+use getty::transport::udp::DEFAULT_MAX_DATAGRAM_SIZE;
+use getty::transport::ws::WsServer;
 use getty::{LengthDelimited, SessionConfig, TcpServer, TlsServerConfig, UdpServer, UnixServer};
 
 const USAGE: &str =

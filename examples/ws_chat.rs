@@ -17,7 +17,7 @@ use actix_web::{web, HttpResponse};
 use common::room::Room;
 use common::Options;
 use getty::actor::ActorListener;
-use getty::ws::WsServer;
+use getty::transport::ws::WsServer;
 use tokio_util::codec::LinesCodec;
 
 const USAGE: &str = "usage: ws_chat --addr HOST:PORT";

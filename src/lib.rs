@@ -155,9 +155,9 @@
 //!
 //! TCP speaks TLS (rustls) with [`TcpServer::tls`] and [`TcpClient::tls`]: the handshake
 //! runs on the session's arbiter under a timeout, and its failures are [`Error::Tls`].
-//! See [`tls`].
+//! See [`transport::tls`].
 //!
-//! UDP ([`UdpServer`], [`UdpClient`], see [`udp`]) has no byte stream to read: its
+//! UDP ([`UdpServer`], [`UdpClient`], see [`transport::udp`]) has no byte stream to read: its
 //! sessions read datagrams (one frame each, with the peer address on the unconnected
 //! server) through the same reader, logic and supervisor actors, and the same listener.
 //!
@@ -175,9 +175,6 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod actor;
-mod arbiters;
-mod budget;
-mod client;
 mod clock;
 pub mod codec;
 pub mod config;
@@ -185,24 +182,18 @@ mod endpoint;
 mod error;
 mod listener;
 pub mod pool;
-mod reconnect;
-mod server;
 pub mod session;
-mod supervisor;
-pub mod tls;
 pub mod transport;
-pub mod udp;
-pub mod ws;
 
-pub use budget::DEFAULT_MEMORY_BUDGET;
-pub use client::{Client, ClientEvent, ClientHandle, DEFAULT_CONNECT_TIMEOUT};
 pub use codec::{Codec, LengthDelimited, RawBytes};
 pub use config::SessionConfig;
+pub use endpoint::budget::DEFAULT_MEMORY_BUDGET;
+pub use endpoint::client::{Client, ClientEvent, ClientHandle, DEFAULT_CONNECT_TIMEOUT};
+pub use endpoint::reconnect::{DEFAULT_MAX_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL};
+pub use endpoint::server::{Server, ServerHandle};
 pub use endpoint::{EndpointStats, NewSession};
 pub use error::{BoxError, Error, Result, SessionId};
 pub use listener::{EventListener, Frame};
-pub use reconnect::{DEFAULT_MAX_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL};
-pub use server::{Server, ServerHandle};
 pub use transport::{
     Address, TcpClient, TcpServer, TcpServerHandle, UnixClient, UnixServer, UnixServerHandle,
 };
@@ -210,6 +201,6 @@ pub use transport::{
 /// The handle of a running [`TcpClient`] (a [`ClientHandle`]).
 pub type TcpClientHandle = ClientHandle;
 pub use session::{AnySession, Session, SessionContext, SessionSetup, SessionStats};
-pub use tls::{TlsClientConfig, TlsServerConfig};
-pub use udp::{Datagram, Datagrams, UdpClient, UdpServer, UdpServerHandle};
-pub use ws::{WsClient, WsServer, WsServerHandle};
+pub use transport::tls::{TlsClientConfig, TlsServerConfig};
+pub use transport::udp::{Datagram, Datagrams, UdpClient, UdpServer, UdpServerHandle};
+pub use transport::ws::{WsClient, WsServer, WsServerHandle};

@@ -26,7 +26,7 @@ use common::process::{
     output_within, start_listening_example, stdout_of_success, tls_cert_files, wait_exit,
     ChildGuard,
 };
-use getty::ws::WsServer;
+use getty::transport::ws::WsServer;
 use getty::{EventListener, LengthDelimited, SessionContext};
 use tokio::sync::mpsc;
 

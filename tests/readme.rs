@@ -93,7 +93,7 @@ fn client_defaults_in_the_readme_match_the_code() {
         ),
         format!(
             "| `handshake_timeout` | {} |",
-            ms(getty::tls::DEFAULT_HANDSHAKE_TIMEOUT)
+            ms(getty::transport::tls::DEFAULT_HANDSHAKE_TIMEOUT)
         ),
         format!(
             "| `memory_budget` | {} MiB |",

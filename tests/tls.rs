@@ -11,18 +11,18 @@ use bytes::Bytes;
 use common::process::TempDir;
 use common::tls::{Ca, Leaf};
 use common::*;
-use getty::tls::{TlsClientConfig, TlsServerConfig};
+use getty::transport::tls::{TlsClientConfig, TlsServerConfig};
 use getty::{ClientEvent, Error, SessionConfig, TcpClient, TcpServer, TcpServerHandle};
 use rcgen::ExtendedKeyUsagePurpose;
 use tokio::io::AsyncWriteExt;
 
 /// A TLS server config builder serving `leaf`.
-fn server_config(leaf: &Leaf) -> getty::tls::TlsServerBuilder {
+fn server_config(leaf: &Leaf) -> getty::transport::tls::TlsServerBuilder {
     TlsServerConfig::from_pem(leaf.cert.as_bytes(), leaf.key.as_bytes()).unwrap()
 }
 
 /// A TLS client config builder that trusts `ca` alone.
-fn client_trusting(ca: &Ca) -> getty::tls::TlsClientBuilder {
+fn client_trusting(ca: &Ca) -> getty::transport::tls::TlsClientBuilder {
     TlsClientConfig::builder()
         .root_certificates_pem(ca.pem().as_bytes())
         .unwrap()

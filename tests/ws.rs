@@ -16,8 +16,8 @@ use common::ws::{
 };
 use common::{open_fds, within, Behaviour, Event, SECS5};
 use futures::{SinkExt, StreamExt};
-use getty::tls::{TlsClientConfig, TlsServerConfig};
-use getty::ws::{WsClient, WsServer, WsServerHandle};
+use getty::transport::tls::{TlsClientConfig, TlsServerConfig};
+use getty::transport::ws::{WsClient, WsServer, WsServerHandle};
 use getty::{ClientEvent, SessionConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

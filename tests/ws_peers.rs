@@ -16,7 +16,7 @@ use common::ws::{
 };
 use common::{within, Behaviour, Event, Log, SECS5};
 use futures::{SinkExt, StreamExt};
-use getty::ws::{WsClient, WsServer, WsServerHandle};
+use getty::transport::ws::{WsClient, WsServer, WsServerHandle};
 use getty::SessionConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};

@@ -28,11 +28,9 @@
 
 mod length_delimited;
 mod raw;
-mod reader;
 
 pub use length_delimited::LengthDelimited;
 pub use raw::RawBytes;
-pub(crate) use reader::{decode_available, FrameReader};
 
 use crate::error::BoxError;
 use tokio_util::codec::{Decoder, Encoder};

@@ -13,14 +13,14 @@ use futures::{Stream, StreamExt};
 use tokio::io::AsyncWrite;
 
 use super::context::SessionContext;
+use super::frame_reader::FrameReader;
 use super::handoff::Entry;
 use super::inbox::{read_queue, BatchPool, Inbox, InboxSender};
 use super::messages::{CloseSession, Control, Inbound, MessageRejected, Payload, StopReading};
 use super::out_buffer::{BudgetGate, MessageLimit, OutBuffer};
-use super::reader::ReaderActor;
+use super::reader_actor::ReaderActor;
 use super::{AnySession, Phase, Session, SessionSetup, SessionShared};
 use crate::clock;
-use crate::codec::FrameReader;
 use crate::endpoint::{panic_error, Outcome, SessionSlot};
 use crate::error::Error;
 use crate::listener::{EventListener, Frame};
@@ -603,7 +603,7 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
 
     /// Reports what the session holds to the endpoint's memory budget (write queue,
     /// read-ahead, datagrams queued for it) and applies the verdict (see
-    /// `crate::budget`): writes are held back while the write queue alone is at the fair
+    /// `crate::endpoint::budget`): writes are held back while the write queue alone is at the fair
     /// share of a spent budget, and a reader the budget held back is woken once it may
     /// read. Once per batch, so the shared counter is touched once.
     fn account(&mut self) {

@@ -37,7 +37,7 @@ pub(crate) enum Inbound<Item> {
 }
 
 impl<Item> Inbound<Item> {
-    /// The message for one item of a [`FrameReader`](crate::codec::FrameReader) whose
+    /// The message for one item of a `FrameReader` (`session::frame_reader`) whose
     /// frames end at byte `upto` of what it read.
     pub(crate) fn from_batch(batch: Result<Vec<Item>, Error>, upto: u64) -> Self {
         match batch {

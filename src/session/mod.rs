@@ -10,12 +10,13 @@
 mod any;
 mod attributes;
 mod context;
+mod frame_reader;
 mod handoff;
 mod inbox;
 mod logic;
 mod messages;
 mod out_buffer;
-mod reader;
+mod reader_actor;
 mod setup;
 mod stats;
 
@@ -24,13 +25,14 @@ pub use context::SessionContext;
 pub use setup::SessionSetup;
 pub use stats::SessionStats;
 
+pub(crate) use frame_reader::decode_available;
 pub(crate) use inbox::{BatchPool, InboxSender};
 pub(crate) use logic::{
     start_session, start_session_with, start_session_with_reader, SessionWriter,
 };
 pub(crate) use messages::{Control, Inbound, MessageRejected, StopReading};
 pub(crate) use out_buffer::MessageLimit;
-pub(crate) use reader::forward;
+pub(crate) use reader_actor::forward;
 
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -43,9 +45,9 @@ use futures::task::AtomicWaker;
 use std::time::Instant;
 use tokio::sync::{oneshot, Notify};
 
-use crate::budget::{Budget, Charge};
 use crate::clock;
 use crate::config::SessionConfig;
+use crate::endpoint::budget::{Budget, Charge};
 use crate::error::{Error, Result, SessionId};
 use crate::transport::Address;
 use attributes::Attributes;
@@ -100,7 +102,7 @@ pub(crate) struct SessionShared {
     refusing: AtomicBool,
     /// This session's account in its endpoint's memory budget.
     pub(crate) charge: Charge,
-    /// The budget holds the write queue back (see `crate::budget`); handles check it.
+    /// The budget holds the write queue back (see `crate::endpoint::budget`); handles check it.
     budget_blocked: AtomicBool,
     /// Bytes of datagrams queued for this (per-peer UDP) session before its reader took
     /// them: added by the demultiplexer, taken off by the reader.

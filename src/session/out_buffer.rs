@@ -113,7 +113,7 @@ pub(crate) struct OutBuffer<C> {
     /// For a message transport with a size limit: the bound on each message.
     limit: Option<MessageLimit>,
     /// What the endpoint's memory budget lets this queue hold until the logic actor
-    /// reports again (see `crate::budget`); set once per batch.
+    /// reports again (see `crate::endpoint::budget`); set once per batch.
     gate: BudgetGate,
     id: SessionId,
 }

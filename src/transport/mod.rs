@@ -86,8 +86,10 @@
 
 mod address;
 mod tcp;
-mod tls;
+pub mod tls;
+pub mod udp;
 mod unix;
+pub mod ws;
 
 pub use address::Address;
 pub use tcp::{TcpClient, TcpServer, TcpServerHandle};

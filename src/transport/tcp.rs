@@ -13,12 +13,12 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::tls::TlsAccepted;
 use super::{Accepted, Address, Transport};
-use crate::client::{Client, ClientHandle};
+use crate::endpoint::client::{Client, ClientHandle};
+use crate::endpoint::server::{Server, ServerHandle};
 use crate::endpoint::{EndpointStats, NewSession};
 use crate::error::Result;
 use crate::listener::EventListener;
-use crate::server::{Server, ServerHandle};
-use crate::tls::{handshake, TlsClientConfig, TlsServerConfig};
+use crate::transport::tls::{handshake, TlsClientConfig, TlsServerConfig};
 
 impl Transport for TcpStream {
     type Reader = OwnedReadHalf;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use getty::ws::{WsClient, WsServer, WsServerHandle};
+use getty::transport::ws::{WsClient, WsServer, WsServerHandle};
 use getty::{ClientHandle, SessionConfig};
 
 use super::{Behaviour, Event, Log, Probe, SECS5};

@@ -13,9 +13,9 @@ use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio_rustls::{client, server};
 
-use super::{Accepted, Address, Transport};
+use super::{handshake, TlsServerConfig};
 use crate::error::Result;
-use crate::tls::{handshake, TlsServerConfig};
+use crate::transport::{Accepted, Address, Transport};
 
 /// A TLS stream over TCP, either side, is a transport: its addresses are the TCP
 /// socket's, and it splits into halves that share the TLS state.

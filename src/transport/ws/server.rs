@@ -22,16 +22,16 @@ use tokio_util::codec::Encoder;
 
 use super::payload_frames::PayloadFrames;
 use super::pipe::{Pipe, PipeWriter, CLOSE_LINGER};
-use super::reader::{WsOptions, WsReader, WsReaderActor};
-use crate::arbiters;
+use super::reader_actor::{WsOptions, WsReader, WsReaderActor};
+use crate::endpoint::arbiters;
+use crate::endpoint::supervisor::{Shutdown, Supervisor};
 use crate::endpoint::{
     prepare_session, EndpointShared, EndpointStats, NewSession, SessionFactory, SessionSlot,
 };
 use crate::error::Result;
 use crate::listener::EventListener;
 use crate::session::{start_session_with_reader, SessionWriter};
-use crate::supervisor::{Shutdown, Supervisor};
-use crate::tls::TlsServerConfig;
+use crate::transport::tls::TlsServerConfig;
 use crate::transport::Address;
 use crate::SessionConfig;
 
@@ -41,12 +41,12 @@ use crate::SessionConfig;
 /// Each binary message is fed to the session's codec, which may find zero or more frames
 /// in it (a frame may also span messages), and each frame the session writes goes out as
 /// one binary message. The library answers pings, sends its own every ping interval, and
-/// runs the close handshake; see the [module docs](crate::ws).
+/// runs the close handshake; see the [module docs](crate::transport::ws).
 ///
 /// ```no_run
 /// # async fn run() -> getty::Result<()> {
 /// use bytes::{Bytes, BytesMut};
-/// use getty::ws::WsServer;
+/// use getty::transport::ws::WsServer;
 /// use getty::{EventListener, LengthDelimited, SessionContext};
 ///
 /// struct Echo;
@@ -185,7 +185,7 @@ impl WsServer {
     ///
     /// ```no_run
     /// use actix_web::{web, HttpResponse};
-    /// let server = getty::ws::WsServer::new("127.0.0.1:7000")
+    /// let server = getty::transport::ws::WsServer::new("127.0.0.1:7000")
     ///     .path("/ws")
     ///     .configure(|cfg| {
     ///         cfg.route("/", web::get().to(|| async { HttpResponse::Ok().body("hello") }));

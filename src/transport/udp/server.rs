@@ -15,9 +15,12 @@ use tokio::task::JoinHandle;
 use tokio_util::codec::Decoder;
 
 use super::codec::{Datagrams, Plain, ENVELOPE_LEN};
-use super::reader::{is_retry, received, DatagramReader, Incoming, QueueSource, SocketSource};
+use super::datagram_reader::{
+    is_retry, received, DatagramReader, Incoming, QueueSource, SocketSource,
+};
 use super::socket::{self, DatagramWriter, Destination, SocketOptions};
 use super::DEFAULT_MAX_DATAGRAM_SIZE;
+use crate::endpoint::supervisor::{Shutdown, Supervisor};
 use crate::endpoint::{
     prepare_session, run_new_session, EndpointShared, EndpointStats, NewSession, SessionFactory,
     SessionSlot,
@@ -27,7 +30,6 @@ use crate::listener::EventListener;
 use crate::session::{
     start_session_with, MessageLimit, Session, SessionSetup, SessionShared, SessionWriter,
 };
-use crate::supervisor::{Shutdown, Supervisor};
 use crate::transport::Address;
 use crate::SessionConfig;
 
@@ -41,7 +43,7 @@ const RECV_ERROR_PAUSE: Duration = Duration::from_millis(10);
 
 /// Builds and starts a UDP server: one socket, served either as one session for every
 /// peer ([`start`](Self::start)) or as one session per peer address
-/// ([`start_per_peer`](Self::start_per_peer)). See the [`udp`](crate::udp) module.
+/// ([`start_per_peer`](Self::start_per_peer)). See the [`udp`](crate::transport::udp) module.
 ///
 /// ```
 /// use bytes::{Bytes, BytesMut};
@@ -99,7 +101,7 @@ impl UdpServer {
     }
 
     /// Longest datagram read or written, in bytes. Default
-    /// [`DEFAULT_MAX_DATAGRAM_SIZE`](crate::udp::DEFAULT_MAX_DATAGRAM_SIZE) (65,507);
+    /// [`DEFAULT_MAX_DATAGRAM_SIZE`](crate::transport::udp::DEFAULT_MAX_DATAGRAM_SIZE) (65,507);
     /// at least 1. A longer datagram received is reported and dropped; a longer frame
     /// written is refused with [`Error::FrameTooLong`].
     pub fn max_datagram_size(mut self, n: usize) -> Self {

@@ -9,15 +9,17 @@ use actix::{Actor, Addr};
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 
-use crate::arbiters::ArbiterPool;
+use crate::endpoint::arbiters::ArbiterPool;
+use crate::endpoint::reconnect::{
+    Backoff, DEFAULT_MAX_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL,
+};
+use crate::endpoint::supervisor::{Redial, Shutdown, Supervisor};
 use crate::endpoint::{
     open_session, EndpointShared, EndpointStats, NewSession, SessionFactory, SessionSlot,
 };
 use crate::error::{Error, Result, SessionId};
 use crate::listener::EventListener;
-use crate::reconnect::{Backoff, DEFAULT_MAX_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL};
 use crate::session::AnySession;
-use crate::supervisor::{Redial, Shutdown, Supervisor};
 use crate::transport::Address;
 use crate::transport::Transport;
 use crate::SessionConfig;

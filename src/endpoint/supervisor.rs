@@ -15,11 +15,11 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use crate::client::{ClientEvent, EventHook};
 use crate::clock;
+use crate::endpoint::client::{ClientEvent, EventHook};
+use crate::endpoint::reconnect::Backoff;
 use crate::endpoint::{EndpointShared, SessionSlot};
 use crate::error::{Error, SessionId};
-use crate::reconnect::Backoff;
 use crate::session::{AnySession, Control, SessionShared};
 use crate::SessionConfig;
 

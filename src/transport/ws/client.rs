@@ -13,13 +13,13 @@ use futures::stream::StreamExt;
 use futures::{Sink, SinkExt};
 
 use super::pipe::{Pipe, PipeWriter, CLOSE_LINGER};
-use super::reader::{Stop, WsOptions, WsReader, WsReaderActor};
-use crate::client::{Client, ClientHandle};
+use super::reader_actor::{Stop, WsOptions, WsReader, WsReaderActor};
+use crate::endpoint::client::{Client, ClientHandle};
 use crate::endpoint::{prepare_session, NewSession, SessionFactory};
 use crate::error::{Error, Result};
 use crate::listener::EventListener;
 use crate::session::{start_session_with_reader, SessionWriter};
-use crate::tls::TlsClientConfig;
+use crate::transport::tls::TlsClientConfig;
 use crate::transport::Address;
 
 /// Builds and starts a WebSocket client that keeps a number of sessions to one server
@@ -33,7 +33,7 @@ use crate::transport::Address;
 /// # fn run() {
 /// use std::time::Duration;
 /// use bytes::{Bytes, BytesMut};
-/// use getty::ws::WsClient;
+/// use getty::transport::ws::WsClient;
 /// use getty::{EventListener, LengthDelimited, SessionContext};
 ///
 /// struct Hello;

@@ -10,13 +10,13 @@ use futures::{Stream, StreamExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::arbiters::{self, ArbiterPool};
+use crate::endpoint::arbiters::{self, ArbiterPool};
+use crate::endpoint::supervisor::{Shutdown, Supervisor};
 use crate::endpoint::{
     open_session, EndpointShared, EndpointStats, NewSession, SessionFactory, SessionSlot,
 };
 use crate::error::Error;
 use crate::listener::EventListener;
-use crate::supervisor::{Shutdown, Supervisor};
 use crate::transport::Accepted;
 use crate::SessionConfig;
 

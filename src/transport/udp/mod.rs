@@ -52,13 +52,13 @@
 
 mod client;
 mod codec;
-mod reader;
+mod datagram_reader;
 mod server;
 mod socket;
 
 pub use client::UdpClient;
 pub use codec::{Datagram, Datagrams};
-pub use reader::MAX_ERRORS_IN_A_ROW;
+pub use datagram_reader::MAX_ERRORS_IN_A_ROW;
 pub use server::{UdpServer, UdpServerHandle, UdpStats, DEFAULT_PEER_QUEUE};
 
 /// Default max datagram size: 65,507 bytes, the most an IPv4 UDP datagram can carry

@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use actix::{Addr, Recipient};
 use tokio::sync::Notify;
 
-use crate::budget::Budget;
+use crate::endpoint::budget::Budget;
+use crate::endpoint::supervisor::{DialFailed, Gone, Register, Supervisor};
 use crate::error::{Error, Result, SessionId};
 use crate::listener::EventListener;
 use crate::session::{start_session, AnySession, Control, SessionSetup, SessionShared};
-use crate::supervisor::{DialFailed, Gone, Register, Supervisor};
 use crate::transport::{Address, Transport};
 use crate::SessionConfig;
 

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use super::codec::Plain;
-use super::reader::{DatagramReader, SocketSource};
+use super::datagram_reader::{DatagramReader, SocketSource};
 use super::socket::{self, any_of_family, DatagramWriter, Destination, SocketOptions};
 use super::DEFAULT_MAX_DATAGRAM_SIZE;
-use crate::client::{Client, ClientHandle};
+use crate::endpoint::client::{Client, ClientHandle};
 use crate::endpoint::{prepare_session, NewSession, SessionFactory, SessionSlot};
 use crate::error::Result;
 use crate::listener::EventListener;
@@ -88,7 +88,7 @@ impl UdpClient {
     }
 
     /// Longest datagram read or written, in bytes. Default
-    /// [`DEFAULT_MAX_DATAGRAM_SIZE`](crate::udp::DEFAULT_MAX_DATAGRAM_SIZE) (65,507).
+    /// [`DEFAULT_MAX_DATAGRAM_SIZE`](crate::transport::udp::DEFAULT_MAX_DATAGRAM_SIZE) (65,507).
     pub fn max_datagram_size(mut self, n: usize) -> Self {
         self.max_datagram_size = n.max(1);
         self

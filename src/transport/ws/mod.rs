@@ -38,7 +38,7 @@ mod client;
 mod inflow;
 mod payload_frames;
 mod pipe;
-mod reader;
+mod reader_actor;
 mod server;
 
 pub use client::WsClient;

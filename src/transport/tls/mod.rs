@@ -19,7 +19,7 @@
 //! ```no_run
 //! # async fn run() -> getty::Result<()> {
 //! use bytes::{Bytes, BytesMut};
-//! use getty::tls::{TlsClientConfig, TlsServerConfig};
+//! use getty::transport::tls::{TlsClientConfig, TlsServerConfig};
 //! use getty::{EventListener, LengthDelimited, SessionContext, TcpClient, TcpServer};
 //!
 //! struct Echo;
@@ -50,16 +50,18 @@
 //! # Ok(()) }
 //! ```
 
-mod client;
+mod client_config;
 pub(crate) mod handshake;
 mod pem;
-mod server;
+mod server_config;
+mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use client::{TlsClientBuilder, TlsClientConfig};
-pub use server::{TlsServerBuilder, TlsServerConfig};
+pub use client_config::{TlsClientBuilder, TlsClientConfig};
+pub use server_config::{TlsServerBuilder, TlsServerConfig};
+pub(crate) use stream::TlsAccepted;
 
 /// How long a TLS handshake may take, from the accepted (or connected) socket to the
 /// finished handshake, unless the config says otherwise: 10 s. Long enough for a slow

@@ -8,8 +8,8 @@ use actix_http::ws::{CloseCode, CloseReason, Item, ProtocolError};
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
-use crate::codec::decode_available;
 use crate::error::{BoxError, Error};
+use crate::session::decode_available;
 use crate::session::SessionShared;
 
 /// One message as the reader sees it, whichever side it came from.
