@@ -175,6 +175,15 @@ pub enum Error {
         /// What went wrong.
         reason: Arc<str>,
     },
+    /// An endpoint was set up with an option its transport cannot honour, or with
+    /// options that contradict each other; it did not start.
+    #[error("{}invalid options: {reason}", On(*session))]
+    Config {
+        /// Session concerned: always `None`, the error concerns an endpoint.
+        session: Option<SessionId>,
+        /// Which option, and why.
+        reason: Arc<str>,
+    },
     /// A listener callback panicked; the session was ended.
     #[error("{}listener panicked: {message}", On(*session))]
     ListenerPanic {
@@ -213,6 +222,7 @@ impl Error {
             | Error::Refused { session, .. }
             | Error::WebSocket { session, .. }
             | Error::Tls { session, .. }
+            | Error::Config { session, .. }
             | Error::ListenerPanic { session, .. } => *session,
         }
     }
@@ -233,6 +243,7 @@ impl Error {
             | Error::Refused { session, .. }
             | Error::WebSocket { session, .. }
             | Error::Tls { session, .. }
+            | Error::Config { session, .. }
             | Error::ListenerPanic { session, .. } => {
                 session.get_or_insert(id);
             }
@@ -279,6 +290,14 @@ impl Error {
     /// True for [`Error::Closed`].
     pub fn is_closed(&self) -> bool {
         matches!(self, Error::Closed { .. })
+    }
+
+    /// An endpoint option its transport cannot honour.
+    pub(crate) fn config(reason: impl Into<String>) -> Self {
+        Error::Config {
+            session: None,
+            reason: Arc::from(reason.into()),
+        }
     }
 
     pub(crate) fn websocket(reason: impl Into<String>) -> Self {
