@@ -34,7 +34,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Echo, Options};
-use getty::transport::udp::DEFAULT_MAX_DATAGRAM_SIZE;
+use getty::defaults::DEFAULT_MAX_DATAGRAM_SIZE;
 use getty::transport::ws::WsServer;
 use getty::{LengthDelimited, SessionConfig, TcpServer, TlsServerConfig, UdpServer, UnixServer};
 
@@ -74,7 +74,10 @@ fn main() {
         config = config.write_water_marks(high, high / 4);
     }
     let threads = opts.opt::<usize>("threads").unwrap_or_else(num_cpus);
-    let budget_mib: usize = opts.get("memory-budget", getty::DEFAULT_MEMORY_BUDGET >> 20);
+    let budget_mib: usize = opts.get(
+        "memory-budget",
+        getty::defaults::DEFAULT_MEMORY_BUDGET >> 20,
+    );
     let budget = budget_mib.saturating_mul(1024 * 1024);
     let stats_every = opts.opt::<f64>("stats-every").map(Duration::from_secs_f64);
     let transport: String = opts.get("transport", "tcp".to_owned());

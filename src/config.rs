@@ -2,26 +2,8 @@
 
 use std::time::Duration;
 
-/// getty's default max message length: 4 KiB.
-pub const DEFAULT_MAX_FRAME_LENGTH: usize = 4 * 1024;
-/// getty's default cron period: 60 s.
-pub const DEFAULT_CRON_PERIOD: Duration = Duration::from_secs(60);
-/// getty's default wait time for a graceful close: 3 s.
-pub const DEFAULT_WAIT_TIME: Duration = Duration::from_secs(3);
-/// Default write timeout: 5 s without write progress while bytes are queued.
-pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default read queue: 16 batches of decoded frames between reader and logic actor.
-pub const DEFAULT_READ_QUEUE: usize = 16;
-/// Default hand-over queue: 1,024 frames written through `Session` handles that wait
-/// to be encoded into the write queue.
-pub const DEFAULT_HANDOFF_QUEUE: usize = 1024;
-/// Default write high-water mark: 256 KiB of encoded, unwritten bytes. Measured with
-/// the yardstick's bulk echo (16 connections × 4 frames of 16 KiB in flight): 256 KiB
-/// ran as fast as 1 MiB did, and 64 KiB (netty's default) 10 % slower with a 26 %
-/// higher p99; so a peer that stops reading holds a quarter of what it did.
-pub const DEFAULT_WRITE_HIGH_WATER: usize = 256 * 1024;
-/// Default write low-water mark: 64 KiB.
-pub const DEFAULT_WRITE_LOW_WATER: usize = 64 * 1024;
+use crate::defaults::*;
+
 /// Bytes allowed on top of `max_frame_length` for a codec's own header when the reader
 /// bounds an undecoded frame (codecs that check lengths themselves stop earlier).
 pub const FRAME_HEADER_ALLOWANCE: usize = 64;
@@ -42,7 +24,7 @@ pub const FRAME_HEADER_ALLOWANCE: usize = 64;
 ///     .read_timeout(Duration::from_secs(30))
 ///     .cron_period(Duration::from_secs(10));
 /// assert_eq!(config.read_timeout, Some(Duration::from_secs(30)));
-/// assert_eq!(config.wait_time, getty::config::DEFAULT_WAIT_TIME);
+/// assert_eq!(config.wait_time, getty::defaults::DEFAULT_WAIT_TIME);
 ///
 /// let mut config = config;
 /// config.write_timeout = None; // the fields are public too

@@ -178,6 +178,7 @@ pub mod actor;
 mod clock;
 pub mod codec;
 pub mod config;
+pub mod defaults;
 mod endpoint;
 mod error;
 mod listener;
@@ -187,9 +188,7 @@ pub mod transport;
 
 pub use codec::{Codec, LengthDelimited, RawBytes};
 pub use config::SessionConfig;
-pub use endpoint::budget::DEFAULT_MEMORY_BUDGET;
-pub use endpoint::client::{Client, ClientEvent, ClientHandle, DEFAULT_CONNECT_TIMEOUT};
-pub use endpoint::reconnect::{DEFAULT_MAX_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL};
+pub use endpoint::client::{Client, ClientEvent, ClientHandle};
 pub use endpoint::server::{Server, ServerHandle};
 pub use endpoint::{EndpointStats, NewSession};
 pub use error::{BoxError, Error, Result, SessionId};

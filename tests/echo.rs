@@ -180,10 +180,10 @@ async fn attributes_and_stats() {
     assert_eq!(session.name(), format!("tcp:{}", session.peer_addr()));
     assert_eq!(
         session.max_frame_length(),
-        getty::config::DEFAULT_MAX_FRAME_LENGTH
+        getty::defaults::DEFAULT_MAX_FRAME_LENGTH
     );
-    assert_eq!(session.cron_period(), getty::config::DEFAULT_CRON_PERIOD);
-    assert_eq!(session.wait_time(), getty::config::DEFAULT_WAIT_TIME);
+    assert_eq!(session.cron_period(), getty::defaults::DEFAULT_CRON_PERIOD);
+    assert_eq!(session.wait_time(), getty::defaults::DEFAULT_WAIT_TIME);
     assert!(session.is_writable() && !session.is_closed());
 
     #[derive(Clone, Debug, PartialEq)]

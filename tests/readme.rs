@@ -81,23 +81,23 @@ fn client_defaults_in_the_readme_match_the_code() {
     let rows = [
         format!(
             "| `reconnect_interval` | {} |",
-            ms(getty::DEFAULT_RECONNECT_INTERVAL)
+            ms(getty::defaults::DEFAULT_RECONNECT_INTERVAL)
         ),
         format!(
             "| `max_reconnect_interval` | {} |",
-            ms(getty::DEFAULT_MAX_RECONNECT_INTERVAL)
+            ms(getty::defaults::DEFAULT_MAX_RECONNECT_INTERVAL)
         ),
         format!(
             "| `connect_timeout` | {} |",
-            ms(getty::DEFAULT_CONNECT_TIMEOUT)
+            ms(getty::defaults::DEFAULT_CONNECT_TIMEOUT)
         ),
         format!(
             "| `handshake_timeout` | {} |",
-            ms(getty::transport::tls::DEFAULT_HANDSHAKE_TIMEOUT)
+            ms(getty::defaults::DEFAULT_HANDSHAKE_TIMEOUT)
         ),
         format!(
             "| `memory_budget` | {} MiB |",
-            getty::DEFAULT_MEMORY_BUDGET >> 20
+            getty::defaults::DEFAULT_MEMORY_BUDGET >> 20
         ),
     ];
     assert_readme_has_rows(&rows);

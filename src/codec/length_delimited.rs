@@ -3,7 +3,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::config::DEFAULT_MAX_FRAME_LENGTH;
+use crate::defaults::DEFAULT_MAX_FRAME_LENGTH;
 use crate::Error;
 
 const HEADER: usize = 4;
@@ -39,7 +39,7 @@ impl Default for LengthDelimited {
 
 impl LengthDelimited {
     /// A codec with the default max frame length, 4 KiB
-    /// ([`DEFAULT_MAX_FRAME_LENGTH`], the same as [`SessionConfig`](crate::SessionConfig)).
+    /// ([`DEFAULT_MAX_FRAME_LENGTH`](crate::defaults::DEFAULT_MAX_FRAME_LENGTH), the same as [`SessionConfig`](crate::SessionConfig)).
     pub fn new() -> Self {
         Self::with_max_frame_length(DEFAULT_MAX_FRAME_LENGTH)
     }

@@ -3,7 +3,7 @@
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::config::DEFAULT_MAX_FRAME_LENGTH;
+use crate::defaults::DEFAULT_MAX_FRAME_LENGTH;
 use crate::Error;
 
 /// Passes bytes through: each decode yields the bytes buffered so far (at most
@@ -31,7 +31,7 @@ impl Default for RawBytes {
 }
 
 impl RawBytes {
-    /// Chunks of at most 4 KiB ([`DEFAULT_MAX_FRAME_LENGTH`]).
+    /// Chunks of at most 4 KiB ([`DEFAULT_MAX_FRAME_LENGTH`](crate::defaults::DEFAULT_MAX_FRAME_LENGTH)).
     pub fn new() -> Self {
         Self::with_max_chunk(DEFAULT_MAX_FRAME_LENGTH)
     }

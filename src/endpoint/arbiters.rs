@@ -39,8 +39,3 @@ impl ArbiterPool {
         }
     }
 }
-
-/// Default pool size: one arbiter per core.
-pub(crate) fn default_size() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}

@@ -27,14 +27,6 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// Default memory budget of an endpoint: 256 MiB of buffered bytes across its sessions.
-///
-/// Enough that hundreds of sessions with full write queues (1 MiB each by default), or a
-/// few bulk sessions, never meet it; small enough that a crowd of peers that send and
-/// never read cannot take more than a few hundred MiB of a server before their write
-/// timeouts end them. Set it per endpoint with `memory_budget(bytes)`.
-pub const DEFAULT_MEMORY_BUDGET: usize = 256 * 1024 * 1024;
-
 /// The shared account of one endpoint.
 #[derive(Debug)]
 pub(crate) struct Budget {

@@ -9,10 +9,11 @@ use actix::{Actor, Addr};
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 
-use crate::endpoint::arbiters::ArbiterPool;
-use crate::endpoint::reconnect::{
-    Backoff, DEFAULT_MAX_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL,
+use crate::defaults::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL,
 };
+use crate::endpoint::arbiters::ArbiterPool;
+use crate::endpoint::reconnect::Backoff;
 use crate::endpoint::supervisor::{Redial, Shutdown, Supervisor};
 use crate::endpoint::{
     open_session, EndpointShared, EndpointStats, NewSession, SessionFactory, SessionSlot,
@@ -23,9 +24,6 @@ use crate::session::AnySession;
 use crate::transport::Address;
 use crate::transport::Transport;
 use crate::SessionConfig;
-
-/// getty's default connect timeout: 3 s.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What a client tells the application about its connections, so it can decide what to
 /// resend: the client never resends anything by itself.
@@ -116,7 +114,7 @@ impl Client {
             workers: 1,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             config: SessionConfig::default(),
-            memory_budget: crate::DEFAULT_MEMORY_BUDGET,
+            memory_budget: crate::defaults::DEFAULT_MEMORY_BUDGET,
             events: None,
         }
     }
@@ -172,7 +170,7 @@ impl Client {
     /// for per-peer sessions). Once they hold it, a session at its fair share (the
     /// budget over the number of sessions) is held back: its writes fail with
     /// [`Error::MemoryBudget`](crate::Error::MemoryBudget) and its reading pauses, while
-    /// the others go on. Default [`DEFAULT_MEMORY_BUDGET`](crate::DEFAULT_MEMORY_BUDGET)
+    /// the others go on. Default [`DEFAULT_MEMORY_BUDGET`](crate::defaults::DEFAULT_MEMORY_BUDGET)
     /// (256 MiB).
     pub fn memory_budget(mut self, bytes: usize) -> Self {
         self.memory_budget = bytes;

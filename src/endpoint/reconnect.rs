@@ -3,13 +3,6 @@
 
 use std::time::Duration;
 
-/// getty's default reconnect interval: 300 ms.
-pub const DEFAULT_RECONNECT_INTERVAL: Duration = Duration::from_millis(300);
-/// Default cap on the delay between dial rounds: 10 s. (getty grows linearly to 10×
-/// its interval, 3 s by default; a longer cap keeps a server that is down for minutes
-/// from costing more than a handful of dials per minute.)
-pub const DEFAULT_MAX_RECONNECT_INTERVAL: Duration = Duration::from_secs(10);
-
 /// When to dial again.
 ///
 /// The delay before dial round `n` after `f` failed rounds is drawn from `[¾d, d]` with
@@ -80,6 +73,7 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::defaults::{DEFAULT_MAX_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL};
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

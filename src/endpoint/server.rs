@@ -10,7 +10,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::endpoint::arbiters::{self, ArbiterPool};
+use crate::endpoint::arbiters::ArbiterPool;
 use crate::endpoint::supervisor::{Shutdown, Supervisor};
 use crate::endpoint::{
     open_session, EndpointShared, EndpointStats, NewSession, SessionFactory, SessionSlot,
@@ -65,10 +65,10 @@ impl Server {
     pub fn new() -> Self {
         Server {
             kind: Arc::from("server"),
-            workers: arbiters::default_size(),
+            workers: crate::defaults::server_workers(),
             max_connections: usize::MAX,
             config: SessionConfig::default(),
-            memory_budget: crate::DEFAULT_MEMORY_BUDGET,
+            memory_budget: crate::defaults::DEFAULT_MEMORY_BUDGET,
             on_establish_error: None,
         }
     }
@@ -107,7 +107,7 @@ impl Server {
     /// for per-peer sessions). Once they hold it, a session at its fair share (the
     /// budget over the number of sessions) is held back: its writes fail with
     /// [`Error::MemoryBudget`](crate::Error::MemoryBudget) and its reading pauses, while
-    /// the others go on. Default [`DEFAULT_MEMORY_BUDGET`](crate::DEFAULT_MEMORY_BUDGET)
+    /// the others go on. Default [`DEFAULT_MEMORY_BUDGET`](crate::defaults::DEFAULT_MEMORY_BUDGET)
     /// (256 MiB).
     pub fn memory_budget(mut self, bytes: usize) -> Self {
         self.memory_budget = bytes;

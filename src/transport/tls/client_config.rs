@@ -8,7 +8,8 @@ use std::time::Duration;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::RootCertStore;
 
-use super::{pem, provider, DEFAULT_HANDSHAKE_TIMEOUT};
+use super::{pem, provider};
+use crate::defaults::DEFAULT_HANDSHAKE_TIMEOUT;
 use crate::error::{Error, Result};
 
 /// What a TLS client needs: a rustls [`ClientConfig`](rustls::ClientConfig), the server
@@ -35,7 +36,7 @@ impl fmt::Debug for TlsClientConfig {
 
 impl TlsClientConfig {
     /// Uses `config` as it is, with the server name taken from the address and the
-    /// default handshake timeout ([`DEFAULT_HANDSHAKE_TIMEOUT`]).
+    /// default handshake timeout ([`DEFAULT_HANDSHAKE_TIMEOUT`](crate::defaults::DEFAULT_HANDSHAKE_TIMEOUT)).
     pub fn new(config: Arc<rustls::ClientConfig>) -> Self {
         TlsClientConfig {
             rustls: config,
@@ -64,7 +65,7 @@ impl TlsClientConfig {
     }
 
     /// How long a handshake may take before the dial fails with an
-    /// [`Error::Tls`]. Default [`DEFAULT_HANDSHAKE_TIMEOUT`]. The client's connect
+    /// [`Error::Tls`]. Default [`DEFAULT_HANDSHAKE_TIMEOUT`](crate::defaults::DEFAULT_HANDSHAKE_TIMEOUT). The client's connect
     /// timeout (3 s by default) bounds the whole dial, handshake included, so the
     /// shorter of the two applies.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
@@ -196,7 +197,7 @@ impl TlsClientBuilder {
     }
 
     /// How long a handshake may take before the dial fails with an
-    /// [`Error::Tls`]. Default [`DEFAULT_HANDSHAKE_TIMEOUT`]. The client's connect
+    /// [`Error::Tls`]. Default [`DEFAULT_HANDSHAKE_TIMEOUT`](crate::defaults::DEFAULT_HANDSHAKE_TIMEOUT). The client's connect
     /// timeout (3 s by default) bounds the whole dial, handshake included, so the
     /// shorter of the two applies.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {

@@ -5,7 +5,7 @@
 //! Give a server a [`TlsServerConfig`] with [`TcpServer::tls`](crate::TcpServer::tls)
 //! and a client a [`TlsClientConfig`] with [`TcpClient::tls`](crate::TcpClient::tls).
 //!
-//! Every handshake runs under a timeout ([`DEFAULT_HANDSHAKE_TIMEOUT`] unless set), so a
+//! Every handshake runs under a timeout ([`DEFAULT_HANDSHAKE_TIMEOUT`](crate::defaults::DEFAULT_HANDSHAKE_TIMEOUT) unless set), so a
 //! peer that connects and says nothing cannot pin a socket. Handshake failures are
 //! [`Error::Tls`](crate::Error::Tls) with rustls's reason: a server counts them in
 //! [`EndpointStats::establish_failures`](crate::EndpointStats::establish_failures) and
@@ -57,16 +57,10 @@ mod server_config;
 mod stream;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 pub use client_config::{TlsClientBuilder, TlsClientConfig};
 pub use server_config::{TlsServerBuilder, TlsServerConfig};
 pub(crate) use stream::TlsAccepted;
-
-/// How long a TLS handshake may take, from the accepted (or connected) socket to the
-/// finished handshake, unless the config says otherwise: 10 s. Long enough for a slow
-/// network, short enough that idle connections cannot pile up.
-pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The crypto provider of every config built here: ring, so the build needs no C
 /// toolchain beyond what ring brings and no process default is consulted.

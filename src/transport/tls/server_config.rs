@@ -9,7 +9,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 
-use super::{pem, provider, DEFAULT_HANDSHAKE_TIMEOUT};
+use super::{pem, provider};
+use crate::defaults::DEFAULT_HANDSHAKE_TIMEOUT;
 use crate::error::{Error, Result};
 
 /// What a TLS server needs: a rustls [`ServerConfig`](rustls::ServerConfig) and the
@@ -35,7 +36,7 @@ impl fmt::Debug for TlsServerConfig {
 
 impl TlsServerConfig {
     /// Uses `config` as it is, with the default handshake timeout
-    /// ([`DEFAULT_HANDSHAKE_TIMEOUT`]).
+    /// ([`DEFAULT_HANDSHAKE_TIMEOUT`](crate::defaults::DEFAULT_HANDSHAKE_TIMEOUT)).
     pub fn new(config: Arc<rustls::ServerConfig>) -> Self {
         TlsServerConfig {
             rustls: config,
@@ -79,7 +80,7 @@ impl TlsServerConfig {
     }
 
     /// How long a handshake may take before the connection is dropped. Default
-    /// [`DEFAULT_HANDSHAKE_TIMEOUT`].
+    /// [`DEFAULT_HANDSHAKE_TIMEOUT`](crate::defaults::DEFAULT_HANDSHAKE_TIMEOUT).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
@@ -163,7 +164,7 @@ impl TlsServerBuilder {
     }
 
     /// How long a handshake may take before the connection is dropped. Default
-    /// [`DEFAULT_HANDSHAKE_TIMEOUT`].
+    /// [`DEFAULT_HANDSHAKE_TIMEOUT`](crate::defaults::DEFAULT_HANDSHAKE_TIMEOUT).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self

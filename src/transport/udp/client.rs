@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::codec::Plain;
 use super::datagram_reader::{DatagramReader, SocketSource};
 use super::socket::{self, any_of_family, DatagramWriter, Destination, SocketOptions};
-use super::DEFAULT_MAX_DATAGRAM_SIZE;
+use crate::defaults::DEFAULT_MAX_DATAGRAM_SIZE;
 use crate::endpoint::client::{Client, ClientHandle};
 use crate::endpoint::{prepare_session, NewSession, SessionFactory, SessionSlot};
 use crate::error::Result;
@@ -88,7 +88,7 @@ impl UdpClient {
     }
 
     /// Longest datagram read or written, in bytes. Default
-    /// [`DEFAULT_MAX_DATAGRAM_SIZE`](crate::transport::udp::DEFAULT_MAX_DATAGRAM_SIZE) (65,507).
+    /// [`DEFAULT_MAX_DATAGRAM_SIZE`](crate::defaults::DEFAULT_MAX_DATAGRAM_SIZE) (65,507).
     pub fn max_datagram_size(mut self, n: usize) -> Self {
         self.max_datagram_size = n.max(1);
         self

@@ -59,8 +59,4 @@ mod socket;
 pub use client::UdpClient;
 pub use codec::{Datagram, Datagrams};
 pub use datagram_reader::MAX_ERRORS_IN_A_ROW;
-pub use server::{UdpServer, UdpServerHandle, UdpStats, DEFAULT_PEER_QUEUE};
-
-/// Default max datagram size: 65,507 bytes, the most an IPv4 UDP datagram can carry
-/// (64 KiB less the IPv4 and UDP headers).
-pub const DEFAULT_MAX_DATAGRAM_SIZE: usize = 65_507;
+pub use server::{UdpServer, UdpServerHandle, UdpStats};

@@ -19,7 +19,7 @@ use super::datagram_reader::{
     is_retry, received, DatagramReader, Incoming, QueueSource, SocketSource,
 };
 use super::socket::{self, DatagramWriter, Destination, SocketOptions};
-use super::DEFAULT_MAX_DATAGRAM_SIZE;
+use crate::defaults::{DEFAULT_MAX_DATAGRAM_SIZE, DEFAULT_PEER_QUEUE};
 use crate::endpoint::supervisor::{Shutdown, Supervisor};
 use crate::endpoint::{
     prepare_session, run_new_session, EndpointShared, EndpointStats, NewSession, SessionFactory,
@@ -33,9 +33,6 @@ use crate::session::{
 use crate::transport::Address;
 use crate::SessionConfig;
 
-/// Default queue of one peer's session in per-peer mode: 256 datagrams waiting for its
-/// reader. Past it, that peer's datagrams are dropped (and counted) until it drains.
-pub const DEFAULT_PEER_QUEUE: usize = 256;
 /// How often the demultiplexer forgets peers whose session has ended.
 const SWEEP_PERIOD: Duration = Duration::from_secs(1);
 /// Pause after a receive error that is not about one datagram, so the loop cannot spin.
@@ -92,7 +89,7 @@ impl UdpServer {
             addr: addr.into(),
             max_datagram_size: DEFAULT_MAX_DATAGRAM_SIZE,
             config: SessionConfig::default(),
-            memory_budget: crate::DEFAULT_MEMORY_BUDGET,
+            memory_budget: crate::defaults::DEFAULT_MEMORY_BUDGET,
             socket: SocketOptions::default(),
             max_peers: usize::MAX,
             peer_queue: DEFAULT_PEER_QUEUE,
@@ -101,7 +98,7 @@ impl UdpServer {
     }
 
     /// Longest datagram read or written, in bytes. Default
-    /// [`DEFAULT_MAX_DATAGRAM_SIZE`](crate::transport::udp::DEFAULT_MAX_DATAGRAM_SIZE) (65,507);
+    /// [`DEFAULT_MAX_DATAGRAM_SIZE`](crate::defaults::DEFAULT_MAX_DATAGRAM_SIZE) (65,507);
     /// at least 1. A longer datagram received is reported and dropped; a longer frame
     /// written is refused with [`Error::FrameTooLong`].
     pub fn max_datagram_size(mut self, n: usize) -> Self {
@@ -121,7 +118,7 @@ impl UdpServer {
     /// for per-peer sessions). Once they hold it, a session at its fair share (the
     /// budget over the number of sessions) is held back: its writes fail with
     /// [`Error::MemoryBudget`](crate::Error::MemoryBudget) and its reading pauses, while
-    /// the others go on. Default [`DEFAULT_MEMORY_BUDGET`](crate::DEFAULT_MEMORY_BUDGET)
+    /// the others go on. Default [`DEFAULT_MEMORY_BUDGET`](crate::defaults::DEFAULT_MEMORY_BUDGET)
     /// (256 MiB).
     pub fn memory_budget(mut self, bytes: usize) -> Self {
         self.memory_budget = bytes;
@@ -197,7 +194,7 @@ impl UdpServer {
     }
 
     /// Per-peer mode: datagrams that may wait for one peer's session (at least 1).
-    /// Default [`DEFAULT_PEER_QUEUE`]. Past it that peer's datagrams are dropped and
+    /// Default [`DEFAULT_PEER_QUEUE`](crate::defaults::DEFAULT_PEER_QUEUE). Past it that peer's datagrams are dropped and
     /// counted in [`UdpStats::dropped`]; other peers are not held up.
     pub fn peer_queue(mut self, n: usize) -> Self {
         self.peer_queue = n.max(1);

@@ -23,7 +23,6 @@ use tokio_util::codec::Encoder;
 use super::payload_frames::PayloadFrames;
 use super::pipe::{Pipe, PipeWriter, CLOSE_LINGER};
 use super::reader_actor::{WsOptions, WsReader, WsReaderActor};
-use crate::endpoint::arbiters;
 use crate::endpoint::supervisor::{Shutdown, Supervisor};
 use crate::endpoint::{
     prepare_session, EndpointShared, EndpointStats, NewSession, SessionFactory, SessionSlot,
@@ -102,10 +101,10 @@ impl WsServer {
         WsServer {
             addr: addr.into(),
             path: "/".to_owned(),
-            workers: arbiters::default_size(),
+            workers: crate::defaults::server_workers(),
             max_connections: usize::MAX,
             config: SessionConfig::default(),
-            memory_budget: crate::DEFAULT_MEMORY_BUDGET,
+            memory_budget: crate::defaults::DEFAULT_MEMORY_BUDGET,
             options: WsOptions::default(),
             tls: None,
             routes: None,
@@ -151,7 +150,7 @@ impl WsServer {
     /// for per-peer sessions). Once they hold it, a session at its fair share (the
     /// budget over the number of sessions) is held back: its writes fail with
     /// [`Error::MemoryBudget`](crate::Error::MemoryBudget) and its reading pauses, while
-    /// the others go on. Default [`DEFAULT_MEMORY_BUDGET`](crate::DEFAULT_MEMORY_BUDGET)
+    /// the others go on. Default [`DEFAULT_MEMORY_BUDGET`](crate::defaults::DEFAULT_MEMORY_BUDGET)
     /// (256 MiB).
     pub fn memory_budget(mut self, bytes: usize) -> Self {
         self.memory_budget = bytes;
