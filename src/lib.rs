@@ -189,17 +189,16 @@ pub mod transport;
 pub use codec::{Codec, LengthDelimited, RawBytes};
 pub use config::SessionConfig;
 pub use endpoint::client::{Client, ClientEvent, ClientHandle};
+pub use endpoint::options::{ClientBuilder, ClientOptions, ServerBuilder, ServerOptions};
 pub use endpoint::server::{Server, ServerHandle};
 pub use endpoint::{EndpointStats, NewSession};
 pub use error::{BoxError, Error, Result, SessionId};
 pub use listener::{EventListener, Frame};
-pub use transport::{
-    Address, TcpClient, TcpServer, TcpServerHandle, UnixClient, UnixServer, UnixServerHandle,
-};
+pub use transport::{Address, TcpClient, TcpServer, UnixClient, UnixServer};
 
 /// The handle of a running [`TcpClient`] (a [`ClientHandle`]).
 pub type TcpClientHandle = ClientHandle;
 pub use session::{AnySession, Session, SessionContext, SessionSetup, SessionStats};
 pub use transport::tls::{TlsClientConfig, TlsServerConfig};
-pub use transport::udp::{Datagram, Datagrams, UdpClient, UdpServer, UdpServerHandle};
-pub use transport::ws::{WsClient, WsServer, WsServerHandle};
+pub use transport::udp::{Datagram, Datagrams, UdpClient, UdpServer, UdpSocketBuilder};
+pub use transport::ws::{WsClient, WsServer};

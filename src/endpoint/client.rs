@@ -9,10 +9,8 @@ use actix::{Actor, Addr};
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 
-use crate::defaults::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL,
-};
 use crate::endpoint::arbiters::ArbiterPool;
+use crate::endpoint::options::{ClientBuilder, ClientOptions};
 use crate::endpoint::reconnect::Backoff;
 use crate::endpoint::supervisor::{Redial, Shutdown, Supervisor};
 use crate::endpoint::{
@@ -23,7 +21,6 @@ use crate::listener::EventListener;
 use crate::session::AnySession;
 use crate::transport::Address;
 use crate::transport::Transport;
-use crate::SessionConfig;
 
 /// What a client tells the application about its connections, so it can decide what to
 /// resend: the client never resends anything by itself.
@@ -55,7 +52,7 @@ pub enum ClientEvent {
     },
 }
 
-pub(crate) type EventHook = Box<dyn Fn(ClientEvent)>;
+pub(crate) use crate::endpoint::options::EventHook;
 
 /// A dial function behind a pointer, as clients keep it.
 type DialFn<T> = dyn Fn() -> LocalBoxFuture<'static, Result<T>> + Send + Sync;
@@ -70,29 +67,18 @@ type DialFn<T> = dyn Fn() -> LocalBoxFuture<'static, Result<T>> + Send + Sync;
 /// jitter) up to a cap, and resets once a session stayed up for ten intervals (at most
 /// the cap). A dial counts toward the connection number from the moment it starts, so
 /// the client never holds more. It never resends frames: use
-/// [`on_event`](Self::on_event) to learn when sessions come and go.
+/// [`on_event`](ClientBuilder::on_event) to learn when sessions come and go.
 pub struct Client {
     kind: Arc<str>,
-    connections: usize,
-    reconnect_interval: Duration,
-    max_reconnect_interval: Duration,
-    workers: usize,
-    connect_timeout: Duration,
-    config: SessionConfig,
-    memory_budget: usize,
-    events: Option<EventHook>,
+    options: ClientOptions,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("kind", &self.kind)
-            .field("connections", &self.connections)
-            .field("reconnect_interval", &self.reconnect_interval)
-            .field("max_reconnect_interval", &self.max_reconnect_interval)
-            .field("workers", &self.workers)
-            .field("connect_timeout", &self.connect_timeout)
-            .finish_non_exhaustive()
+            .field("options", &self.options)
+            .finish()
     }
 }
 
@@ -102,91 +88,31 @@ impl Default for Client {
     }
 }
 
+impl ClientBuilder for Client {
+    fn client_options(&mut self) -> &mut ClientOptions {
+        &mut self.options
+    }
+}
+
 impl Client {
-    /// A client with getty's defaults: one connection, 300 ms reconnect interval, 3 s
-    /// connect timeout, one arbiter.
+    /// A client with every option at its default (see [`ClientBuilder`]): one
+    /// connection, 300 ms reconnect interval, 3 s connect timeout, one arbiter.
     pub fn new() -> Self {
         Client {
             kind: Arc::from("client"),
-            connections: 1,
-            reconnect_interval: DEFAULT_RECONNECT_INTERVAL,
-            max_reconnect_interval: DEFAULT_MAX_RECONNECT_INTERVAL,
-            workers: 1,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            config: SessionConfig::default(),
-            memory_budget: crate::defaults::DEFAULT_MEMORY_BUDGET,
-            events: None,
+            options: ClientOptions::default(),
         }
+    }
+
+    /// The options as set so far.
+    pub(crate) fn options(&self) -> &ClientOptions {
+        &self.options
     }
 
     /// The transport's name, used in default session names (`kind:peer`). Default
     /// `"client"`.
     pub fn kind(mut self, kind: impl AsRef<str>) -> Self {
         self.kind = Arc::from(kind.as_ref());
-        self
-    }
-
-    /// How many sessions to keep (getty's `WithConnectionNumber`). Default 1.
-    pub fn connections(mut self, n: usize) -> Self {
-        self.connections = n;
-        self
-    }
-
-    /// First delay before re-dialing (getty's `WithReconnectInterval`). Default 300 ms.
-    pub fn reconnect_interval(mut self, interval: Duration) -> Self {
-        self.reconnect_interval = interval;
-        self
-    }
-
-    /// Cap on the delay between dial rounds. Default 10 s; at least the reconnect
-    /// interval. A session that stays up for ten intervals (at most the cap) resets the
-    /// backoff to the interval.
-    pub fn max_reconnect_interval(mut self, cap: Duration) -> Self {
-        self.max_reconnect_interval = cap;
-        self
-    }
-
-    /// Arbiters (threads) the sessions are spread over, round-robin; the calling arbiter
-    /// is the first. Default 1: a client's sessions are few.
-    pub fn workers(mut self, n: usize) -> Self {
-        self.workers = n.max(1);
-        self
-    }
-
-    /// How long one dial may take, handshakes included. Default 3 s (getty's).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// The config each session starts with, before the `new_session` hook changes it.
-    pub fn session_config(mut self, config: SessionConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// The memory budget of the endpoint: how many bytes all its sessions together may
-    /// hold buffered (write queues, frames read and not yet handled, datagrams queued
-    /// for per-peer sessions). Once they hold it, a session at its fair share (the
-    /// budget over the number of sessions) is held back: its writes fail with
-    /// [`Error::MemoryBudget`](crate::Error::MemoryBudget) and its reading pauses, while
-    /// the others go on. Default [`DEFAULT_MEMORY_BUDGET`](crate::defaults::DEFAULT_MEMORY_BUDGET)
-    /// (256 MiB).
-    pub fn memory_budget(mut self, bytes: usize) -> Self {
-        self.memory_budget = bytes;
-        self
-    }
-
-    /// The config sessions start with.
-    pub fn config(&self) -> &SessionConfig {
-        &self.config
-    }
-
-    /// Calls `hook` on the client's supervisor (the arbiter that called
-    /// [`start`](Self::start)) each time a session comes up or goes down or a dial fails.
-    /// It must return quickly.
-    pub fn on_event(mut self, hook: impl Fn(ClientEvent) + 'static) -> Self {
-        self.events = Some(Box::new(hook));
         self
     }
 
@@ -203,7 +129,7 @@ impl Client {
         F: NewSession<L>,
     {
         let kind = self.kind.clone();
-        let config = self.config.clone();
+        let config = self.options.session_config.clone();
         let hook: Arc<SessionFactory<L>> = Arc::new(new_session);
         self.start_with(dial, move |transport: T, slot| {
             open_session(transport, &kind, config.clone(), &*hook, slot);
@@ -221,18 +147,19 @@ impl Client {
         Fut: Future<Output = Result<C>> + 'static,
         O: Fn(C, SessionSlot) + Send + Sync + 'static,
     {
-        let endpoint = Arc::new(EndpointShared::new(self.memory_budget, true));
-        let pool = Arc::new(ArbiterPool::start(self.workers));
+        let options = self.options;
+        let endpoint = Arc::new(EndpointShared::new(options.memory_budget, true));
+        let pool = Arc::new(ArbiterPool::start(options.workers));
         let dialer = Dialer {
             dial: Arc::new(move || dial().boxed_local()),
             open: Arc::new(open),
             kind: self.kind,
-            connect_timeout: self.connect_timeout,
+            connect_timeout: options.connect_timeout,
             endpoint: endpoint.clone(),
         };
         let seed = crate::clock::now_ms() ^ (Arc::as_ptr(&endpoint) as u64);
         let redial = Redial {
-            wanted: self.connections,
+            wanted: options.connections,
             dial: Box::new({
                 let pool = pool.clone();
                 move |slot| {
@@ -251,20 +178,19 @@ impl Client {
                     }
                 }
             }),
-            backoff: Backoff::new(self.reconnect_interval, self.max_reconnect_interval, seed),
-            events: self.events,
+            backoff: Backoff::new(
+                options.reconnect_interval,
+                options.max_reconnect_interval,
+                seed,
+            ),
+            events: options.on_event,
             timer: None,
         };
-        let supervisor = Supervisor::new(endpoint.clone(), &self.config)
+        let supervisor = Supervisor::new(endpoint.clone(), &options.session_config)
             .with_redial(redial)
             .on_stopped(move || pool.stop())
             .start();
         ClientHandle::new(endpoint, supervisor)
-    }
-
-    /// How long one dial may take, for transports whose own connector wants it too.
-    pub(crate) fn dial_timeout(&self) -> Duration {
-        self.connect_timeout
     }
 }
 
@@ -388,84 +314,4 @@ impl ClientHandle {
         // Fails only when an earlier stop already finished.
         let _ = self.inner.supervisor.send(Shutdown).await;
     }
-}
-
-/// For transport writers: adds the options every client builder shares (`connections`,
-/// `reconnect_interval`, `max_reconnect_interval`, `workers`, `connect_timeout`,
-/// `session_config`, `memory_budget`, `on_event`) to a builder that keeps its `Client`
-/// in the field named `$field`, forwarding to it. The crate's own TCP and Unix clients
-/// use it; see the `transport` module's guide.
-///
-/// ```
-/// use getty::Client;
-///
-/// /// A client builder for some transport of yours.
-/// pub struct PipeClient {
-///     client: Client,
-/// }
-///
-/// impl PipeClient {
-///     getty::forward_client_options!(client);
-/// }
-///
-/// let built = PipeClient { client: Client::new() }.connections(4);
-/// # let _ = built.client;
-/// ```
-#[macro_export]
-macro_rules! forward_client_options {
-    ($field:ident) => {
-        /// How many sessions to keep (getty's `WithConnectionNumber`). Default 1.
-        pub fn connections(mut self, n: usize) -> Self {
-            self.$field = self.$field.connections(n);
-            self
-        }
-
-        /// First delay before re-dialing (getty's `WithReconnectInterval`). Default
-        /// 300 ms.
-        pub fn reconnect_interval(mut self, interval: std::time::Duration) -> Self {
-            self.$field = self.$field.reconnect_interval(interval);
-            self
-        }
-
-        /// Cap on the delay between dial rounds; see
-        /// `Client::max_reconnect_interval`.
-        pub fn max_reconnect_interval(mut self, cap: std::time::Duration) -> Self {
-            self.$field = self.$field.max_reconnect_interval(cap);
-            self
-        }
-
-        /// Arbiters (threads) the sessions are spread over, round-robin; the calling
-        /// arbiter is the first. Default 1: a client's sessions are few.
-        pub fn workers(mut self, n: usize) -> Self {
-            self.$field = self.$field.workers(n);
-            self
-        }
-
-        /// How long one dial may take. Default 3 s (getty's).
-        pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
-            self.$field = self.$field.connect_timeout(timeout);
-            self
-        }
-
-        /// The config each session starts with, before the `new_session` hook changes
-        /// it.
-        pub fn session_config(mut self, config: $crate::SessionConfig) -> Self {
-            self.$field = self.$field.session_config(config);
-            self
-        }
-
-        /// The endpoint's memory budget in bytes across all its sessions; see
-        /// `Server::memory_budget`. Default 256 MiB.
-        pub fn memory_budget(mut self, bytes: usize) -> Self {
-            self.$field = self.$field.memory_budget(bytes);
-            self
-        }
-
-        /// Calls `hook` each time a session comes up or goes down or a dial fails; see
-        /// `Client::on_event`.
-        pub fn on_event(mut self, hook: impl Fn($crate::ClientEvent) + 'static) -> Self {
-            self.$field = self.$field.on_event(hook);
-            self
-        }
-    };
 }

@@ -1,55 +1,51 @@
 //! The server endpoint over any transport: accepts connections from a stream and runs a
 //! session for each.
 
+use std::any::Any;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use futures::{Stream, StreamExt};
+use futures::future::LocalBoxFuture;
+use futures::{FutureExt, Stream, StreamExt};
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use crate::endpoint::arbiters::ArbiterPool;
+use crate::endpoint::options::{EstablishHook, ServerBuilder, ServerOptions};
 use crate::endpoint::supervisor::{Shutdown, Supervisor};
 use crate::endpoint::{
     open_session, EndpointShared, EndpointStats, NewSession, SessionFactory, SessionSlot,
 };
-use crate::error::Error;
 use crate::listener::EventListener;
-use crate::transport::Accepted;
+use crate::transport::{Accepted, Address};
 use crate::SessionConfig;
 
 /// Pause after an accept error that is not about one connection (e.g. out of file
 /// descriptors), so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// A hook told about connections whose [`Accepted::establish`] failed.
-type EstablishHook = Arc<dyn Fn(&Error) + Send + Sync>;
-
 /// Builds a server over any transport: it takes a stream of accepted connections (see
 /// [`transport`](crate::transport) for how to write one) and runs a session for each.
 /// [`TcpServer`](crate::TcpServer) and [`UnixServer`](crate::UnixServer) are built on it.
+/// Its shared options (`workers`, `max_connections`, ...) come from [`ServerBuilder`].
 ///
 /// See the [`transport`](crate::transport) module for an example over in-memory pipes.
 #[derive(Clone)]
 pub struct Server {
     kind: Arc<str>,
-    workers: usize,
-    max_connections: usize,
-    config: SessionConfig,
-    memory_budget: usize,
-    on_establish_error: Option<EstablishHook>,
+    local_addr: Option<Address>,
+    options: ServerOptions,
 }
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("kind", &self.kind)
-            .field("workers", &self.workers)
-            .field("max_connections", &self.max_connections)
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+            .field("local_addr", &self.local_addr)
+            .field("options", &self.options)
+            .finish()
     }
 }
 
@@ -59,17 +55,19 @@ impl Default for Server {
     }
 }
 
+impl ServerBuilder for Server {
+    fn server_options(&mut self) -> &mut ServerOptions {
+        &mut self.options
+    }
+}
+
 impl Server {
-    /// A server with one arbiter per core, no connection limit and the default session
-    /// config.
+    /// A server with every option at its default (see [`ServerBuilder`]).
     pub fn new() -> Self {
         Server {
             kind: Arc::from("server"),
-            workers: crate::defaults::server_workers(),
-            max_connections: usize::MAX,
-            config: SessionConfig::default(),
-            memory_budget: crate::defaults::DEFAULT_MEMORY_BUDGET,
-            on_establish_error: None,
+            local_addr: None,
+            options: ServerOptions::default(),
         }
     }
 
@@ -80,52 +78,11 @@ impl Server {
         self
     }
 
-    /// Number of arbiters (threads) sessions are spread over, round-robin. Default: one
-    /// per core. The arbiter that calls [`serve`](Self::serve) is the first of them, so
-    /// `workers(1)` runs everything on it.
-    pub fn workers(mut self, n: usize) -> Self {
-        self.workers = n.max(1);
+    /// The address connections are accepted at, as [`ServerHandle::local_addr`] reports
+    /// it. Default: `Address::Other(kind)`.
+    pub fn local_addr(mut self, addr: impl Into<Address>) -> Self {
+        self.local_addr = Some(addr.into());
         self
-    }
-
-    /// Most sessions alive at once (including those still establishing); connections
-    /// past it are dropped at once and counted as refused. Default: unlimited.
-    pub fn max_connections(mut self, n: usize) -> Self {
-        self.max_connections = n;
-        self
-    }
-
-    /// The config each session starts with, before the `new_session` hook changes it.
-    /// Default: [`SessionConfig::default`].
-    pub fn session_config(mut self, config: SessionConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// The memory budget of the endpoint: how many bytes all its sessions together may
-    /// hold buffered (write queues, frames read and not yet handled, datagrams queued
-    /// for per-peer sessions). Once they hold it, a session at its fair share (the
-    /// budget over the number of sessions) is held back: its writes fail with
-    /// [`Error::MemoryBudget`](crate::Error::MemoryBudget) and its reading pauses, while
-    /// the others go on. Default [`DEFAULT_MEMORY_BUDGET`](crate::defaults::DEFAULT_MEMORY_BUDGET)
-    /// (256 MiB).
-    pub fn memory_budget(mut self, bytes: usize) -> Self {
-        self.memory_budget = bytes;
-        self
-    }
-
-    /// Calls `hook`, on the session's arbiter, for every connection whose
-    /// [`Accepted::establish`] failed (a TLS handshake, say); such connections never
-    /// open a session and are counted in
-    /// [`EndpointStats::establish_failures`]. It must return quickly.
-    pub fn on_establish_error(mut self, hook: impl Fn(&Error) + Send + Sync + 'static) -> Self {
-        self.on_establish_error = Some(Arc::new(hook));
-        self
-    }
-
-    /// The config sessions start with.
-    pub fn config(&self) -> &SessionConfig {
-        &self.config
     }
 
     /// Accepts from `incoming` until it ends or the server is stopped, running
@@ -139,29 +96,40 @@ impl Server {
         L: EventListener,
         F: NewSession<L>,
     {
-        let endpoint = Arc::new(EndpointShared::new(self.memory_budget, false));
-        let supervisor = Supervisor::new(endpoint.clone(), &self.config).start();
-        let pool = Arc::new(ArbiterPool::start(self.workers));
+        let options = self.options;
+        let endpoint = Arc::new(EndpointShared::new(options.memory_budget, false));
+        let supervisor = Supervisor::new(endpoint.clone(), &options.session_config).start();
+        let pool = Arc::new(ArbiterPool::start(options.workers()));
         let acceptor = Acceptor {
             hook: Arc::new(new_session),
-            kind: self.kind,
-            config: self.config,
-            max_connections: self.max_connections,
-            on_establish_error: self.on_establish_error,
+            kind: self.kind.clone(),
+            max_connections: options.max_connections(),
+            config: options.session_config,
+            on_establish_error: options.on_establish_error,
             endpoint: endpoint.clone(),
             supervisor: supervisor.clone(),
             pool: pool.clone(),
         };
         let (stop_tx, stop_rx) = oneshot::channel();
         let task = actix_rt::spawn(acceptor.run(incoming, stop_rx));
-        ServerHandle {
-            inner: Arc::new(HandleInner {
-                endpoint,
-                supervisor,
-                pool,
-                acceptor: Mutex::new(Some((stop_tx, task))),
-            }),
-        }
+        let local_addr = self.local_addr.unwrap_or_else(|| Address::other(&*self.kind));
+        ServerHandle::new(ServerParts {
+            local_addr,
+            endpoint,
+            supervisor,
+            stop_accepting: Some(Box::new(move || {
+                async move {
+                    let _ = stop_tx.send(());
+                    let _ = task.await;
+                }
+                .boxed_local()
+            })),
+            after_stop: Some(Box::new(move || {
+                pool.stop();
+                futures::future::ready(()).boxed_local()
+            })),
+            transport: None,
+        })
     }
 }
 
@@ -277,15 +245,41 @@ fn is_per_connection(err: &io::Error) -> bool {
     )
 }
 
-struct HandleInner {
-    endpoint: Arc<EndpointShared>,
-    supervisor: Addr<Supervisor>,
-    pool: Arc<ArbiterPool>,
-    acceptor: Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
+/// One step of a server's stop that its transport supplies.
+pub(crate) type StopStep = Box<dyn FnOnce() -> LocalBoxFuture<'static, ()> + Send>;
+
+/// What a transport hands over to make its server's [`ServerHandle`].
+pub(crate) struct ServerParts {
+    /// The address the server is bound to.
+    pub(crate) local_addr: Address,
+    pub(crate) endpoint: Arc<EndpointShared>,
+    pub(crate) supervisor: Addr<Supervisor>,
+    /// Stops whatever feeds the server new sessions (an accept loop, a datagram
+    /// demultiplexer, an HTTP server's listener), leaving the open sessions be.
+    pub(crate) stop_accepting: Option<StopStep>,
+    /// Runs once every session is gone (stops worker arbiters, removes a socket file).
+    pub(crate) after_stop: Option<StopStep>,
+    /// What the transport adds to the handle (the UDP socket), for its own methods.
+    pub(crate) transport: Option<Box<dyn Any + Send + Sync>>,
 }
 
-/// A running server. Cheap to clone; the server runs until [`stop`](Self::stop) (or
-/// until the actix system stops, which drops its sessions without `on_close`).
+struct HandleInner {
+    local_addr: Address,
+    endpoint: Arc<EndpointShared>,
+    supervisor: Addr<Supervisor>,
+    stop_accepting: Mutex<Option<StopStep>>,
+    after_stop: Mutex<Vec<StopStep>>,
+    transport: Option<Box<dyn Any + Send + Sync>>,
+}
+
+/// A running server of any transport: TCP, TLS, Unix, UDP, WebSocket, or one of your
+/// own through [`Server`]. Cheap to clone; the server runs until [`stop`](Self::stop)
+/// (or until the actix system stops, which drops its sessions without `on_close`).
+///
+/// What a transport adds is reachable here too, documented with that transport: the
+/// socket file of a Unix server is its [`local_addr`](Self::local_addr), and a UDP
+/// server's traffic counters, multicast groups and shared session are methods of this
+/// type (see [`udp`](crate::transport::udp)).
 #[derive(Clone)]
 pub struct ServerHandle {
     inner: Arc<HandleInner>,
@@ -294,100 +288,86 @@ pub struct ServerHandle {
 impl std::fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerHandle")
+            .field("local_addr", &self.inner.local_addr)
             .field("stats", &self.stats())
             .finish()
     }
 }
 
+/// Locks a mutex that no user code runs under, so a poisoned one still holds sound data.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl ServerHandle {
+    pub(crate) fn new(parts: ServerParts) -> Self {
+        ServerHandle {
+            inner: Arc::new(HandleInner {
+                local_addr: parts.local_addr,
+                endpoint: parts.endpoint,
+                supervisor: parts.supervisor,
+                stop_accepting: Mutex::new(parts.stop_accepting),
+                after_stop: Mutex::new(parts.after_stop.into_iter().collect()),
+                transport: parts.transport,
+            }),
+        }
+    }
+
+    /// Adds a step to run once every session is gone, after those already there.
+    pub(crate) fn after_stop(self, step: StopStep) -> Self {
+        lock(&self.inner.after_stop).push(step);
+        self
+    }
+
+    /// What the transport added to this handle, if it is a `T`.
+    pub(crate) fn transport<T: Any>(&self) -> Option<&T> {
+        self.inner.transport.as_ref()?.downcast_ref()
+    }
+
+    /// The address the server is bound to (the real port when it was given port 0; the
+    /// socket file of a Unix server).
+    pub fn local_addr(&self) -> &Address {
+        &self.inner.local_addr
+    }
+
+    /// The IP address and port the server is bound to: that of a TCP, TLS, UDP or
+    /// WebSocket server, the address to dial. An error for a server bound to something
+    /// else (a Unix socket file, a transport of your own).
+    pub fn inet_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr.inet().ok_or_else(|| {
+            let msg = format!("{} is not an IP address", self.inner.local_addr);
+            io::Error::new(io::ErrorKind::AddrNotAvailable, msg)
+        })
+    }
+
     /// Session counters of the server.
     pub fn stats(&self) -> EndpointStats {
         self.inner.endpoint.stats()
     }
 
-    /// Stops gracefully: stops accepting (dropping the incoming stream), abandons
-    /// connections still establishing, closes every session (each flushes what it has
-    /// queued for at most its wait time, then `on_close` runs), and resolves once all are
-    /// gone, or at the latest one second after the longest wait time. Calling it again,
-    /// or from several clones, waits for the same stop.
-    pub async fn stop(&self) {
-        let acceptor = self
-            .inner
-            .acceptor
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
-        if let Some((stop, task)) = acceptor {
-            let _ = stop.send(());
-            let _ = task.await;
+    /// Stops taking new sessions (closes the listener, stops reading a per-peer UDP
+    /// server's socket, answers WebSocket upgrades no more) and leaves the open sessions
+    /// running; [`stop`](Self::stop) closes them later. Resolves once nothing new can
+    /// come in. Calling it again does nothing.
+    pub async fn stop_accepting(&self) {
+        let step = lock(&self.inner.stop_accepting).take();
+        if let Some(step) = step {
+            step().await;
         }
+    }
+
+    /// Stops gracefully: stops accepting (as [`stop_accepting`](Self::stop_accepting)),
+    /// abandons connections still establishing, closes every session (each flushes what
+    /// it has queued for at most its wait time, then `on_close` runs), and resolves once
+    /// all are gone, or at the latest one second after the longest wait time. Calling it
+    /// again, or from several clones, waits for the same stop.
+    pub async fn stop(&self) {
+        self.stop_accepting().await;
         // Fails only when an earlier stop already finished.
         let _ = self.inner.supervisor.send(Shutdown).await;
-        self.inner.pool.stop();
+        let steps = std::mem::take(&mut *lock(&self.inner.after_stop));
+        for step in steps {
+            step().await;
+        }
     }
-}
-
-/// For transport writers: adds the options every server builder shares (`workers`,
-/// `max_connections`, `session_config`, `memory_budget`, `on_establish_error`) to a builder that keeps
-/// its `Server` in the field named `$field`, forwarding to it. The
-/// crate's own TCP and Unix servers use it; see the
-/// `transport` module's guide.
-///
-/// ```
-/// use getty::Server;
-///
-/// /// A server builder for some transport of yours.
-/// pub struct PipeServer {
-///     server: Server,
-/// }
-///
-/// impl PipeServer {
-///     getty::forward_server_options!(server);
-/// }
-///
-/// let built = PipeServer { server: Server::new() }.workers(2).max_connections(10);
-/// # let _ = built.server;
-/// ```
-#[macro_export]
-macro_rules! forward_server_options {
-    ($field:ident) => {
-        /// Number of arbiters (threads) sessions are spread over, round-robin. Default:
-        /// one per core. The arbiter that calls `start` is the first of them, so
-        /// `workers(1)` runs everything on it.
-        pub fn workers(mut self, n: usize) -> Self {
-            self.$field = self.$field.workers(n);
-            self
-        }
-
-        /// Most sessions alive at once; connections past it are closed at once and
-        /// counted as refused. Default: unlimited.
-        pub fn max_connections(mut self, n: usize) -> Self {
-            self.$field = self.$field.max_connections(n);
-            self
-        }
-
-        /// The config each session starts with, before the `new_session` hook changes
-        /// it. Default: `SessionConfig::default`.
-        pub fn session_config(mut self, config: $crate::SessionConfig) -> Self {
-            self.$field = self.$field.session_config(config);
-            self
-        }
-
-        /// The endpoint's memory budget in bytes across all its sessions; see
-        /// `Server::memory_budget`. Default 256 MiB.
-        pub fn memory_budget(mut self, bytes: usize) -> Self {
-            self.$field = self.$field.memory_budget(bytes);
-            self
-        }
-
-        /// Calls `hook` for every accepted connection that failed to establish; see
-        /// `Server::on_establish_error`.
-        pub fn on_establish_error(
-            mut self,
-            hook: impl Fn(&$crate::Error) + Send + Sync + 'static,
-        ) -> Self {
-            self.$field = self.$field.on_establish_error(hook);
-            self
-        }
-    };
 }

@@ -92,8 +92,8 @@ mod unix;
 pub mod ws;
 
 pub use address::Address;
-pub use tcp::{TcpClient, TcpServer, TcpServerHandle};
-pub use unix::{UnixClient, UnixServer, UnixServerHandle};
+pub use tcp::{TcpClient, TcpServer};
+pub use unix::{UnixClient, UnixServer};
 
 use std::future::Future;
 use std::io;

@@ -14,8 +14,9 @@ use tokio::net::{TcpListener, TcpStream};
 use super::tls::TlsAccepted;
 use super::{Accepted, Address, Transport};
 use crate::endpoint::client::{Client, ClientHandle};
+use crate::endpoint::options::{ClientBuilder, ClientOptions, ServerBuilder, ServerOptions};
 use crate::endpoint::server::{Server, ServerHandle};
-use crate::endpoint::{EndpointStats, NewSession};
+use crate::endpoint::NewSession;
 use crate::error::Result;
 use crate::listener::EventListener;
 use crate::transport::tls::{handshake, TlsClientConfig, TlsServerConfig};
@@ -77,7 +78,7 @@ impl Stream for TcpIncoming {
 /// ```no_run
 /// # async fn run() -> getty::Result<()> {
 /// use bytes::{Bytes, BytesMut};
-/// use getty::{EventListener, LengthDelimited, SessionContext, TcpServer};
+/// use getty::{EventListener, LengthDelimited, ServerBuilder, SessionContext, TcpServer};
 ///
 /// struct Echo;
 /// impl EventListener for Echo {
@@ -108,9 +109,15 @@ pub struct TcpServer {
     server: Server,
 }
 
+impl ServerBuilder for TcpServer {
+    fn server_options(&mut self) -> &mut ServerOptions {
+        self.server.server_options()
+    }
+}
+
 impl TcpServer {
     /// A server that will listen on `addr` (getty's `WithLocalAddress`), e.g.
-    /// `"127.0.0.1:7000"`; port 0 picks a free port (see [`TcpServerHandle::local_addr`]).
+    /// `"127.0.0.1:7000"`; port 0 picks a free port (see [`ServerHandle::local_addr`]).
     pub fn new(addr: impl Into<String>) -> Self {
         TcpServer {
             addr: addr.into(),
@@ -119,8 +126,6 @@ impl TcpServer {
             server: Server::new().kind("tcp"),
         }
     }
-
-    crate::forward_server_options!(server);
 
     /// Sets TCP_NODELAY on accepted sockets. Default: on.
     pub fn nodelay(mut self, on: bool) -> Self {
@@ -132,8 +137,8 @@ impl TcpServer {
     /// `config` (on the arbiter that will host its session, within the config's
     /// handshake timeout), and its session then runs over the TLS stream. A connection
     /// whose handshake fails or times out is closed, counted in
-    /// [`EndpointStats::establish_failures`], and handed to
-    /// [`on_establish_error`](Self::on_establish_error) as an
+    /// [`EndpointStats::establish_failures`](crate::EndpointStats::establish_failures), and handed to
+    /// [`on_establish_error`](ServerBuilder::on_establish_error) as an
     /// [`Error::Tls`](crate::Error::Tls); it never reaches `new_session`. Sessions are
     /// named `tls:<peer>`. Default: plain TCP.
     pub fn tls(mut self, config: TlsServerConfig) -> Self {
@@ -143,7 +148,7 @@ impl TcpServer {
 
     /// Binds, then accepts until stopped, running `new_session` for each connection on
     /// the arbiter it is assigned to. Call from within an actix system.
-    pub async fn start<L, F>(self, new_session: F) -> Result<TcpServerHandle>
+    pub async fn start<L, F>(self, new_session: F) -> Result<ServerHandle>
     where
         L: EventListener,
         F: NewSession<L>,
@@ -154,42 +159,18 @@ impl TcpServer {
             listener,
             nodelay: self.nodelay,
         };
+        let server = self.server.local_addr(local_addr);
         let server = match self.tls {
-            None => self.server.serve(incoming, new_session),
+            None => server.serve(incoming, new_session),
             Some(tls) => {
                 let incoming = incoming.map(move |accepted| {
                     accepted.map(|stream| TlsAccepted::new(stream, tls.clone()))
                 });
-                self.server.kind("tls").serve(incoming, new_session)
+                server.kind("tls").serve(incoming, new_session)
             }
         };
         tracing::debug!(%local_addr, "tcp server listening");
-        Ok(TcpServerHandle { local_addr, server })
-    }
-}
-
-/// A running TCP server. Cheap to clone; the server runs until [`stop`](Self::stop) (or
-/// until the actix system stops, which drops its sessions without `on_close`).
-#[derive(Debug, Clone)]
-pub struct TcpServerHandle {
-    local_addr: SocketAddr,
-    server: ServerHandle,
-}
-
-impl TcpServerHandle {
-    /// The address the server is bound to (the real port when it was given port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// Session counters of the server.
-    pub fn stats(&self) -> EndpointStats {
-        self.server.stats()
-    }
-
-    /// Stops gracefully; see [`ServerHandle::stop`].
-    pub async fn stop(&self) {
-        self.server.stop().await;
+        Ok(server)
     }
 }
 
@@ -203,7 +184,7 @@ impl TcpServerHandle {
 /// ```
 /// use std::time::Duration;
 /// use bytes::{Bytes, BytesMut};
-/// use getty::{EventListener, LengthDelimited, SessionContext, TcpClient, TcpServer};
+/// use getty::{ClientBuilder, EventListener, LengthDelimited, SessionContext, TcpClient, TcpServer};
 ///
 /// struct Echo;
 /// impl EventListener for Echo {
@@ -265,6 +246,12 @@ impl std::fmt::Debug for TcpClient {
     }
 }
 
+impl ClientBuilder for TcpClient {
+    fn client_options(&mut self) -> &mut ClientOptions {
+        self.client.client_options()
+    }
+}
+
 impl TcpClient {
     /// A client of the server at `addr` (getty's `WithServerAddress`), e.g.
     /// `"127.0.0.1:7000"`; resolved at every dial.
@@ -277,8 +264,6 @@ impl TcpClient {
             client: Client::new().kind("tcp-client"),
         }
     }
-
-    crate::forward_client_options!(client);
 
     /// Sets TCP_NODELAY on dialed sockets. Default: on.
     pub fn nodelay(mut self, on: bool) -> Self {

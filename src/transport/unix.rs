@@ -11,12 +11,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::Stream;
+use futures::{FutureExt, Stream};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::transport::{Accepted, Address, Transport};
-use crate::{Client, ClientHandle, EndpointStats, EventListener, NewSession, Result, Server};
+use crate::endpoint::options::{ClientBuilder, ClientOptions, ServerBuilder, ServerOptions};
+use crate::{Client, ClientHandle, EventListener, NewSession, Result, Server};
 use crate::{Error, ServerHandle};
 
 /// A Unix socket address as an [`Address`]: its path, or unnamed.
@@ -114,6 +115,12 @@ pub struct UnixServer {
     server: Server,
 }
 
+impl ServerBuilder for UnixServer {
+    fn server_options(&mut self) -> &mut ServerOptions {
+        self.server.server_options()
+    }
+}
+
 impl UnixServer {
     /// A server that will listen at the socket file `path`.
     pub fn new(path: impl AsRef<Path>) -> Self {
@@ -124,8 +131,6 @@ impl UnixServer {
         }
     }
 
-    crate::forward_server_options!(server);
-
     /// Removes a stale socket file at the path before binding: one that no server
     /// answers on (left by a run that crashed). Default: off, and `start` fails instead.
     pub fn remove_stale_socket(mut self, on: bool) -> Self {
@@ -135,7 +140,7 @@ impl UnixServer {
 
     /// Binds the socket file, then accepts until stopped. Call from within an actix
     /// system.
-    pub async fn start<L, F>(self, new_session: F) -> Result<UnixServerHandle>
+    pub async fn start<L, F>(self, new_session: F) -> Result<ServerHandle>
     where
         L: EventListener,
         F: NewSession<L>,
@@ -144,13 +149,27 @@ impl UnixServer {
         let listener = UnixListener::bind(&self.path)?;
         // Remembered so that stop removes this very file, not one a later server made.
         let inode = std::fs::metadata(&self.path).map(|m| (m.dev(), m.ino()))?;
-        let server = self.server.serve(UnixIncoming(listener), new_session);
-        tracing::debug!(path = %self.path.display(), "unix server listening");
-        Ok(UnixServerHandle {
-            path: Arc::from(self.path),
-            inode,
-            server,
-        })
+        let path: Arc<Path> = Arc::from(self.path);
+        tracing::debug!(path = %path.display(), "unix server listening");
+        let server = self
+            .server
+            .local_addr(Address::Unix(Some(path.clone())))
+            .serve(UnixIncoming(listener), new_session);
+        Ok(server.after_stop(Box::new(move || {
+            remove_socket_file(&path, inode);
+            futures::future::ready(()).boxed_local()
+        })))
+    }
+}
+
+/// Removes the socket file at `path` if it is still the one this server bound (`inode`).
+fn remove_socket_file(path: &Path, inode: (u64, u64)) {
+    let ours = std::fs::symlink_metadata(path)
+        .is_ok_and(|m| m.file_type().is_socket() && (m.dev(), m.ino()) == inode);
+    if ours {
+        if let Err(err) = std::fs::remove_file(path) {
+            tracing::debug!(%err, path = %path.display(), "could not remove socket file");
+        }
     }
 }
 
@@ -188,45 +207,18 @@ async fn clear_stale_socket(path: &Path, remove: bool) -> io::Result<()> {
     }
 }
 
-/// A running Unix socket server. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct UnixServerHandle {
-    path: Arc<Path>,
-    inode: (u64, u64),
-    server: ServerHandle,
-}
-
-impl UnixServerHandle {
-    /// The socket file the server listens at.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Session counters of the server.
-    pub fn stats(&self) -> EndpointStats {
-        self.server.stats()
-    }
-
-    /// Stops gracefully (see [`ServerHandle::stop`]), then removes the socket file if it
-    /// is still the one this server bound.
-    pub async fn stop(&self) {
-        self.server.stop().await;
-        let ours = std::fs::symlink_metadata(&*self.path)
-            .is_ok_and(|m| m.file_type().is_socket() && (m.dev(), m.ino()) == self.inode);
-        if ours {
-            if let Err(err) = std::fs::remove_file(&*self.path) {
-                tracing::debug!(%err, path = %self.path.display(), "could not remove socket file");
-            }
-        }
-    }
-}
-
 /// Builds and starts a client that keeps sessions to a Unix socket server, re-dialing
 /// lost ones like [`TcpClient`](crate::TcpClient).
 #[derive(Debug)]
 pub struct UnixClient {
     path: Arc<Path>,
     client: Client,
+}
+
+impl ClientBuilder for UnixClient {
+    fn client_options(&mut self) -> &mut ClientOptions {
+        self.client.client_options()
+    }
 }
 
 impl UnixClient {
@@ -237,8 +229,6 @@ impl UnixClient {
             client: Client::new().kind("unix-client"),
         }
     }
-
-    crate::forward_client_options!(client);
 
     /// Starts dialing. Call from within an actix system; the client runs until
     /// [`ClientHandle::stop`] or until every handle is dropped.

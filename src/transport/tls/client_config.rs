@@ -21,15 +21,15 @@ use crate::error::{Error, Result};
 pub struct TlsClientConfig {
     pub(crate) rustls: Arc<rustls::ClientConfig>,
     pub(crate) server_name: Option<Arc<str>>,
-    pub(crate) handshake_timeout: Duration,
+    /// As set; `None` for the default.
+    pub(crate) handshake_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for TlsClientConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsClientConfig")
-            .field("server_name", &self.server_name)
             .field("alpn_protocols", &self.rustls.alpn_protocols)
-            .field("handshake_timeout", &self.handshake_timeout)
+            .field("handshake_timeout", &self.handshake_limit())
             .finish_non_exhaustive()
     }
 }
@@ -41,7 +41,7 @@ impl TlsClientConfig {
         TlsClientConfig {
             rustls: config,
             server_name: None,
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            handshake_timeout: None,
         }
     }
 
@@ -52,16 +52,18 @@ impl TlsClientConfig {
             roots: RootCertStore::empty(),
             client_cert: None,
             alpn: Vec::new(),
-            server_name: None,
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }
     }
 
     /// The name sent for SNI and checked against the server's certificate. Default: the
-    /// host part of the client's address (a DNS name or an IP address).
-    pub fn server_name(mut self, name: impl Into<String>) -> Self {
-        self.server_name = Some(Arc::from(name.into()));
-        self
+    /// host part of the client's address (a DNS name or an IP address). Fails with
+    /// [`Error::Tls`] for a string that is neither.
+    pub fn server_name(mut self, name: impl Into<String>) -> Result<Self> {
+        let name: Arc<str> = Arc::from(name.into());
+        ServerName::try_from(name.as_ref())
+            .map_err(|err| Error::tls(format!("invalid server name {name:?}: {err}")))?;
+        self.server_name = Some(name);
+        Ok(self)
     }
 
     /// How long a handshake may take before the dial fails with an
@@ -69,8 +71,13 @@ impl TlsClientConfig {
     /// timeout (3 s by default) bounds the whole dial, handshake included, so the
     /// shorter of the two applies.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.handshake_timeout = timeout;
+        self.handshake_timeout = Some(timeout);
         self
+    }
+
+    /// How long a handshake may take: as set, or the default.
+    pub(crate) fn handshake_limit(&self) -> Duration {
+        self.handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT)
     }
 
     /// The rustls config in use.
@@ -109,8 +116,6 @@ pub struct TlsClientBuilder {
     roots: RootCertStore,
     client_cert: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
     alpn: Vec<Vec<u8>>,
-    server_name: Option<Arc<str>>,
-    handshake_timeout: Duration,
 }
 
 impl fmt::Debug for TlsClientBuilder {
@@ -118,8 +123,6 @@ impl fmt::Debug for TlsClientBuilder {
         f.debug_struct("TlsClientBuilder")
             .field("roots", &self.roots.len())
             .field("client_cert", &self.client_cert.is_some())
-            .field("server_name", &self.server_name)
-            .field("handshake_timeout", &self.handshake_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -189,34 +192,14 @@ impl TlsClientBuilder {
         self
     }
 
-    /// The name sent for SNI and checked against the server's certificate. Default: the
-    /// host part of the client's address.
-    pub fn server_name(mut self, name: impl Into<String>) -> Self {
-        self.server_name = Some(Arc::from(name.into()));
-        self
-    }
-
-    /// How long a handshake may take before the dial fails with an
-    /// [`Error::Tls`]. Default [`DEFAULT_HANDSHAKE_TIMEOUT`](crate::defaults::DEFAULT_HANDSHAKE_TIMEOUT). The client's connect
-    /// timeout (3 s by default) bounds the whole dial, handshake included, so the
-    /// shorter of the two applies.
-    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.handshake_timeout = timeout;
-        self
-    }
-
     /// Builds the config (TLS 1.2 and 1.3, ring). Fails without any root certificate,
-    /// since such a client could trust no server, and on an invalid server name or an
-    /// unusable client certificate.
+    /// since such a client could trust no server, and on an unusable client certificate.
+    /// The server name and handshake timeout are set on the config it builds.
     pub fn build(self) -> Result<TlsClientConfig> {
         if self.roots.is_empty() {
             return Err(Error::tls(
                 "no root certificates: add a CA file or the webpki roots",
             ));
-        }
-        if let Some(name) = &self.server_name {
-            ServerName::try_from(name.as_ref())
-                .map_err(|err| Error::tls(format!("invalid server name {name:?}: {err}")))?;
         }
         let builder = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
@@ -231,8 +214,8 @@ impl TlsClientBuilder {
         config.alpn_protocols = self.alpn;
         Ok(TlsClientConfig {
             rustls: Arc::new(config),
-            server_name: self.server_name,
-            handshake_timeout: self.handshake_timeout,
+            server_name: None,
+            handshake_timeout: None,
         })
     }
 }

@@ -15,7 +15,7 @@ pub(crate) async fn accept(
     stream: TcpStream,
 ) -> Result<server::TlsStream<TcpStream>> {
     let accept = TlsAcceptor::from(config.rustls.clone()).accept(stream);
-    within(config.handshake_timeout, accept).await
+    within(config.handshake_limit(), accept).await
 }
 
 /// Runs the client handshake over a connected socket, to the server `addr` names
@@ -27,7 +27,7 @@ pub(crate) async fn connect(
 ) -> Result<client::TlsStream<TcpStream>> {
     let name = config.server_name_for(addr)?;
     let connect = TlsConnector::from(config.rustls.clone()).connect(name, stream);
-    within(config.handshake_timeout, connect).await
+    within(config.handshake_limit(), connect).await
 }
 
 async fn within<T>(

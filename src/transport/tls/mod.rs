@@ -42,8 +42,8 @@
 //! // ("127.0.0.1" here) unless `server_name` overrides it.
 //! let tls = TlsClientConfig::builder()
 //!     .root_certificate_file("ca.pem")?
-//!     .server_name("localhost")
-//!     .build()?;
+//!     .build()?
+//!     .server_name("localhost")?;
 //! let client = TcpClient::new(server.local_addr().to_string())
 //!     .tls(tls)
 //!     .start(|_| Ok((Echo, LengthDelimited::new())));

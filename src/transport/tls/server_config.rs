@@ -22,14 +22,15 @@ use crate::error::{Error, Result};
 #[derive(Clone)]
 pub struct TlsServerConfig {
     pub(crate) rustls: Arc<rustls::ServerConfig>,
-    pub(crate) handshake_timeout: Duration,
+    /// As set; `None` for the default.
+    pub(crate) handshake_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for TlsServerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsServerConfig")
             .field("alpn_protocols", &self.rustls.alpn_protocols)
-            .field("handshake_timeout", &self.handshake_timeout)
+            .field("handshake_timeout", &self.handshake_limit())
             .finish_non_exhaustive()
     }
 }
@@ -40,7 +41,7 @@ impl TlsServerConfig {
     pub fn new(config: Arc<rustls::ServerConfig>) -> Self {
         TlsServerConfig {
             rustls: config,
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            handshake_timeout: None,
         }
     }
 
@@ -55,7 +56,6 @@ impl TlsServerConfig {
             client_roots: None,
             client_auth_optional: false,
             alpn: Vec::new(),
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }
     }
 
@@ -82,8 +82,18 @@ impl TlsServerConfig {
     /// How long a handshake may take before the connection is dropped. Default
     /// [`DEFAULT_HANDSHAKE_TIMEOUT`](crate::defaults::DEFAULT_HANDSHAKE_TIMEOUT).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.handshake_timeout = timeout;
+        self.handshake_timeout = Some(timeout);
         self
+    }
+
+    /// How long a handshake may take: as set, or the default.
+    pub(crate) fn handshake_limit(&self) -> Duration {
+        self.handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT)
+    }
+
+    /// Whether a handshake timeout was set (for endpoints that cannot honour one).
+    pub(crate) fn handshake_timeout_set(&self) -> bool {
+        self.handshake_timeout.is_some()
     }
 
     /// The rustls config in use.
@@ -101,7 +111,6 @@ pub struct TlsServerBuilder {
     client_roots: Option<RootCertStore>,
     client_auth_optional: bool,
     alpn: Vec<Vec<u8>>,
-    handshake_timeout: Duration,
 }
 
 impl fmt::Debug for TlsServerBuilder {
@@ -110,7 +119,6 @@ impl fmt::Debug for TlsServerBuilder {
             .field("cert_chain_len", &self.cert_chain.len())
             .field("client_roots", &self.client_roots.as_ref().map(|r| r.len()))
             .field("client_auth_optional", &self.client_auth_optional)
-            .field("handshake_timeout", &self.handshake_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -163,13 +171,6 @@ impl TlsServerBuilder {
         self
     }
 
-    /// How long a handshake may take before the connection is dropped. Default
-    /// [`DEFAULT_HANDSHAKE_TIMEOUT`](crate::defaults::DEFAULT_HANDSHAKE_TIMEOUT).
-    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.handshake_timeout = timeout;
-        self
-    }
-
     /// Checks the certificate and key and builds the config (TLS 1.2 and 1.3, ring).
     pub fn build(self) -> Result<TlsServerConfig> {
         let provider = provider();
@@ -198,7 +199,7 @@ impl TlsServerBuilder {
         config.alpn_protocols = self.alpn;
         Ok(TlsServerConfig {
             rustls: Arc::new(config),
-            handshake_timeout: self.handshake_timeout,
+            handshake_timeout: None,
         })
     }
 }

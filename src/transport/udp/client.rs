@@ -4,9 +4,12 @@ use std::sync::Arc;
 
 use super::codec::Plain;
 use super::datagram_reader::{DatagramReader, SocketSource};
-use super::socket::{self, any_of_family, DatagramWriter, Destination, SocketOptions};
+use super::socket::{
+    self, any_of_family, DatagramWriter, Destination, UdpSocketBuilder, UdpSocketOptions,
+};
 use crate::defaults::DEFAULT_MAX_DATAGRAM_SIZE;
 use crate::endpoint::client::{Client, ClientHandle};
+use crate::endpoint::options::{ClientBuilder, ClientOptions};
 use crate::endpoint::{prepare_session, NewSession, SessionFactory, SessionSlot};
 use crate::error::Result;
 use crate::listener::EventListener;
@@ -53,7 +56,7 @@ pub struct UdpClient {
     addr: Arc<str>,
     local_addr: Option<Arc<str>>,
     max_datagram_size: usize,
-    socket: SocketOptions,
+    socket: UdpSocketOptions,
     client: Client,
 }
 
@@ -68,6 +71,20 @@ impl std::fmt::Debug for UdpClient {
     }
 }
 
+/// The shared client options; a "dial" here resolves the addresses, binds the socket
+/// and connects it.
+impl ClientBuilder for UdpClient {
+    fn client_options(&mut self) -> &mut ClientOptions {
+        self.client.client_options()
+    }
+}
+
+impl UdpSocketBuilder for UdpClient {
+    fn udp_socket_options(&mut self) -> &mut UdpSocketOptions {
+        &mut self.socket
+    }
+}
+
 impl UdpClient {
     /// A client of the server at `addr`, e.g. `"127.0.0.1:7000"`; resolved at every dial.
     pub fn new(addr: impl AsRef<str>) -> Self {
@@ -75,7 +92,7 @@ impl UdpClient {
             addr: Arc::from(addr.as_ref()),
             local_addr: None,
             max_datagram_size: DEFAULT_MAX_DATAGRAM_SIZE,
-            socket: SocketOptions::default(),
+            socket: UdpSocketOptions::default(),
             client: Client::new().kind("udp-client"),
         }
     }
@@ -94,21 +111,6 @@ impl UdpClient {
         self
     }
 
-    /// The sockets' receive buffer size (SO_RCVBUF). Default: the OS's.
-    pub fn recv_buffer_size(mut self, bytes: usize) -> Self {
-        self.socket.recv_buffer = Some(bytes);
-        self
-    }
-
-    /// The sockets' send buffer size (SO_SNDBUF). Default: the OS's.
-    pub fn send_buffer_size(mut self, bytes: usize) -> Self {
-        self.socket.send_buffer = Some(bytes);
-        self
-    }
-
-    // A "dial" here resolves the addresses, binds the socket and connects it.
-    crate::forward_client_options!(client);
-
     /// Starts. Call from within an actix system. The client runs until
     /// [`ClientHandle::stop`] or until every handle is dropped.
     pub fn start<L, F>(self, new_session: F) -> ClientHandle
@@ -123,7 +125,7 @@ impl UdpClient {
         });
         let opener = Opener {
             max_datagram: self.max_datagram_size,
-            config: self.client.config().clone(),
+            config: self.client.options().session_config.clone(),
             hook: Arc::new(new_session),
         };
         self.client.start_with(
@@ -140,7 +142,7 @@ impl UdpClient {
 struct Dialer {
     addr: Arc<str>,
     local_addr: Option<Arc<str>>,
-    socket: SocketOptions,
+    socket: UdpSocketOptions,
 }
 
 impl Dialer {

@@ -53,10 +53,14 @@
 mod client;
 mod codec;
 mod datagram_reader;
+mod demux;
+mod handle;
 mod server;
 mod socket;
 
 pub use client::UdpClient;
 pub use codec::{Datagram, Datagrams};
 pub use datagram_reader::MAX_ERRORS_IN_A_ROW;
-pub use server::{UdpServer, UdpServerHandle, UdpStats};
+pub use handle::UdpStats;
+pub use server::UdpServer;
+pub use socket::{UdpSocketBuilder, UdpSocketOptions};

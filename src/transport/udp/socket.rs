@@ -27,13 +27,83 @@ pub(crate) struct Multicast {
     pub(crate) ttl: Option<u32>,
 }
 
-/// How to make a UDP endpoint's socket.
+/// How a UDP endpoint makes its socket; set through [`UdpSocketBuilder`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct SocketOptions {
+pub struct UdpSocketOptions {
     pub(crate) reuse_address: bool,
     pub(crate) recv_buffer: Option<usize>,
     pub(crate) send_buffer: Option<usize>,
     pub(crate) multicast: Multicast,
+}
+
+/// The socket options every UDP endpoint has, server and client, kept in its
+/// [`UdpSocketOptions`] and applied when its socket is bound.
+pub trait UdpSocketBuilder: Sized {
+    /// The socket options this builder keeps.
+    fn udp_socket_options(&mut self) -> &mut UdpSocketOptions;
+
+    /// Sets SO_REUSEADDR before binding, so several sockets (in this process or others)
+    /// can bind the same port, e.g. to receive the same multicast group. Default: off.
+    fn reuse_address(mut self, on: bool) -> Self {
+        self.udp_socket_options().reuse_address = on;
+        self
+    }
+
+    /// The socket's receive buffer size (SO_RCVBUF). Default: the OS's.
+    fn recv_buffer_size(mut self, bytes: usize) -> Self {
+        self.udp_socket_options().recv_buffer = Some(bytes);
+        self
+    }
+
+    /// The socket's send buffer size (SO_SNDBUF). Default: the OS's.
+    fn send_buffer_size(mut self, bytes: usize) -> Self {
+        self.udp_socket_options().send_buffer = Some(bytes);
+        self
+    }
+
+    /// Joins the IPv4 multicast `group` on the interface with address `interface`
+    /// (`Ipv4Addr::UNSPECIFIED`: the OS picks) once bound. May be given several times.
+    fn join_multicast_v4(mut self, group: Ipv4Addr, interface: Ipv4Addr) -> Self {
+        let multicast = &mut self.udp_socket_options().multicast;
+        multicast.join_v4.push((group, interface));
+        self
+    }
+
+    /// Joins the IPv6 multicast `group` on the interface with index `interface` (0: the
+    /// OS picks) once bound. May be given several times.
+    fn join_multicast_v6(mut self, group: Ipv6Addr, interface: u32) -> Self {
+        let multicast = &mut self.udp_socket_options().multicast;
+        multicast.join_v6.push((group, interface));
+        self
+    }
+
+    /// The interface multicast datagrams are sent from, by address (IPv4 sockets).
+    /// Default: the OS's choice, by its routes.
+    fn multicast_interface_v4(mut self, interface: Ipv4Addr) -> Self {
+        self.udp_socket_options().multicast.interface_v4 = Some(interface);
+        self
+    }
+
+    /// The interface multicast datagrams are sent from, by index (IPv6 sockets).
+    /// Default: the OS's choice.
+    fn multicast_interface_v6(mut self, interface: u32) -> Self {
+        self.udp_socket_options().multicast.interface_v6 = Some(interface);
+        self
+    }
+
+    /// Whether multicast datagrams this socket sends are looped back to receivers on
+    /// this host (IP_MULTICAST_LOOP or IPV6_MULTICAST_LOOP, by the socket's family).
+    /// Default: the OS's (on).
+    fn multicast_loop(mut self, on: bool) -> Self {
+        self.udp_socket_options().multicast.loopback = Some(on);
+        self
+    }
+
+    /// TTL (IPv4) or hop limit (IPv6) of multicast datagrams sent. Default: the OS's (1).
+    fn multicast_ttl(mut self, ttl: u32) -> Self {
+        self.udp_socket_options().multicast.ttl = Some(ttl);
+        self
+    }
 }
 
 /// Resolves `addr` (`host:port`) to its first address.
@@ -56,7 +126,7 @@ pub(crate) fn any_of_family(addr: &SocketAddr) -> SocketAddr {
 }
 
 /// Binds a UDP socket to `addr` with `options`, on the current runtime.
-pub(crate) fn bind(addr: SocketAddr, options: &SocketOptions) -> io::Result<UdpSocket> {
+pub(crate) fn bind(addr: SocketAddr, options: &UdpSocketOptions) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if options.reuse_address {
         socket.set_reuse_address(true)?;

@@ -15,6 +15,7 @@ use futures::{Sink, SinkExt};
 use super::pipe::{Pipe, PipeWriter, CLOSE_LINGER};
 use super::reader_actor::{Stop, WsOptions, WsReader, WsReaderActor};
 use crate::endpoint::client::{Client, ClientHandle};
+use crate::endpoint::options::{ClientBuilder, ClientOptions};
 use crate::endpoint::{prepare_session, NewSession, SessionFactory};
 use crate::error::{Error, Result};
 use crate::listener::EventListener;
@@ -57,7 +58,8 @@ use crate::transport::Address;
 pub struct WsClient {
     url: Arc<str>,
     options: WsOptions,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    /// The rustls config and the handshake timeout.
+    tls: Option<(Arc<rustls::ClientConfig>, Duration)>,
     client: Client,
 }
 
@@ -67,6 +69,12 @@ impl std::fmt::Debug for WsClient {
             .field("url", &self.url)
             .field("client", &self.client)
             .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder for WsClient {
+    fn client_options(&mut self) -> &mut ClientOptions {
+        self.client.client_options()
     }
 }
 
@@ -83,8 +91,6 @@ impl WsClient {
     }
 
     // A dial here includes the WebSocket handshake (and the TLS one for wss).
-    crate::forward_client_options!(client);
-
     /// How often each session pings the server. Default: the session's cron period.
     pub fn ping_interval(mut self, every: Duration) -> Self {
         self.options.ping_interval = Some(every);
@@ -98,12 +104,20 @@ impl WsClient {
         self
     }
 
-    /// Dials `wss://` URLs with this TLS config. The server name checked is the URL's
-    /// host (the config's `server_name` is not used), and awc's connect timeout bounds
-    /// the handshake. Default: none, and a `wss://` URL fails to dial.
-    pub fn tls(mut self, config: TlsClientConfig) -> Self {
-        self.tls = Some(config.rustls_config().clone());
-        self
+    /// Dials `wss://` URLs with this TLS config, within its handshake timeout. The
+    /// server name checked is the URL's host: awc takes it from there, so a config with
+    /// a [`server_name`](TlsClientConfig::server_name) of its own cannot be honoured and
+    /// is refused with [`Error::Config`](crate::Error::Config) (put the name in the URL).
+    /// Default: none, and a `wss://` URL fails to dial.
+    pub fn tls(mut self, config: TlsClientConfig) -> Result<Self> {
+        if let Some(name) = &config.server_name {
+            return Err(Error::config(format!(
+                "WsClient cannot honour the TLS server name {name:?}: awc checks the URL's \
+                 host, so dial wss://{name}:port/ instead"
+            )));
+        }
+        self.tls = Some((config.rustls_config().clone(), config.handshake_limit()));
+        Ok(self)
     }
 
     /// Starts dialing. Call from within an actix system; the client runs until
@@ -114,8 +128,8 @@ impl WsClient {
         F: NewSession<L>,
     {
         let (url, tls) = (self.url, self.tls);
-        let timeout = self.client.dial_timeout();
-        let config = self.client.config().clone();
+        let timeout = self.client.options().connect_timeout;
+        let config = self.client.options().session_config.clone();
         let max_frame = config.read_buffer_bound();
         let dial = move || {
             let (url, tls) = (url.clone(), tls.clone());
@@ -125,8 +139,12 @@ impl WsClient {
                 // session's arbiter, where the dial runs.
                 let builder = awc::Client::builder().timeout(timeout);
                 let client = match tls {
-                    Some(tls) => builder
-                        .connector(awc::Connector::new().rustls_0_23(tls))
+                    Some((tls, handshake)) => builder
+                        .connector(
+                            awc::Connector::new()
+                                .rustls_0_23(tls)
+                                .handshake_timeout(handshake),
+                        )
                         .finish(),
                     None => builder.finish(),
                 };

@@ -42,4 +42,4 @@ mod reader_actor;
 mod server;
 
 pub use client::WsClient;
-pub use server::{WsServer, WsServerHandle};
+pub use server::WsServer;

@@ -4,30 +4,31 @@
 //! leave as the response body.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix::prelude::*;
 use actix_http::ws::Codec;
-use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
 use actix_web_actors::ws as aws;
 use bytes::{Bytes, BytesMut};
-use futures::Stream;
+use futures::{FutureExt, Stream};
 use tokio_util::codec::Encoder;
 
 use super::payload_frames::PayloadFrames;
 use super::pipe::{Pipe, PipeWriter, CLOSE_LINGER};
 use super::reader_actor::{WsOptions, WsReader, WsReaderActor};
-use crate::endpoint::supervisor::{Shutdown, Supervisor};
+use crate::defaults::DEFAULT_WS_PATH;
+use crate::endpoint::options::{ServerBuilder, ServerOption, ServerOptions};
+use crate::endpoint::server::{ServerHandle, ServerParts};
+use crate::endpoint::supervisor::Supervisor;
 use crate::endpoint::{
-    prepare_session, EndpointShared, EndpointStats, NewSession, SessionFactory, SessionSlot,
+    prepare_session, EndpointShared, NewSession, SessionFactory, SessionSlot,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::listener::EventListener;
 use crate::session::{start_session_with_reader, SessionWriter};
 use crate::transport::tls::TlsServerConfig;
@@ -69,12 +70,9 @@ use crate::SessionConfig;
 pub struct WsServer {
     addr: String,
     path: String,
-    workers: usize,
-    max_connections: usize,
-    config: SessionConfig,
-    memory_budget: usize,
+    server: ServerOptions,
     options: WsOptions,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<TlsServerConfig>,
     routes: Option<Routes>,
 }
 
@@ -86,25 +84,33 @@ impl std::fmt::Debug for WsServer {
         f.debug_struct("WsServer")
             .field("addr", &self.addr)
             .field("path", &self.path)
-            .field("workers", &self.workers)
-            .field("max_connections", &self.max_connections)
-            .field("config", &self.config)
+            .field("server", &self.server)
             .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
 
+/// The shared server options. Sessions are spread over actix-web's workers (a session
+/// lives on the worker that accepted its connection), and upgrades past
+/// `max_connections` are answered 503 and counted as refused. `on_establish_error` does
+/// not apply (actix-web runs the TLS handshake and answers a bad upgrade itself):
+/// [`WsServer::start`] fails with [`Error::Config`](crate::Error::Config) when it is set.
+/// The session config's max frame length also bounds one WebSocket message (plus the
+/// codec header allowance).
+impl ServerBuilder for WsServer {
+    fn server_options(&mut self) -> &mut ServerOptions {
+        &mut self.server
+    }
+}
+
 impl WsServer {
     /// A server that will listen on `addr` (getty's `WithLocalAddress`), e.g.
-    /// `"127.0.0.1:7000"`; port 0 picks a free port (see [`WsServerHandle::local_addr`]).
+    /// `"127.0.0.1:7000"`; port 0 picks a free port (see [`ServerHandle::local_addr`]).
     pub fn new(addr: impl Into<String>) -> Self {
         WsServer {
             addr: addr.into(),
-            path: "/".to_owned(),
-            workers: crate::defaults::server_workers(),
-            max_connections: usize::MAX,
-            config: SessionConfig::default(),
-            memory_budget: crate::defaults::DEFAULT_MEMORY_BUDGET,
+            path: DEFAULT_WS_PATH.to_owned(),
+            server: ServerOptions::default(),
             options: WsOptions::default(),
             tls: None,
             routes: None,
@@ -112,7 +118,7 @@ impl WsServer {
     }
 
     /// The path WebSocket upgrades are accepted on (getty's `WithWebsocketServerPath`).
-    /// Default `/`. Other paths answer 404.
+    /// Default [`DEFAULT_WS_PATH`] (`/`). Other paths answer 404.
     pub fn path(mut self, path: impl Into<String>) -> Self {
         let path = path.into();
         self.path = if path.starts_with('/') {
@@ -120,40 +126,6 @@ impl WsServer {
         } else {
             format!("/{path}")
         };
-        self
-    }
-
-    /// Number of actix-web workers (threads) connections are spread over. Default: one
-    /// per core. A session lives on the worker that accepted its connection.
-    pub fn workers(mut self, n: usize) -> Self {
-        self.workers = n.max(1);
-        self
-    }
-
-    /// Most sessions at once; upgrades past it are answered 503 and counted as refused.
-    /// Default: unlimited.
-    pub fn max_connections(mut self, n: usize) -> Self {
-        self.max_connections = n;
-        self
-    }
-
-    /// The config each session starts with, before the `new_session` hook changes it.
-    /// Its max frame length also bounds one WebSocket message (plus the codec header
-    /// allowance). Default: [`SessionConfig::default`].
-    pub fn session_config(mut self, config: SessionConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// The memory budget of the endpoint: how many bytes all its sessions together may
-    /// hold buffered (write queues, frames read and not yet handled, datagrams queued
-    /// for per-peer sessions). Once they hold it, a session at its fair share (the
-    /// budget over the number of sessions) is held back: its writes fail with
-    /// [`Error::MemoryBudget`](crate::Error::MemoryBudget) and its reading pauses, while
-    /// the others go on. Default [`DEFAULT_MEMORY_BUDGET`](crate::defaults::DEFAULT_MEMORY_BUDGET)
-    /// (256 MiB).
-    pub fn memory_budget(mut self, bytes: usize) -> Self {
-        self.memory_budget = bytes;
         self
     }
 
@@ -172,10 +144,11 @@ impl WsServer {
     }
 
     /// Serves `wss://` with this TLS config. actix-web runs the handshake with its own
-    /// timeout (3 s) and sets the ALPN protocols to HTTP/1.1 and h2; the config's
-    /// handshake timeout and ALPN list are not used. Default: plain `ws://`.
+    /// timeout (3 s) and sets the ALPN protocols to HTTP/1.1 and h2, so a config with a
+    /// handshake timeout or ALPN protocols of its own cannot be honoured: `start` fails
+    /// with [`Error::Config`](crate::Error::Config). Default: plain `ws://`.
     pub fn tls(mut self, config: TlsServerConfig) -> Self {
-        self.tls = Some(config.rustls_config().clone());
+        self.tls = Some(config);
         self
     }
 
@@ -200,18 +173,27 @@ impl WsServer {
 
     /// Binds, then serves until stopped, running `new_session` for each upgrade on the
     /// worker that accepted it. Call from within an actix system.
-    pub async fn start<L, F>(self, new_session: F) -> Result<WsServerHandle>
+    pub async fn start<L, F>(self, new_session: F) -> Result<ServerHandle>
     where
         L: EventListener,
         F: NewSession<L>,
     {
-        let endpoint = Arc::new(EndpointShared::new(self.memory_budget, false));
-        let supervisor = Supervisor::new(endpoint.clone(), &self.config).start();
+        let handshake_by_actix = (
+            ServerOption::OnEstablishError,
+            "actix-web runs the TLS handshake and answers bad upgrades itself",
+        );
+        self.server.refuse("WsServer", &[handshake_by_actix])?;
+        let tls = match &self.tls {
+            Some(tls) => Some(rustls_for_actix(tls)?),
+            None => None,
+        };
+        let endpoint = Arc::new(EndpointShared::new(self.server.memory_budget, false));
+        let supervisor = Supervisor::new(endpoint.clone(), &self.server.session_config).start();
         let state = Arc::new(ServerState::<L> {
             hook: Arc::new(new_session),
-            config: self.config.clone(),
+            config: self.server.session_config.clone(),
             options: self.options,
-            max_connections: self.max_connections,
+            max_connections: self.server.max_connections(),
             endpoint: endpoint.clone(),
             supervisor: supervisor.clone(),
         });
@@ -228,7 +210,7 @@ impl WsServer {
                     }
                 })
         })
-        .workers(self.workers)
+        .workers(self.server.workers())
         // A connection serves one upgrade: once its WebSocket is closed, drop it.
         .keep_alive(actix_web::http::KeepAlive::Disabled)
         // ... at once: actix-web would otherwise linger up to a second for the client to
@@ -245,8 +227,8 @@ impl WsServer {
         })
         .disable_signals()
         .shutdown_timeout(1);
-        let server = match &self.tls {
-            Some(tls) => server.bind_rustls_0_23(&self.addr, (**tls).clone())?,
+        let server = match tls {
+            Some(tls) => server.bind_rustls_0_23(&self.addr, tls)?,
             None => server.bind(&self.addr)?,
         };
         let local_addr = server
@@ -258,15 +240,39 @@ impl WsServer {
         let http = server.handle();
         actix_rt::spawn(server);
         tracing::debug!(%local_addr, path = %self.path, "websocket server listening");
-        Ok(WsServerHandle {
-            inner: Arc::new(HandleInner {
-                local_addr,
-                endpoint,
-                supervisor,
-                http: Mutex::new(Some(http)),
-            }),
-        })
+        let paused = http.clone();
+        Ok(ServerHandle::new(ServerParts {
+            local_addr: local_addr.into(),
+            endpoint,
+            supervisor,
+            stop_accepting: Some(Box::new(move || {
+                async move { paused.pause().await }.boxed_local()
+            })),
+            after_stop: Some(Box::new(move || {
+                async move { http.stop(true).await }.boxed_local()
+            })),
+            transport: None,
+        }))
     }
+}
+
+/// The rustls config to give actix-web for `tls`, which must not ask for what actix-web
+/// does its own way (the handshake timeout, the ALPN protocols).
+fn rustls_for_actix(tls: &TlsServerConfig) -> Result<rustls::ServerConfig> {
+    if tls.handshake_timeout_set() {
+        return Err(Error::config(
+            "WsServer cannot honour the TLS config's handshake timeout: actix-web runs the \
+             handshake with its own (3 s)",
+        ));
+    }
+    let config = tls.rustls_config();
+    if !config.alpn_protocols.is_empty() {
+        return Err(Error::config(
+            "WsServer cannot honour the TLS config's ALPN protocols: actix-web sets them to \
+             HTTP/1.1 and h2",
+        ));
+    }
+    Ok((**config).clone())
 }
 
 /// A duplicate of an accepted connection's socket (plain `ws://` only: a `wss://`
@@ -390,61 +396,5 @@ impl Drop for WsBody {
     fn drop(&mut self) {
         // The connection is gone (or done): a writer still waiting must fail, not hang.
         self.pipe.mark_dead();
-    }
-}
-
-struct HandleInner {
-    local_addr: SocketAddr,
-    endpoint: Arc<EndpointShared>,
-    supervisor: Addr<Supervisor>,
-    http: Mutex<Option<ServerHandle>>,
-}
-
-/// A running WebSocket server. Cheap to clone; the server runs until
-/// [`stop`](Self::stop) (or until the actix system stops).
-#[derive(Clone)]
-pub struct WsServerHandle {
-    inner: Arc<HandleInner>,
-}
-
-impl std::fmt::Debug for WsServerHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WsServerHandle")
-            .field("local_addr", &self.inner.local_addr)
-            .field("stats", &self.stats())
-            .finish()
-    }
-}
-
-impl WsServerHandle {
-    /// The address the server is bound to (the real port when it was given port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.inner.local_addr
-    }
-
-    /// Session counters of the server.
-    pub fn stats(&self) -> EndpointStats {
-        self.inner.endpoint.stats()
-    }
-
-    /// Stops gracefully: stops accepting, closes every session with the close handshake
-    /// (each flushes what it has queued for at most its wait time, then `on_close` runs),
-    /// and resolves once all are gone and the HTTP server is down. Calling it again, or
-    /// from several clones, is harmless.
-    pub async fn stop(&self) {
-        let http = self
-            .inner
-            .http
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
-        if let Some(http) = &http {
-            http.pause().await;
-        }
-        // Fails only when an earlier stop already finished.
-        let _ = self.inner.supervisor.send(Shutdown).await;
-        if let Some(http) = http {
-            http.stop(true).await;
-        }
     }
 }
