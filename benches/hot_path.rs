@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures::{SinkExt, StreamExt};
+use getty::prelude::*;
 use getty::transport::{Address, Connection};
 use getty::{EventListener, LengthDelimited, Server, SessionContext, TcpServer};
 use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
@@ -78,7 +79,7 @@ fn spawn_server() -> SocketAddr {
                 .start(|_| Ok((Echo, LengthDelimited::new())))
                 .await
                 .expect("bench server starts");
-            tx.send(server.local_addr()).expect("bench alive");
+            tx.send(server.inet_addr().unwrap()).expect("bench alive");
             futures::future::pending::<()>().await;
         })
     });

@@ -14,6 +14,7 @@ use actix::prelude::*;
 use common::room::Room;
 use common::Options;
 use getty::actor::ActorListener;
+use getty::prelude::*;
 use getty::TcpServer;
 use tokio_util::codec::LinesCodec;
 

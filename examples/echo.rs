@@ -56,7 +56,7 @@ async fn main() -> getty::Result<()> {
             Ok((Echo, LengthDelimited::new()))
         })
         .await?;
-    let addr = server.local_addr();
+    let addr = server.inet_addr()?;
     println!("echo server listening on {addr}");
 
     let started = Instant::now();

@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use common::pinger::{Pinger, Tally};
 use common::Options;
+use getty::prelude::*;
 use getty::transport::ws::WsClient;
 use getty::{
     ClientEvent, LengthDelimited, SessionConfig, TcpClient, TlsClientConfig, UdpClient, UnixClient,
@@ -79,11 +80,14 @@ async fn main() {
     let duration = opts.opt::<f64>("duration").map(Duration::from_secs_f64);
     let interval = Duration::from_millis(opts.get("reconnect-interval", 300));
     let tls = opts.opt::<String>("tls-ca").map(|ca| {
-        let mut tls = TlsClientConfig::builder().root_certificate_file(ca);
-        if let Some(name) = opts.opt::<String>("tls-server-name") {
-            tls = tls.map(|b| b.server_name(name));
-        }
-        tls.and_then(|b| b.build()).unwrap_or_else(|err| {
+        let tls = TlsClientConfig::builder().root_certificate_file(ca);
+        let tls = tls.and_then(|b| b.build());
+        let name = opts.opt::<String>("tls-server-name");
+        tls.and_then(|tls| match name {
+            Some(name) => tls.server_name(name),
+            None => Ok(tls),
+        })
+        .unwrap_or_else(|err| {
             eprintln!("echo_client: {err}");
             std::process::exit(2);
         })
@@ -145,7 +149,17 @@ async fn main() {
                 let url_path = path.map_or("/ws".to_owned(), |p| p.display().to_string());
                 let url_path = url_path.trim_start_matches('/');
                 match tls {
-                    Some(tls) => start!(WsClient::new(format!("wss://{addr}/{url_path}")).tls(tls)),
+                    Some(tls) => {
+                        let url = format!("wss://{addr}/{url_path}");
+                        match WsClient::new(url).tls(tls) {
+                            Ok(client) => start!(client),
+                            Err(err) => {
+                                // A server name for wss goes in the URL instead.
+                                eprintln!("echo_client: {err}");
+                                std::process::exit(2);
+                            }
+                        }
+                    }
                     None => start!(WsClient::new(format!("ws://{addr}/{url_path}"))),
                 }
             }

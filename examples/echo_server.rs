@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use common::{Echo, Options};
 use getty::defaults::DEFAULT_MAX_DATAGRAM_SIZE;
+use getty::prelude::*;
 use getty::transport::ws::WsServer;
 use getty::{LengthDelimited, SessionConfig, TcpServer, TlsServerConfig, UdpServer, UnixServer};
 

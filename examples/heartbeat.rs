@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use getty::prelude::*;
 use getty::{
     ClientEvent, EventListener, LengthDelimited, Session, SessionConfig, SessionContext, TcpClient,
     TcpServer,

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use common::Options;
+use getty::prelude::*;
 use getty::{Datagram, Datagrams, EventListener, LengthDelimited, SessionContext, UdpServer};
 
 const USAGE: &str =
@@ -74,7 +75,7 @@ async fn main() {
         let started = UdpServer::new(format!("0.0.0.0:{port}"))
             .reuse_address(true)
             .join_multicast_v4(group, interface)
-            .start(move |_| {
+            .start_shared(move |_| {
                 Ok((
                     Receiver(inbox.clone()),
                     Datagrams::new(LengthDelimited::new()),
@@ -82,8 +83,8 @@ async fn main() {
             })
             .await;
         match started {
-            Ok((handle, _)) => {
-                port = handle.local_addr().port();
+            Ok(handle) => {
+                port = handle.inet_addr().map_or(0, |addr| addr.port());
                 handles.push(handle);
                 inboxes.push(got);
             }
@@ -94,16 +95,19 @@ async fn main() {
         .multicast_interface_v4(interface)
         .multicast_loop(true)
         .multicast_ttl(1)
-        .start(|_| {
+        .start_shared(|_| {
             Ok((
                 Receiver(Arc::default()),
                 Datagrams::new(LengthDelimited::new()),
             ))
         })
         .await;
-    let (sender, to_group) = match sender {
-        Ok(started) => started,
+    let sender = match sender {
+        Ok(sender) => sender,
         Err(err) => unavailable(format!("cannot bind a sender on {interface}: {err}")),
+    };
+    let Some(to_group) = sender.shared_session::<Datagram<Bytes>>() else {
+        unavailable("the sender's session is not of its listener's type".to_owned())
     };
     let dest = SocketAddr::new(IpAddr::V4(group), port);
     println!(

@@ -48,6 +48,7 @@ use std::time::{Duration, Instant};
 
 use common::pubsub::{self, Reply, Request};
 use common::Options;
+use getty::prelude::*;
 use getty::{ClientEvent, SessionConfig, TcpClient};
 
 const USAGE: &str = "usage: pubsub --addr HOST:PORT \

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use common::pinger::{Pinger, Tally};
 use common::Options;
+use getty::prelude::*;
 use getty::{EventListener, LengthDelimited, Session, SessionContext, TcpClient, TcpServer};
 
 const USAGE: &str = "usage: soak [--secs N] [--conns N] [--kill-every-ms MS]";

@@ -17,6 +17,7 @@ use actix_web::{web, HttpResponse};
 use common::room::Room;
 use common::Options;
 use getty::actor::ActorListener;
+use getty::prelude::*;
 use getty::transport::ws::WsServer;
 use tokio_util::codec::LinesCodec;
 

@@ -25,6 +25,7 @@
 //! use bytes::{Bytes, BytesMut};
 //! use futures::{SinkExt, StreamExt};
 //! use getty::actor::{ActorListener, EventKind, SessionEvent};
+//! use getty::prelude::*;
 //! use getty::{LengthDelimited, TcpServer};
 //!
 //! /// Counts frames per session and echoes them with the count.
@@ -66,7 +67,7 @@
 //!             Ok((ActorListener::new(handler.recipient()), LengthDelimited::new()))
 //!         })
 //!         .await?;
-//!     let stream = tokio::net::TcpStream::connect(server.local_addr()).await?;
+//!     let stream = tokio::net::TcpStream::connect(server.inet_addr()?).await?;
 //!     let mut client = tokio_util::codec::Framed::new(stream, LengthDelimited::new());
 //!     client.send(Bytes::from_static(b"hi")).await?;
 //!     client.send(Bytes::from_static(b"hi")).await?;

@@ -9,6 +9,7 @@
 //! ```
 //! use bytes::{Bytes, BytesMut};
 //! use futures::{SinkExt, StreamExt};
+//! use getty::prelude::*;
 //! use getty::{EventListener, LengthDelimited, SessionContext, TcpServer};
 //! use tokio_util::codec::Framed;
 //!
@@ -36,7 +37,7 @@
 //!         .await?;
 //!
 //!     // Any client that speaks the codec will do; here, a plain tokio one.
-//!     let stream = tokio::net::TcpStream::connect(server.local_addr()).await?;
+//!     let stream = tokio::net::TcpStream::connect(server.inet_addr()?).await?;
 //!     let mut client = Framed::new(stream, LengthDelimited::new());
 //!     client.send(Bytes::from_static(b"hello")).await?;
 //!     let echo = client.next().await.expect("an echo")?;
@@ -55,6 +56,7 @@
 //! use std::time::Duration;
 //! use bytes::{Bytes, BytesMut};
 //! use futures::StreamExt;
+//! use getty::prelude::*;
 //! use getty::{EventListener, LengthDelimited, SessionConfig, SessionContext, TcpServer};
 //!
 //! struct Heartbeat;
@@ -84,7 +86,7 @@
 //!         .start(|_| Ok((Heartbeat, LengthDelimited::new())))
 //!         .await?;
 //!     // A peer that never answers: it gets pings, then the server closes on it.
-//!     let stream = tokio::net::TcpStream::connect(server.local_addr()).await?;
+//!     let stream = tokio::net::TcpStream::connect(server.inet_addr()?).await?;
 //!     let mut peer = tokio_util::codec::FramedRead::new(stream, LengthDelimited::new());
 //!     let mut pings = 0;
 //!     let read_all = async { while let Some(Ok(_)) = peer.next().await { pings += 1 } };
@@ -103,6 +105,7 @@
 //! ```
 //! use bytes::{Bytes, BytesMut};
 //! use futures::{SinkExt, StreamExt};
+//! use getty::prelude::*;
 //! use getty::{EventListener, LengthDelimited, SessionContext, TcpServer};
 //!
 //! struct Offload;
@@ -128,7 +131,7 @@
 //!     let server = TcpServer::new("127.0.0.1:0")
 //!         .start(|_| Ok((Offload, LengthDelimited::new())))
 //!         .await?;
-//!     let stream = tokio::net::TcpStream::connect(server.local_addr()).await?;
+//!     let stream = tokio::net::TcpStream::connect(server.inet_addr()?).await?;
 //!     let mut client = tokio_util::codec::Framed::new(stream, LengthDelimited::new());
 //!     client.send(Bytes::from_static(b"getty")).await?;
 //!     assert_eq!(&client.next().await.expect("reply")?[..], b"ytteg");
@@ -202,3 +205,12 @@ pub use session::{AnySession, Session, SessionContext, SessionSetup, SessionStat
 pub use transport::tls::{TlsClientConfig, TlsServerConfig};
 pub use transport::udp::{Datagram, Datagrams, UdpClient, UdpServer, UdpSocketBuilder};
 pub use transport::ws::{WsClient, WsServer};
+
+/// The traits that give every builder its shared options, to import in one line:
+/// `use getty::prelude::*;` makes `.workers(..)`, `.connections(..)`,
+/// `.session_config(..)` and the UDP socket options available on every endpoint builder.
+pub mod prelude {
+    pub use crate::endpoint::options::{ClientBuilder, ServerBuilder};
+    pub use crate::listener::EventListener;
+    pub use crate::transport::udp::UdpSocketBuilder;
+}

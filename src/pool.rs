@@ -15,6 +15,7 @@
 //! use bytes::{Bytes, BytesMut};
 //! use futures::{SinkExt, StreamExt};
 //! use getty::pool::WorkerPool;
+//! use getty::prelude::*;
 //! use getty::{EventListener, LengthDelimited, SessionContext, TcpServer};
 //!
 //! struct Offload(WorkerPool<BytesMut, Bytes>);
@@ -40,7 +41,7 @@
 //!     let server = TcpServer::new("127.0.0.1:0")
 //!         .start(move |_| Ok((Offload(pool.clone()), LengthDelimited::new())))
 //!         .await?;
-//!     let stream = tokio::net::TcpStream::connect(server.local_addr()).await?;
+//!     let stream = tokio::net::TcpStream::connect(server.inet_addr()?).await?;
 //!     let mut client = tokio_util::codec::Framed::new(stream, LengthDelimited::new());
 //!     client.send(Bytes::from_static(b"slow")).await?;
 //!     client.send(Bytes::from_static(b"fast")).await?;

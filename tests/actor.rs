@@ -13,6 +13,7 @@ use common::*;
 use futures::{SinkExt, StreamExt};
 use getty::actor::{ActorListener, EventKind, SessionEvent};
 use getty::pool::WorkerPool;
+use getty::prelude::*;
 use getty::{
     Error, EventListener, LengthDelimited, Session, SessionConfig, SessionContext, SessionId,
     TcpServer,
@@ -73,7 +74,7 @@ async fn one_actor_gets_every_sessions_events_in_order_and_every_close() {
         })
         .await
         .unwrap();
-    let addr = server.local_addr();
+    let addr = server.inet_addr().unwrap();
     let clients: Vec<_> = (0..SESSIONS)
         .map(|c| {
             tokio::spawn(async move {
@@ -181,7 +182,9 @@ async fn a_slow_handler_actor_throttles_a_flooding_peer() {
         })
         .await
         .unwrap();
-    let stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let stream = TcpStream::connect(server.inet_addr().unwrap())
+        .await
+        .unwrap();
     let mut sink = FramedWrite::new(stream, LengthDelimited::with_max_frame_length(FRAME));
     let flood = tokio::spawn(async move {
         for i in 0..frames {
@@ -250,7 +253,9 @@ async fn long_work_on_the_pool_does_not_hold_up_other_frames_and_late_replies_ge
         .start(move |_| Ok((Offload(pool.clone()), LengthDelimited::new())))
         .await
         .unwrap();
-    let stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let stream = TcpStream::connect(server.inet_addr().unwrap())
+        .await
+        .unwrap();
     let mut client = Framed::new(stream, LengthDelimited::new());
     client.send(Bytes::from_static(b"slow 1")).await.unwrap();
     for i in 0..5 {

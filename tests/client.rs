@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
+use getty::prelude::*;
 use getty::{ClientEvent, Error, SessionConfig, TcpClient, TcpServer};
 
 /// A TCP client of `server`, for the test to set its options on.
-fn client_of(server: &getty::TcpServerHandle) -> TcpClient {
-    TcpClient::new(server.local_addr().to_string())
+fn client_of(server: &getty::ServerHandle) -> TcpClient {
+    TcpClient::new(server.inet_addr().unwrap().to_string())
 }
 
 /// A loopback port with nothing listening on it.
@@ -65,7 +66,7 @@ async fn n_sessions_come_up_and_come_back_after_the_server_kills_them() {
 #[actix::test]
 async fn the_client_rides_out_a_server_restart_on_the_same_port() {
     let (server, _, _) = start_probe_server(Behaviour::echo(), SessionConfig::default()).await;
-    let addr = server.local_addr();
+    let addr = server.inet_addr().unwrap();
     let events = ClientEvents::default();
     let (client, log) = start_probe_client(
         TcpClient::new(addr.to_string())
@@ -310,7 +311,7 @@ async fn session_up_carries_the_handle_and_the_client_lists_its_sessions() {
     assert_eq!(ups.borrow().len(), 2);
     let up_now: Vec<_> = ups.borrow().clone();
     for (peer, session) in &up_now {
-        assert_eq!(peer.to_string(), server.local_addr().to_string());
+        assert_eq!(peer.to_string(), server.inet_addr().unwrap().to_string());
         assert!(listed.iter().any(|s| s.id() == session.id()));
         assert!(session.downcast::<String>().is_none(), "not its frame type");
         let typed = session.downcast::<Bytes>().expect("a Bytes session");

@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use common::*;
 use futures::{SinkExt, StreamExt};
+use getty::prelude::*;
 use getty::{EventListener, SessionConfig, SessionContext, TcpServer};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LinesCodec};
@@ -51,7 +52,9 @@ async fn echo_round_trip_with_a_user_codec() {
         .start(|_| Ok((Shout, LinesCodec::new())))
         .await
         .unwrap();
-    let stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let stream = TcpStream::connect(server.inet_addr().unwrap())
+        .await
+        .unwrap();
     let mut client = Framed::new(stream, LinesCodec::new());
     client.send("hello getty").await.unwrap();
     client.send("second line").await.unwrap();
@@ -72,7 +75,7 @@ async fn two_hundred_sessions_each_echo_a_thousand_frames_in_order() {
     let server = TcpServer::new("127.0.0.1:0").workers(2);
     let (server, log, _) =
         start_probe_server_with(server, behaviour, SessionConfig::default()).await;
-    let addr = server.local_addr();
+    let addr = server.inet_addr().unwrap();
     let clients: Vec<_> = (0..SESSIONS)
         .map(|c| {
             tokio::spawn(async move {
@@ -176,7 +179,7 @@ async fn attributes_and_stats() {
     );
     assert!(session.last_active().elapsed() < Duration::from_secs(5));
     assert_eq!(*session.peer_addr(), client.get_ref().local_addr().unwrap());
-    assert_eq!(*session.local_addr(), server.local_addr());
+    assert_eq!(*session.local_addr(), server.inet_addr().unwrap());
     assert_eq!(session.name(), format!("tcp:{}", session.peer_addr()));
     assert_eq!(
         session.max_frame_length(),
@@ -259,7 +262,9 @@ async fn echoes_held_back_by_a_peer_that_stops_reading_arrive_in_order() {
     config.write_timeout = None;
     let behaviour = Behaviour::quiet_echo();
     let (server, log, behaviour) = start_probe_server(behaviour, config).await;
-    let stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let stream = TcpStream::connect(server.inet_addr().unwrap())
+        .await
+        .unwrap();
     let (read, write) = stream.into_split();
     let codec = getty::LengthDelimited::with_max_frame_length(FRAME);
     let mut sink = tokio_util::codec::FramedWrite::new(write, codec.clone());

@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use futures::{SinkExt, StreamExt};
+use getty::prelude::*;
 use getty::{SessionConfig, TcpServer};
 use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, FramedWrite};
@@ -20,7 +21,7 @@ async fn a_stop_under_load_flushes_every_accepted_frame_and_closes_every_session
     let server = TcpServer::new("127.0.0.1:0").workers(2);
     let (server, log, _) =
         start_probe_server_with(server, behaviour, SessionConfig::default()).await;
-    let addr = server.local_addr();
+    let addr = server.inet_addr().unwrap();
     let received = Arc::new(AtomicU64::new(0));
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
+use getty::prelude::*;
 use getty::{SessionConfig, TcpServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -60,7 +61,7 @@ async fn ten_thousand_connections_at_once_past_the_limit_are_refused_cleanly() {
         .max_connections(LIMIT);
     let (server, _log, _) =
         start_probe_server_with(server, behaviour, SessionConfig::default()).await;
-    let addr = server.local_addr();
+    let addr = server.inet_addr().unwrap();
     let rss_before = rss_bytes();
     let refused = Arc::new(AtomicU64::new(0));
     let (release, hold) = tokio::sync::watch::channel(false);
@@ -145,7 +146,7 @@ async fn connections_opened_and_closed_as_fast_as_possible_leave_nothing_behind(
         .start(|_| Ok((Echo, getty::LengthDelimited::new())))
         .await
         .unwrap();
-    let addr = server.local_addr();
+    let addr = server.inet_addr().unwrap();
     let rss_before = rss_bytes();
     let deadline = Instant::now() + Duration::from_secs(secs);
     let opened = Arc::new(AtomicU64::new(0));

@@ -11,6 +11,7 @@ use actix::prelude::*;
 use bytes::{BufMut, Bytes, BytesMut};
 use common::{connect, start_probe_server_with, within, Behaviour, Client};
 use futures::{SinkExt, StreamExt};
+use getty::prelude::*;
 use getty::{Error, Session, SessionConfig, TcpServer};
 
 /// Fan-out load, scaled by `GETTY_FANOUT_MESSAGES` (default 10,000 per session).
@@ -95,7 +96,7 @@ async fn read_in_order(client: &mut Client, expected: u64, limit: Duration) -> u
 async fn server_with_sessions(
     n: usize,
     config: SessionConfig,
-) -> (getty::TcpServerHandle, Vec<Client>, Vec<Session<Bytes>>) {
+) -> (getty::ServerHandle, Vec<Client>, Vec<Session<Bytes>>) {
     let (server, log, _) = start_probe_server_with(
         TcpServer::new("127.0.0.1:0").workers(2),
         Behaviour {
@@ -425,7 +426,7 @@ async fn the_chat_room_delivers_every_line_of_a_three_sender_burst_to_all_six_me
     let mut readers = Vec::new();
     let mut writers = Vec::new();
     for member in 0..6 {
-        let stream = tokio::net::TcpStream::connect(server.local_addr())
+        let stream = tokio::net::TcpStream::connect(server.inet_addr().unwrap())
             .await
             .unwrap();
         let (read, write) = stream.into_split();

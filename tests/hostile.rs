@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 /// Starts an echo server with `config` and one well-behaved client that has echoed once.
 async fn server_with_bystander(
     config: SessionConfig,
-) -> (getty::TcpServerHandle, std::sync::Arc<Log>, Client) {
+) -> (getty::ServerHandle, std::sync::Arc<Log>, Client) {
     let (server, log, _) = start_probe_server(Behaviour::echo(), config).await;
     let mut bystander = connect(&server).await;
     round_trip(&mut bystander, b"bystander").await;
@@ -47,7 +47,9 @@ async fn bystander_still_echoes(bystander: &mut Client) {
 #[actix::test]
 async fn garbage_bytes_end_only_their_session() {
     let (server, log, mut bystander) = server_with_bystander(SessionConfig::default()).await;
-    let mut peer = TcpStream::connect(server.local_addr()).await.unwrap();
+    let mut peer = TcpStream::connect(server.inet_addr().unwrap())
+        .await
+        .unwrap();
     // Not a frame: read as a header it announces about 1.9 GB.
     let garbage: Vec<u8> = (0..4096u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 | 0x70)
@@ -64,7 +66,9 @@ async fn garbage_bytes_end_only_their_session() {
 #[actix::test]
 async fn a_frame_written_one_byte_at_a_time_arrives_whole() {
     let (server, log, mut bystander) = server_with_bystander(SessionConfig::default()).await;
-    let stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let stream = TcpStream::connect(server.inet_addr().unwrap())
+        .await
+        .unwrap();
     stream.set_nodelay(true).unwrap();
     let mut client = tokio_util::codec::Framed::new(stream, getty::LengthDelimited::new());
     let payload = b"split into single bytes on the wire";
@@ -91,7 +95,9 @@ async fn a_slow_loris_meets_the_read_timeout() {
     let mut config = SessionConfig::default();
     config.read_timeout = Some(Duration::from_millis(1500));
     let (server, log, mut bystander) = server_with_bystander(config).await;
-    let mut loris = TcpStream::connect(server.local_addr()).await.unwrap();
+    let mut loris = TcpStream::connect(server.inet_addr().unwrap())
+        .await
+        .unwrap();
     loris.set_nodelay(true).unwrap();
     // A 100-byte frame, one byte every 300 ms: bytes keep coming, no frame ever ends.
     let started = Instant::now();
@@ -136,7 +142,9 @@ async fn ending_of_newest_after(log: &Log, nth: usize) -> Vec<Event> {
 #[actix::test]
 async fn a_reset_in_the_middle_of_a_frame_is_an_io_error() {
     let (server, log, mut bystander) = server_with_bystander(SessionConfig::default()).await;
-    let mut peer = TcpStream::connect(server.local_addr()).await.unwrap();
+    let mut peer = TcpStream::connect(server.inet_addr().unwrap())
+        .await
+        .unwrap();
     peer.write_all(&[0, 0, 0, 100, 1, 2, 3]).await.unwrap(); // 3 of 100 bytes
     tokio::time::sleep(Duration::from_millis(50)).await;
     peer.set_zero_linger().unwrap();
@@ -152,7 +160,9 @@ async fn a_reset_in_the_middle_of_a_frame_is_an_io_error() {
 #[actix::test]
 async fn a_four_gigabyte_length_prefix_costs_nothing_and_ends_only_its_session() {
     let (server, log, mut bystander) = server_with_bystander(SessionConfig::default()).await;
-    let mut peer = TcpStream::connect(server.local_addr()).await.unwrap();
+    let mut peer = TcpStream::connect(server.inet_addr().unwrap())
+        .await
+        .unwrap();
     peer.write_all(&[0xff, 0xff, 0xff, 0xff]).await.unwrap();
     assert_eq!(
         ending_of_newest(&log).await,
@@ -171,7 +181,9 @@ async fn a_four_gigabyte_length_prefix_costs_nothing_and_ends_only_its_session()
 #[actix::test]
 async fn a_truncated_frame_then_eof_ends_only_its_session() {
     let (server, log, mut bystander) = server_with_bystander(SessionConfig::default()).await;
-    let mut peer = TcpStream::connect(server.local_addr()).await.unwrap();
+    let mut peer = TcpStream::connect(server.inet_addr().unwrap())
+        .await
+        .unwrap();
     peer.write_all(&[0, 0, 0, 9, b'h', b'a', b'l', b'f'])
         .await
         .unwrap();

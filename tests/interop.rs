@@ -26,6 +26,7 @@ use common::process::{
     output_within, start_listening_example, stdout_of_success, tls_cert_files, wait_exit,
     ChildGuard,
 };
+use getty::prelude::*;
 use getty::transport::ws::WsServer;
 use getty::{EventListener, LengthDelimited, SessionContext};
 use tokio::sync::mpsc;
@@ -150,7 +151,7 @@ async fn headless_chromium_round_trips_binary_frames_with_the_ws_echo_server() {
         })
         .await
         .expect("ws server starts");
-    let ws_url = format!("ws://{}/ws", server.local_addr());
+    let ws_url = format!("ws://{}/ws", server.inet_addr().unwrap());
 
     // The page's own HTTP server: serves it, and takes its report.
     let (tx, mut reports) = mpsc::unbounded_channel::<String>();

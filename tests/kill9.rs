@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use common::process::{start_example, ChildGuard};
 use common::{open_fds, wait_until};
+use getty::prelude::*;
 use getty::{EventListener, LengthDelimited, SessionContext, TcpClient};
 
 /// The echo_server example on `addr`, and the address it listens on.

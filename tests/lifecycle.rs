@@ -9,13 +9,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use futures::{SinkExt, StreamExt};
+use getty::prelude::*;
 use getty::{Error, EventListener, SessionConfig, SessionContext, TcpServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec};
 
 /// A probe server with `config` that echoes, closes on `bye` and panics on `boom`.
-async fn echo_server(config: SessionConfig) -> (getty::TcpServerHandle, Arc<Log>, Arc<Behaviour>) {
+async fn echo_server(config: SessionConfig) -> (getty::ServerHandle, Arc<Log>, Arc<Behaviour>) {
     let behaviour = Behaviour {
         echo: true,
         close_on: Some(b"bye"),
@@ -50,7 +51,9 @@ async fn peer_reset_is_an_io_error() {
 #[actix::test]
 async fn frame_too_long_is_refused_from_its_header() {
     let (server, log, _) = echo_server(SessionConfig::default()).await;
-    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let mut stream = TcpStream::connect(server.inet_addr().unwrap())
+        .await
+        .unwrap();
     stream.write_all(&[0xff, 0xff, 0xff, 0xff]).await.unwrap(); // 4 GiB announced, nothing sent
     assert_closed_once(&closed_events(&log).await, Some("frame_too_long"));
     let mut rest = Vec::new();
@@ -62,7 +65,9 @@ async fn frame_too_long_is_refused_from_its_header() {
 #[actix::test]
 async fn truncated_frame_then_eof_is_a_decode_error() {
     let (server, log, _) = echo_server(SessionConfig::default()).await;
-    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let mut stream = TcpStream::connect(server.inet_addr().unwrap())
+        .await
+        .unwrap();
     stream.write_all(&[0, 0, 0, 10, b'a', b'b']).await.unwrap();
     stream.shutdown().await.unwrap();
     assert_closed_once(&closed_events(&log).await, Some("decode"));
@@ -99,7 +104,9 @@ async fn user_codec_decode_error_ends_the_session() {
         .start(move |_| Ok((Lines(l.clone()), LinesCodec::new())))
         .await
         .unwrap();
-    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let mut stream = TcpStream::connect(server.inet_addr().unwrap())
+        .await
+        .unwrap();
     stream.write_all(b"fine\n\xff\xfe\n").await.unwrap();
     log.wait_for(SECS5, "close", |e| {
         e.iter().any(|(_, ev)| *ev == Event::Close)
@@ -216,7 +223,9 @@ async fn server_shutdown_closes_every_session_once() {
         );
     }
     assert!(
-        TcpStream::connect(server.local_addr()).await.is_err(),
+        TcpStream::connect(server.inet_addr().unwrap())
+            .await
+            .is_err(),
         "no longer accepting"
     );
     within(SECS5, server.stop()).await; // stopping again is harmless
@@ -252,7 +261,9 @@ async fn new_session_hook_refusing_or_panicking_refuses_the_connection() {
         .await
         .unwrap();
     for _ in 0..4 {
-        let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+        let mut stream = TcpStream::connect(server.inet_addr().unwrap())
+            .await
+            .unwrap();
         let mut buf = Vec::new();
         let n = within(SECS5, stream.read_to_end(&mut buf)).await;
         assert!(n.map_or(true, |n| n == 0));
@@ -298,7 +309,9 @@ async fn half_close_flushes_every_reply_before_the_socket_shuts() {
     config.max_frame_length = 32 * 1024;
     let behaviour = Behaviour::quiet_echo();
     let (server, log, _) = start_probe_server(behaviour, config).await;
-    let stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let stream = TcpStream::connect(server.inet_addr().unwrap())
+        .await
+        .unwrap();
     let (read, write) = stream.into_split();
     let mut sink = FramedWrite::new(
         write,

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use common::flood::Flood;
 use common::*;
 use futures::SinkExt;
+use getty::prelude::*;
 use getty::{Error, SessionConfig};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -73,7 +74,9 @@ async fn the_read_buffer_is_bounded_for_codecs_without_length_checks() {
         .start(move |_| Ok((Lines(errors.clone()), LinesCodec::new())))
         .await
         .unwrap();
-    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let mut stream = TcpStream::connect(server.inet_addr().unwrap())
+        .await
+        .unwrap();
     // A line that never ends: up to 1 MiB without a newline. Writes fail once the server
     // has closed the connection, which is the point.
     within(SECS5, async {
@@ -109,7 +112,7 @@ async fn a_flood_at_a_slow_listener_leaves_server_memory_bounded() {
         samples: 40,
     };
     let (server, log, behaviour) = start_probe_server(flood.behaviour(), flood.config()).await;
-    let addr = server.local_addr();
+    let addr = server.inet_addr().unwrap();
     let measured = flood
         .run(
             move || async move { TcpStream::connect(addr).await.unwrap() },
@@ -133,7 +136,9 @@ async fn a_peer_that_never_reads_gets_queue_full_then_a_write_timeout() {
     config.write_timeout = Some(Duration::from_millis(300));
     config.max_frame_length = 64 * 1024;
     let (server, log, _) = start_probe_server(Behaviour::default(), config).await;
-    let _silent = TcpStream::connect(server.local_addr()).await.unwrap(); // never reads
+    let _silent = TcpStream::connect(server.inet_addr().unwrap())
+        .await
+        .unwrap(); // never reads
     let session = log.first_session().await;
     let frame = Bytes::from(vec![0u8; 64 * 1024]);
     let mut results = Vec::new();

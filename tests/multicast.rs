@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use common::{eventually, within, SECS5};
+use getty::prelude::*;
 use getty::{
-    Datagram, Datagrams, EventListener, LengthDelimited, Session, SessionContext, UdpServer,
-    UdpServerHandle,
+    Datagram, Datagrams, EventListener, LengthDelimited, ServerHandle, Session, SessionContext,
+    UdpServer,
 };
 
 /// How long a first datagram may take before we call multicast unroutable here.
@@ -46,15 +47,17 @@ impl EventListener for Receiver {
 async fn start(
     server: UdpServer,
     inbox: Inbox,
-) -> getty::Result<(UdpServerHandle, Session<Datagram<Bytes>>)> {
-    server
-        .start(move |_| {
+) -> getty::Result<(ServerHandle, Session<Datagram<Bytes>>)> {
+    let server = server
+        .start_shared(move |_| {
             Ok((
                 Receiver(inbox.clone()),
                 Datagrams::new(LengthDelimited::new()),
             ))
         })
-        .await
+        .await?;
+    let session = server.shared_session().expect("the shared session");
+    Ok((server, session))
 }
 
 /// A group and port for one test, distinct per process so parallel runs do not meet.
@@ -76,7 +79,7 @@ async fn three_receivers_get_every_datagram_and_leaving_stops_delivery_v4() {
             .join_multicast_v4(group, lo);
         match start(server, inbox.clone()).await {
             Ok((handle, _)) => {
-                port = handle.local_addr().port();
+                port = handle.inet_addr().unwrap().port();
                 receivers.push(handle);
             }
             Err(err) => {
@@ -118,7 +121,11 @@ async fn three_receivers_get_every_datagram_and_leaving_stops_delivery_v4() {
     assert!(all, "every receiver gets all {N} datagrams: {counts:?}");
     for inbox in &inboxes {
         for (n, (from, frame)) in inbox.frames().into_iter().enumerate() {
-            assert_eq!(from, sender.local_addr(), "frames carry their source");
+            assert_eq!(
+                from,
+                sender.inet_addr().unwrap(),
+                "frames carry their source"
+            );
             assert_eq!(frame, Bytes::from(format!("datagram {n}")));
         }
     }
@@ -165,7 +172,7 @@ async fn a_receiver_gets_group_datagrams_v6_where_the_os_allows() {
             return;
         }
     };
-    let dest = SocketAddr::new(IpAddr::V6(group), receiver.local_addr().port());
+    let dest = SocketAddr::new(IpAddr::V6(group), receiver.inet_addr().unwrap().port());
     let frame = Bytes::from_static(b"v6");
     if let Err(err) = to_group.write(Datagram::new(dest, frame.clone())).await {
         eprintln!("SKIPPED: cannot send to {dest} over loopback: {err}");

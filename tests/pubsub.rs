@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use common::process::{output_within, stdout_of_success, ChildGuard};
 use common::within_for;
 use futures::{SinkExt, StreamExt};
+use getty::prelude::*;
 use getty::SessionConfig;
 use pubsub::{to_line, Reply, Request, MAX_REPLY_LINE};
 use tokio::net::TcpStream;
@@ -167,7 +168,7 @@ async fn a_publish_burst_reaches_every_subscriber_whole_and_in_order() {
     let server = pubsub::serve("127.0.0.1:0", SessionConfig::default())
         .await
         .expect("broker");
-    let addr = server.local_addr();
+    let addr = server.inet_addr().unwrap();
     let (done, result) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -213,7 +214,7 @@ async fn a_subscriber_that_reads_too_slowly_is_told_exactly_what_it_missed() {
     let server = pubsub::serve("127.0.0.1:0", no_write_timeout)
         .await
         .expect("broker");
-    let addr = server.local_addr();
+    let addr = server.inet_addr().unwrap();
     // A small receive buffer, so the broker's side fills sooner.
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.set_recv_buffer_size(64 * 1024).expect("SO_RCVBUF");
@@ -283,7 +284,7 @@ async fn next(replies: &mut tokio::sync::mpsc::UnboundedReceiver<Reply>) -> Repl
 
 /// Starts the broker on `addr`, retrying for a few seconds while the port is not yet
 /// free again.
-async fn restart_broker(addr: std::net::SocketAddr) -> getty::TcpServerHandle {
+async fn restart_broker(addr: std::net::SocketAddr) -> getty::ServerHandle {
     let mut last = None;
     for _ in 0..50 {
         match pubsub::serve(&addr.to_string(), SessionConfig::default()).await {
@@ -311,7 +312,7 @@ async fn the_client_subscribes_again_after_its_broker_restarts() {
     let server = pubsub::serve("127.0.0.1:0", SessionConfig::default())
         .await
         .expect("broker");
-    let addr = server.local_addr();
+    let addr = server.inet_addr().unwrap();
     let (tx, mut replies) = tokio::sync::mpsc::unbounded_channel::<Reply>();
     let client = pubsub::start_client(
         getty::TcpClient::new(addr.to_string())

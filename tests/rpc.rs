@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use getty::pool::WorkerPool;
-use getty::{EventListener, Session, SessionContext, TcpServer, TcpServerHandle};
+use getty::prelude::*;
+use getty::{EventListener, ServerHandle, Session, SessionContext, TcpServer};
 use rpc::{CallError, JsonCodec, Request, Response, RpcClient};
 
 /// Offloads requests to a pool that works `work_ms` then answers; body "drop" closes
@@ -33,7 +34,7 @@ impl EventListener for Server {
 
 /// An RPC server whose `workers` pool threads sleep each request's `work_ms`, then
 /// answer with its body.
-async fn start_server(workers: usize) -> TcpServerHandle {
+async fn start_server(workers: usize) -> ServerHandle {
     let pool = WorkerPool::start(workers, |request: Request, session: &Session<Response>| {
         std::thread::sleep(Duration::from_millis(request.work_ms));
         let _ = session.write_blocking(Response {
@@ -49,8 +50,8 @@ async fn start_server(workers: usize) -> TcpServerHandle {
 }
 
 /// An RPC client of `server`, once its session is up (5 s at most).
-async fn connected_client(server: &TcpServerHandle) -> RpcClient {
-    let client = RpcClient::start(&server.local_addr().to_string());
+async fn connected_client(server: &ServerHandle) -> RpcClient {
+    let client = RpcClient::start(&server.inet_addr().unwrap().to_string());
     wait_until(SECS5, "client connected", || client.connected()).await;
     client
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::*;
 use futures::channel::mpsc;
 use futures::StreamExt;
+use getty::prelude::*;
 use getty::transport::{Address, Connection};
 use getty::{Client, LengthDelimited, Server, ServerHandle, SessionConfig};
 use tokio::io::DuplexStream;

@@ -11,8 +11,9 @@ use bytes::Bytes;
 use common::process::TempDir;
 use common::tls::{Ca, Leaf};
 use common::*;
+use getty::prelude::*;
 use getty::transport::tls::{TlsClientConfig, TlsServerConfig};
-use getty::{ClientEvent, Error, SessionConfig, TcpClient, TcpServer, TcpServerHandle};
+use getty::{ClientEvent, Error, ServerHandle, SessionConfig, TcpClient, TcpServer};
 use rcgen::ExtendedKeyUsagePurpose;
 use tokio::io::AsyncWriteExt;
 
@@ -32,7 +33,7 @@ fn client_trusting(ca: &Ca) -> getty::transport::tls::TlsClientBuilder {
 type Failures = Arc<Mutex<Vec<Error>>>;
 
 /// An echoing probe server over TLS on a free loopback port.
-async fn tls_server(tls: TlsServerConfig, workers: usize) -> (TcpServerHandle, Arc<Log>, Failures) {
+async fn tls_server(tls: TlsServerConfig, workers: usize) -> (ServerHandle, Arc<Log>, Failures) {
     let failures = Failures::default();
     let f = failures.clone();
     let server = TcpServer::new("127.0.0.1:0")
@@ -47,11 +48,11 @@ async fn tls_server(tls: TlsServerConfig, workers: usize) -> (TcpServerHandle, A
 
 /// A TLS probe client of `server` (re-dialing every 50 ms) that records its dial failures.
 fn tls_client(
-    server: &TcpServerHandle,
+    server: &ServerHandle,
     tls: TlsClientConfig,
 ) -> (getty::TcpClientHandle, Arc<Log>, Failures) {
     tls_client_of(
-        server.local_addr().to_string(),
+        server.inet_addr().unwrap().to_string(),
         tls,
         Duration::from_millis(50),
     )
@@ -206,7 +207,7 @@ async fn mutual_tls_refuses_a_client_without_a_certificate() {
     // What a client without a certificate reads: the server's alert, as Error::Tls.
     let tls = client_trusting(&ca).build().unwrap();
     let connector = tokio_rustls::TlsConnector::from(tls.rustls_config().clone());
-    let tcp = tokio::net::TcpStream::connect(server.local_addr())
+    let tcp = tokio::net::TcpStream::connect(server.inet_addr().unwrap())
         .await
         .unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
@@ -232,7 +233,7 @@ async fn mutual_tls_refuses_a_client_without_a_certificate() {
 
 /// Dials `server` with `tls` and returns the reason of the first failed dial.
 async fn refused_dial(
-    server: &TcpServerHandle,
+    server: &ServerHandle,
     tls: TlsClientConfig,
 ) -> (String, getty::EndpointStats) {
     let (client, log, failures) = tls_client(server, tls);
@@ -287,8 +288,9 @@ async fn a_wrong_server_name_is_refused() {
     let ca = Ca::new("test ca");
     let (server, _, _) = tls_server(server_config(&ca.server()).build().unwrap(), 1).await;
     let tls = client_trusting(&ca)
-        .server_name("db.example.com")
         .build()
+        .unwrap()
+        .server_name("db.example.com")
         .unwrap();
     let (reason, _) = refused_dial(&server, tls).await;
     assert!(
@@ -297,8 +299,9 @@ async fn a_wrong_server_name_is_refused() {
     );
     // The same certificate is fine for the name it has.
     let tls = client_trusting(&ca)
-        .server_name("localhost")
         .build()
+        .unwrap()
+        .server_name("localhost")
         .unwrap();
     let (client, log, _) = tls_client(&server, tls);
     client_round_trip(&log, b"right name").await;
@@ -326,7 +329,7 @@ async fn a_plain_tcp_client_is_closed_while_a_tls_session_keeps_echoing() {
     assert!(reason.contains("corrupt message"), "{reason}");
 
     // Raw garbage, and a peer that hangs up mid-handshake.
-    let mut garbage = tokio::net::TcpStream::connect(server.local_addr())
+    let mut garbage = tokio::net::TcpStream::connect(server.inet_addr().unwrap())
         .await
         .unwrap();
     garbage
@@ -355,12 +358,12 @@ async fn a_plain_tcp_client_is_closed_while_a_tls_session_keeps_echoing() {
 async fn a_silent_handshake_is_timed_out() {
     let ca = Ca::new("test ca");
     let tls = server_config(&ca.server())
-        .handshake_timeout(Duration::from_millis(200))
         .build()
-        .unwrap();
+        .unwrap()
+        .handshake_timeout(Duration::from_millis(200));
     let (server, _, failures) = tls_server(tls, 1).await;
     let started = Instant::now();
-    let mut silent = tokio::net::TcpStream::connect(server.local_addr())
+    let mut silent = tokio::net::TcpStream::connect(server.inet_addr().unwrap())
         .await
         .unwrap();
     let reason = first_reason(&failures, "the handshake to time out").await;
@@ -392,9 +395,9 @@ async fn a_client_handshake_that_gets_no_answer_times_out_and_is_retried() {
     });
     let ca = Ca::new("test ca");
     let tls = client_trusting(&ca)
-        .handshake_timeout(Duration::from_millis(100))
         .build()
-        .unwrap();
+        .unwrap()
+        .handshake_timeout(Duration::from_millis(100));
     let (client, log, failures) = tls_client_of(addr.to_string(), tls, Duration::from_millis(20));
     wait_until(SECS5, "two timed-out handshakes", || {
         failures.lock().unwrap().len() >= 2
@@ -418,18 +421,21 @@ async fn failed_handshakes_in_a_loop_leave_no_sockets_behind() {
     let tls = server_config(&ca.server())
         .client_ca_pem(ca.pem().as_bytes())
         .unwrap()
-        .handshake_timeout(Duration::from_millis(300))
         .build()
-        .unwrap();
+        .unwrap()
+        .handshake_timeout(Duration::from_millis(300));
     let (server, _, _) = tls_server(tls, 2).await;
     let client_tls = client_trusting(&ca).build().unwrap();
     let connector = tokio_rustls::TlsConnector::from(client_tls.rustls_config().clone());
     let fds_before = open_fds();
     const ROUNDS: u64 = 200;
     for i in 0..ROUNDS {
-        let mut tcp = within(SECS5, tokio::net::TcpStream::connect(server.local_addr()))
-            .await
-            .unwrap();
+        let mut tcp = within(
+            SECS5,
+            tokio::net::TcpStream::connect(server.inet_addr().unwrap()),
+        )
+        .await
+        .unwrap();
         match i % 4 {
             // Garbage instead of a ClientHello.
             0 => {
@@ -483,7 +489,7 @@ async fn stop_does_not_wait_for_pending_handshakes() {
     let ca = Ca::new("test ca");
     let (server, _, _) = tls_server(server_config(&ca.server()).build().unwrap(), 1).await;
     let _silent: Vec<_> = futures::future::join_all(
-        (0..5).map(|_| tokio::net::TcpStream::connect(server.local_addr())),
+        (0..5).map(|_| tokio::net::TcpStream::connect(server.inet_addr().unwrap())),
     )
     .await;
     wait_until(SECS5, "five pending handshakes", || {
@@ -528,8 +534,9 @@ fn config_errors_are_tls_errors_that_say_what_is_wrong() {
     );
 
     let bad_name = client_trusting(&ca)
-        .server_name("not a host name!")
         .build()
+        .unwrap()
+        .server_name("not a host name!")
         .expect_err("not a name");
     assert!(
         bad_name
@@ -563,7 +570,7 @@ async fn alpn_is_negotiated_and_the_session_runs_over_it() {
         .build()
         .unwrap();
     let connector = tokio_rustls::TlsConnector::from(client_tls.rustls_config().clone());
-    let tcp = tokio::net::TcpStream::connect(server.local_addr())
+    let tcp = tokio::net::TcpStream::connect(server.inet_addr().unwrap())
         .await
         .unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();

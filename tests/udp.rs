@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use common::*;
+use getty::prelude::*;
 use getty::{
-    Datagram, Datagrams, Error, EventListener, LengthDelimited, Session, SessionConfig,
-    SessionContext, SessionId, UdpClient, UdpServer, UdpServerHandle,
+    Datagram, Datagrams, Error, EventListener, LengthDelimited, ServerHandle, Session,
+    SessionConfig, SessionContext, SessionId, UdpClient, UdpServer,
 };
 use tokio::net::UdpSocket;
 
@@ -82,11 +83,11 @@ impl EventListener for DatagramEcho {
 /// what it saw in the returned [`Seen`].
 async fn start_datagram_echo(
     server: UdpServer,
-) -> (UdpServerHandle, Session<Datagram<Bytes>>, Arc<Seen>) {
+) -> (ServerHandle, Session<Datagram<Bytes>>, Arc<Seen>) {
     let seen = Arc::new(Seen::default());
     let s = seen.clone();
-    let (handle, session) = server
-        .start(move |_| {
+    let handle = server
+        .start_shared(move |_| {
             Ok((
                 DatagramEcho(s.clone()),
                 Datagrams::new(LengthDelimited::new()),
@@ -94,6 +95,7 @@ async fn start_datagram_echo(
         })
         .await
         .expect("udp server starts");
+    let session = handle.shared_session().expect("the shared session");
     (handle, session, seen)
 }
 
@@ -105,7 +107,7 @@ async fn unconnected_server_echoes_to_each_peer_and_counts_datagrams() {
     for round in 0..EACH {
         for (i, p) in peers.iter().enumerate() {
             let payload = format!("peer {i} frame {round}");
-            p.send_to(&frame(payload.as_bytes()), server.local_addr())
+            p.send_to(&frame(payload.as_bytes()), server.inet_addr().unwrap())
                 .await
                 .unwrap();
         }
@@ -114,7 +116,7 @@ async fn unconnected_server_echoes_to_each_peer_and_counts_datagrams() {
         let mut got = Vec::new();
         for _ in 0..EACH {
             let (datagram, from) = recv(p).await;
-            assert_eq!(from, server.local_addr());
+            assert_eq!(from, server.inet_addr().unwrap());
             got.push(String::from_utf8(datagram[4..].to_vec()).unwrap());
         }
         for round in 0..EACH {
@@ -158,7 +160,7 @@ async fn bad_datagrams_from_one_peer_are_reported_and_others_are_still_served() 
     let (server, session, seen) =
         start_datagram_echo(UdpServer::new("127.0.0.1:0").max_datagram_size(1024)).await;
     let (bad, good) = (peer().await, peer().await);
-    let to = server.local_addr();
+    let to = server.inet_addr().unwrap();
     let truncated = b"\0\0\0\x09abc".to_vec(); // announces 9, carries 3
     let left_over = b"\0\0\0\x01ab".to_vec(); // one frame and a stray byte
     let oversized = frame(&[7u8; 1500]); // past the 1024-byte max datagram
@@ -243,10 +245,7 @@ async fn unconnected_writes_past_the_max_or_without_a_peer_are_refused_and_send_
 }
 
 /// Starts a per-peer echo server of probes; `refuse_port` names a peer the hook refuses.
-async fn start_per_peer(
-    server: UdpServer,
-    refuse_port: Option<u16>,
-) -> (UdpServerHandle, Arc<Log>) {
+async fn start_per_peer(server: UdpServer, refuse_port: Option<u16>) -> (ServerHandle, Arc<Log>) {
     let log = Arc::new(Log::default());
     let behaviour = Arc::new(Behaviour::echo());
     let l = log.clone();
@@ -273,7 +272,7 @@ async fn per_peer_sessions_each_have_their_own_listener_and_peer() {
     for round in 0..5 {
         for (i, p) in peers.iter().enumerate() {
             let payload = format!("{i}:{round}");
-            p.send_to(&frame(payload.as_bytes()), server.local_addr())
+            p.send_to(&frame(payload.as_bytes()), server.inet_addr().unwrap())
                 .await
                 .unwrap();
             assert_eq!(
@@ -304,7 +303,7 @@ async fn per_peer_sessions_each_have_their_own_listener_and_peer() {
         );
         assert_eq!(session.stats().frames_read, 5);
         assert_eq!(session.stats().bytes_written, 5 * 7);
-        assert_eq!(*session.local_addr(), server.local_addr());
+        assert_eq!(*session.local_addr(), server.inet_addr().unwrap());
     }
     let udp = server.udp_stats();
     assert_eq!(udp.datagrams, 15);
@@ -321,12 +320,12 @@ async fn per_peer_refusals_by_the_hook_and_by_the_bound_are_counted() {
     let refused_port = refused_peer.local_addr().unwrap().port();
     let (server, log) = start_per_peer(
         UdpServer::new("127.0.0.1:0")
-            .max_peers(2)
+            .max_connections(2)
             .peer_idle_timeout(Duration::from_millis(300)),
         Some(refused_port),
     )
     .await;
-    let to = server.local_addr();
+    let to = server.inet_addr().unwrap();
     // The hook refuses this peer at each of its datagrams.
     for _ in 0..3 {
         refused_peer
@@ -363,7 +362,7 @@ async fn per_peer_idle_sessions_expire_with_one_on_close_and_come_back() {
     )
     .await;
     let p = peer().await;
-    p.send_to(&frame(b"one"), server.local_addr())
+    p.send_to(&frame(b"one"), server.inet_addr().unwrap())
         .await
         .unwrap();
     assert_eq!(recv(&p).await.0, frame(b"one"));
@@ -383,7 +382,7 @@ async fn per_peer_idle_sessions_expire_with_one_on_close_and_come_back() {
         ]
     );
     // The peer's next datagram opens a new session.
-    p.send_to(&frame(b"two"), server.local_addr())
+    p.send_to(&frame(b"two"), server.inet_addr().unwrap())
         .await
         .unwrap();
     assert_eq!(recv(&p).await.0, frame(b"two"));
@@ -403,11 +402,14 @@ async fn per_peer_full_queue_drops_and_counts_without_holding_up_other_peers() {
     // Sent before the server's arbiter runs again: the demultiplexer finds a burst.
     for i in 0..BURST {
         flood
-            .send_to(&frame(format!("{i}").as_bytes()), server.local_addr())
+            .send_to(
+                &frame(format!("{i}").as_bytes()),
+                server.inet_addr().unwrap(),
+            )
             .await
             .unwrap();
     }
-    calm.send_to(&frame(b"calm"), server.local_addr())
+    calm.send_to(&frame(b"calm"), server.inet_addr().unwrap())
         .await
         .unwrap();
     assert_eq!(recv(&calm).await.0, frame(b"calm"));
@@ -434,14 +436,14 @@ async fn connected_client_echoes_runs_cron_and_counts() {
     let (server, _, _) = start_datagram_echo(UdpServer::new("127.0.0.1:0")).await;
     let mut config = SessionConfig::default();
     config.cron_period = Duration::from_millis(30);
-    let client = UdpClient::new(server.local_addr().to_string()).session_config(config);
+    let client = UdpClient::new(server.inet_addr().unwrap().to_string()).session_config(config);
     let (client, log) = start_udp_probe_client(client);
     log.wait_for(SECS5, "open", |e| {
         e.iter().any(|(_, ev)| *ev == Event::Open)
     })
     .await;
     let session = log.sessions()[0].clone();
-    assert_eq!(*session.peer_addr(), server.local_addr());
+    assert_eq!(*session.peer_addr(), server.inet_addr().unwrap());
     for i in 0..10 {
         session
             .write(Bytes::from(format!("ping {i}")))
@@ -515,7 +517,7 @@ async fn client_of_a_closed_port_hears_port_unreachable_and_keeps_its_session() 
 #[actix::test]
 async fn client_writes_past_the_max_datagram_are_frame_too_long() {
     let (server, _, seen) = start_datagram_echo(UdpServer::new("127.0.0.1:0")).await;
-    let client = UdpClient::new(server.local_addr().to_string()).max_datagram_size(64);
+    let client = UdpClient::new(server.inet_addr().unwrap().to_string()).max_datagram_size(64);
     let (client, log) = start_udp_probe_client(client);
     log.wait_for(SECS5, "open", |e| {
         e.iter().any(|(_, ev)| *ev == Event::Open)
@@ -552,10 +554,10 @@ async fn stop_closes_every_session_once_and_releases_the_sockets() {
     let (per_peer, log) = start_per_peer(UdpServer::new("127.0.0.1:0"), None).await;
     let (shared, shared_session, seen) = start_datagram_echo(UdpServer::new("127.0.0.1:0")).await;
     let (client, client_log) =
-        start_udp_probe_client(UdpClient::new(shared.local_addr().to_string()));
+        start_udp_probe_client(UdpClient::new(shared.inet_addr().unwrap().to_string()));
     let peers = [peer().await, peer().await, peer().await];
     for p in &peers {
-        p.send_to(&frame(b"x"), per_peer.local_addr())
+        p.send_to(&frame(b"x"), per_peer.inet_addr().unwrap())
             .await
             .unwrap();
         recv(p).await;
@@ -586,7 +588,11 @@ async fn stop_closes_every_session_once_and_releases_the_sockets() {
     assert_eq!(*seen.closes.lock().unwrap(), 1);
     assert!(shared_session.is_closed());
     // Every socket is closed: each address can be bound again without SO_REUSEADDR.
-    for addr in [per_peer.local_addr(), shared.local_addr(), client_addr] {
+    for addr in [
+        per_peer.inet_addr().unwrap(),
+        shared.inet_addr().unwrap(),
+        client_addr,
+    ] {
         let mut rebound = None;
         for _ in 0..100 {
             if let Ok(s) = std::net::UdpSocket::bind(addr) {

@@ -9,10 +9,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::rig::socket_path;
 use common::*;
+use getty::prelude::*;
 use getty::{UnixClient, UnixServer};
 
 /// Starts a one-worker echoing probe server on the Unix socket `path`.
-async fn start_echo(path: &std::path::Path) -> getty::Result<getty::UnixServerHandle> {
+async fn start_echo(path: &std::path::Path) -> getty::Result<getty::ServerHandle> {
     UnixServer::new(path)
         .workers(1)
         .start(Probe::hook(

@@ -11,8 +11,9 @@ use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use common::{within, SECS5};
 use getty::actor::{ActorListener, EventKind, SessionEvent};
+use getty::prelude::*;
 use getty::{
-    EventListener, LengthDelimited, SessionConfig, SessionContext, TcpServer, TcpServerHandle,
+    EventListener, LengthDelimited, ServerHandle, SessionConfig, SessionContext, TcpServer,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -88,8 +89,8 @@ async fn drain_until(client: &mut TcpStream, seen: &Seen, want: usize) {
 /// Over one connection to `server`: a client that does not read, so the replies fill
 /// the socket buffers and then the queue, must leave exactly one `false` in `seen`; then
 /// it reads, and the queue draining to the low-water mark adds exactly one `true`.
-async fn told_once_each_way(server: TcpServerHandle, seen: &Seen) {
-    let mut client = TcpStream::connect(server.local_addr())
+async fn told_once_each_way(server: ServerHandle, seen: &Seen) {
+    let mut client = TcpStream::connect(server.inet_addr().unwrap())
         .await
         .expect("connect");
     flood_then_wait(&mut client, 2_000, seen, 1).await;

@@ -16,9 +16,10 @@ use common::ws::{
 };
 use common::{open_fds, within, Behaviour, Event, SECS5};
 use futures::{SinkExt, StreamExt};
+use getty::prelude::*;
 use getty::transport::tls::{TlsClientConfig, TlsServerConfig};
-use getty::transport::ws::{WsClient, WsServer, WsServerHandle};
-use getty::{ClientEvent, SessionConfig};
+use getty::transport::ws::{WsClient, WsServer};
+use getty::{ClientEvent, ServerHandle, SessionConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
@@ -58,8 +59,8 @@ async fn read_head(stream: &mut TcpStream) -> String {
 type Peer = Framed<TcpStream, Codec>;
 
 /// A peer upgraded by hand to `server`, speaking actix-http's client codec.
-async fn raw_peer(server: &WsServerHandle) -> Peer {
-    let stream = upgrade_raw(server.local_addr(), PATH).await;
+async fn raw_peer(server: &ServerHandle) -> Peer {
+    let stream = upgrade_raw(server.inet_addr().unwrap(), PATH).await;
     Framed::new(stream, Codec::new().client_mode().max_size(1 << 24))
 }
 
@@ -318,7 +319,7 @@ async fn silent_peer_is_closed_while_an_answering_one_stays() {
         .wait_for(SECS5, "client open", |e| !e.is_empty())
         .await;
     // A raw peer that completes the upgrade, then says nothing and answers nothing.
-    let mut silent = upgrade_raw(server.local_addr(), PATH).await;
+    let mut silent = upgrade_raw(server.inet_addr().unwrap(), PATH).await;
     let started = Instant::now();
     log.wait_for(SECS5, "the silent peer's read timeout", |e| {
         e.iter().any(|(_, e)| *e == Event::Error("read_timeout"))
@@ -472,7 +473,7 @@ async fn invalid_and_unmasked_frames_end_only_their_session() {
         ("stray continuation", client_frame(true, 0x0, b"??", true)),
     ];
     for (what, bytes) in hostile {
-        let mut stream = upgrade_raw(server.local_addr(), PATH).await;
+        let mut stream = upgrade_raw(server.inet_addr().unwrap(), PATH).await;
         stream.write_all(&bytes).await.unwrap();
         let mut peer = Framed::new(stream, Codec::new().client_mode());
         let code = read_to_close(&mut peer).await;
@@ -492,7 +493,7 @@ async fn invalid_and_unmasked_frames_end_only_their_session() {
 #[actix_rt::test]
 async fn client_reconnects_after_server_restart() {
     let (server, _) = echo_server(SessionConfig::default()).await;
-    let addr = server.local_addr();
+    let addr = server.inet_addr().unwrap();
     let ups = Arc::new(AtomicU64::new(0));
     let u = ups.clone();
     let (client, _log) = start_client(
@@ -540,7 +541,7 @@ async fn failed_handshakes_leave_nothing_behind() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let fds = open_fds();
     // A client dialing a wrong path fails every handshake and keeps re-dialing.
-    let bad_url = format!("ws://{}/nowhere", server.local_addr());
+    let bad_url = format!("ws://{}/nowhere", server.inet_addr().unwrap());
     let (client, _) = start_client(
         WsClient::new(bad_url)
             .connections(2)
@@ -549,7 +550,7 @@ async fn failed_handshakes_leave_nothing_behind() {
         Behaviour::default(),
     );
     for round in 0..30 {
-        let mut stream = within(SECS5, TcpStream::connect(server.local_addr()))
+        let mut stream = within(SECS5, TcpStream::connect(server.inet_addr().unwrap()))
             .await
             .unwrap();
         match round % 3 {
@@ -622,11 +623,12 @@ async fn wss_echo_and_a_plain_client_is_refused() {
         SessionConfig::default(),
     )
     .await;
-    let wss = format!("wss://{}{PATH}", server.local_addr());
+    let wss = format!("wss://{}{PATH}", server.inet_addr().unwrap());
     let (client, log) = start_client(
         WsClient::new(wss)
             .connections(2)
-            .tls(TlsClientConfig::new(client_tls)),
+            .tls(TlsClientConfig::new(client_tls))
+            .expect("a config WsClient can honour"),
         Behaviour::default(),
     );
     log.wait_for(SECS5, "2 sessions open", |e| {
@@ -701,10 +703,10 @@ async fn a_peer_that_does_not_read_meets_the_write_timeout_and_max_connections_h
         config,
     )
     .await;
-    let _deaf = upgrade_raw(server.local_addr(), PATH).await; // never reads
+    let _deaf = upgrade_raw(server.inet_addr().unwrap(), PATH).await; // never reads
     log.wait_for(SECS5, "open", |e| !e.is_empty()).await;
     // A second upgrade is over the limit: 503, no session.
-    let mut second = within(SECS5, TcpStream::connect(server.local_addr()))
+    let mut second = within(SECS5, TcpStream::connect(server.inet_addr().unwrap()))
         .await
         .unwrap();
     let req = upgrade_request(PATH, "x", 13);

@@ -16,8 +16,9 @@ use common::ws::{
 };
 use common::{within, Behaviour, Event, Log, SECS5};
 use futures::{SinkExt, StreamExt};
-use getty::transport::ws::{WsClient, WsServer, WsServerHandle};
-use getty::SessionConfig;
+use getty::prelude::*;
+use getty::transport::ws::{WsClient, WsServer};
+use getty::{ServerHandle, SessionConfig};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -32,8 +33,8 @@ type Tung = WebSocketStream<TcpStream>;
 const MAX_MESSAGES: usize = 10_000;
 
 /// A tungstenite client of `server`, upgraded at [`PATH`].
-async fn tung_client(server: &WsServerHandle) -> Tung {
-    let addr = server.local_addr();
+async fn tung_client(server: &ServerHandle) -> Tung {
+    let addr = server.inet_addr().unwrap();
     let tcp = within(SECS5, TcpStream::connect(addr))
         .await
         .expect("connect");

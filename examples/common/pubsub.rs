@@ -22,9 +22,10 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use getty::actor::{ActorListener, EventKind, SessionEvent};
+use getty::prelude::*;
 use getty::{
-    EventListener, Session, SessionConfig, SessionContext, SessionId, TcpClient, TcpClientHandle,
-    TcpServer, TcpServerHandle,
+    EventListener, ServerHandle, Session, SessionConfig, SessionContext, SessionId, TcpClient,
+    TcpClientHandle, TcpServer,
 };
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::LinesCodec;
@@ -247,7 +248,7 @@ impl Handler<SessionEvent<String, Arc<str>>> for Registry {
 /// the registry fans out in one turn waits in the sessions' hand-over queues until the
 /// turn ends, and each publisher is slowed to the pace of the registry by the registry's
 /// bounded mailbox.
-pub async fn serve(addr: &str, config: SessionConfig) -> getty::Result<TcpServerHandle> {
+pub async fn serve(addr: &str, config: SessionConfig) -> getty::Result<ServerHandle> {
     let registry = Registry::default().start();
     TcpServer::new(addr)
         .workers(1)

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
+use getty::prelude::*;
 use getty::{EventListener, LengthDelimited, Session, SessionContext, TcpClient, TcpClientHandle};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio::sync::oneshot;

@@ -78,7 +78,11 @@ impl ServerOptions {
 
     /// Fails with [`Error::Config`] for each option in `unsupported` that was set:
     /// `endpoint` cannot honour it, for the reason given beside it.
-    pub(crate) fn refuse(&self, endpoint: &str, unsupported: &[(ServerOption, &str)]) -> Result<()> {
+    pub(crate) fn refuse(
+        &self,
+        endpoint: &str,
+        unsupported: &[(ServerOption, &str)],
+    ) -> Result<()> {
         for (option, why) in unsupported {
             let set = match option {
                 ServerOption::Workers => self.workers.is_some(),

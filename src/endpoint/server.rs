@@ -112,7 +112,9 @@ impl Server {
         };
         let (stop_tx, stop_rx) = oneshot::channel();
         let task = actix_rt::spawn(acceptor.run(incoming, stop_rx));
-        let local_addr = self.local_addr.unwrap_or_else(|| Address::other(&*self.kind));
+        let local_addr = self
+            .local_addr
+            .unwrap_or_else(|| Address::other(&*self.kind));
         ServerHandle::new(ServerParts {
             local_addr,
             endpoint,
@@ -296,7 +298,9 @@ impl std::fmt::Debug for ServerHandle {
 
 /// Locks a mutex that no user code runs under, so a poisoned one still holds sound data.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl ServerHandle {

@@ -15,8 +15,8 @@ use futures::{FutureExt, Stream};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::transport::{Accepted, Address, Transport};
 use crate::endpoint::options::{ClientBuilder, ClientOptions, ServerBuilder, ServerOptions};
+use crate::transport::{Accepted, Address, Transport};
 use crate::{Client, ClientHandle, EventListener, NewSession, Result, Server};
 use crate::{Error, ServerHandle};
 

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
+use getty::prelude::*;
 use getty::{
-    ClientEvent, Error, EventListener, LengthDelimited, Session, SessionConfig, SessionContext,
-    SessionId, TcpServer, TcpServerHandle,
+    ClientEvent, Error, EventListener, LengthDelimited, ServerHandle, Session, SessionConfig,
+    SessionContext, SessionId, TcpServer,
 };
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
@@ -245,7 +246,7 @@ impl Probe {
 pub async fn start_probe_server(
     behaviour: Behaviour,
     config: SessionConfig,
-) -> (TcpServerHandle, Arc<Log>, Arc<Behaviour>) {
+) -> (ServerHandle, Arc<Log>, Arc<Behaviour>) {
     start_probe_server_with(TcpServer::new("127.0.0.1:0").workers(1), behaviour, config).await
 }
 
@@ -256,7 +257,7 @@ pub async fn start_probe_server_with(
     server: TcpServer,
     behaviour: Behaviour,
     config: SessionConfig,
-) -> (TcpServerHandle, Arc<Log>, Arc<Behaviour>) {
+) -> (ServerHandle, Arc<Log>, Arc<Behaviour>) {
     let log = Arc::new(Log::default());
     let behaviour = Arc::new(behaviour);
     let handle = server
@@ -271,16 +272,16 @@ pub async fn start_probe_server_with(
 pub type Client = Framed<TcpStream, LengthDelimited>;
 
 /// Connects a framed loopback client to `server`, taking frames up to 16 MiB.
-pub async fn connect(server: &TcpServerHandle) -> Client {
+pub async fn connect(server: &ServerHandle) -> Client {
     connect_max(server, 16 * 1024 * 1024).await
 }
 
 /// Connects a framed loopback client to `server` (5 s at most) with Nagle off, taking
 /// frames up to `max` bytes.
-pub async fn connect_max(server: &TcpServerHandle, max: usize) -> Client {
+pub async fn connect_max(server: &ServerHandle, max: usize) -> Client {
     let stream = within(
         Duration::from_secs(5),
-        TcpStream::connect(server.local_addr()),
+        TcpStream::connect(server.inet_addr().unwrap()),
     )
     .await
     .expect("connect");

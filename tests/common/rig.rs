@@ -8,10 +8,10 @@ use std::task::{Context, Poll};
 
 use futures::channel::mpsc;
 use futures::StreamExt;
+use getty::prelude::*;
 use getty::transport::{Address, Connection};
 use getty::{
-    EndpointStats, LengthDelimited, Server, ServerHandle, SessionConfig, TcpServer,
-    TcpServerHandle, UnixServer, UnixServerHandle,
+    EndpointStats, LengthDelimited, Server, ServerHandle, SessionConfig, TcpServer, UnixServer,
 };
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio_util::codec::Framed;
@@ -121,19 +121,13 @@ impl Connector {
     }
 }
 
-enum Handle {
-    Tcp(TcpServerHandle),
-    Unix(UnixServerHandle),
-    Pipe(ServerHandle),
-}
-
 /// A one-arbiter probe server over one transport.
 pub struct Rig {
     pub kind: Kind,
     pub log: Arc<Log>,
     pub behaviour: Arc<Behaviour>,
     pub connector: Connector,
-    handle: Handle,
+    handle: ServerHandle,
 }
 
 impl Rig {
@@ -150,8 +144,8 @@ impl Rig {
                     .start(hook)
                     .await
                     .expect("tcp server");
-                let addr = h.local_addr();
-                (Handle::Tcp(h), Connector::Tcp(addr))
+                let addr = h.inet_addr().expect("an IP address");
+                (h, Connector::Tcp(addr))
             }
             Kind::Unix => {
                 let path = socket_path();
@@ -161,7 +155,7 @@ impl Rig {
                     .start(hook)
                     .await
                     .expect("unix server");
-                (Handle::Unix(h), Connector::Unix(path))
+                (h, Connector::Unix(path))
             }
             Kind::Pipe => {
                 let (tx, rx) = mpsc::unbounded();
@@ -170,7 +164,7 @@ impl Rig {
                     .workers(1)
                     .session_config(config)
                     .serve(rx.map(Ok), hook);
-                (Handle::Pipe(h), Connector::Pipe(tx))
+                (h, Connector::Pipe(tx))
             }
         };
         Rig {
@@ -184,22 +178,14 @@ impl Rig {
 
     /// The server's endpoint counters, whatever the transport.
     pub fn stats(&self) -> EndpointStats {
-        match &self.handle {
-            Handle::Tcp(h) => h.stats(),
-            Handle::Unix(h) => h.stats(),
-            Handle::Pipe(h) => h.stats(),
-        }
+        self.handle.stats()
     }
 
     /// Stops the server; a Unix server must also have removed its socket file.
     pub async fn stop(&self) {
-        match &self.handle {
-            Handle::Tcp(h) => h.stop().await,
-            Handle::Unix(h) => {
-                h.stop().await;
-                assert!(!h.path().exists(), "socket file removed on stop");
-            }
-            Handle::Pipe(h) => h.stop().await,
+        self.handle.stop().await;
+        if let Some(path) = self.handle.local_addr().unix_path() {
+            assert!(!path.exists(), "socket file removed on stop");
         }
     }
 }

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use getty::transport::ws::{WsClient, WsServer, WsServerHandle};
-use getty::{ClientHandle, SessionConfig};
+use getty::prelude::*;
+use getty::transport::ws::{WsClient, WsServer};
+use getty::{ClientHandle, ServerHandle, SessionConfig};
 
 use super::{Behaviour, Event, Log, Probe, SECS5};
 
@@ -17,7 +18,7 @@ pub async fn start_server(
     server: WsServer,
     behaviour: Behaviour,
     config: SessionConfig,
-) -> (WsServerHandle, Arc<Log>, Arc<Behaviour>) {
+) -> (ServerHandle, Arc<Log>, Arc<Behaviour>) {
     let log = Arc::new(Log::default());
     let behaviour = Arc::new(behaviour);
     let handle = server
@@ -31,15 +32,15 @@ pub async fn start_server(
 }
 
 /// A server on a free loopback port whose probes echo every frame.
-pub async fn echo_server(config: SessionConfig) -> (WsServerHandle, Arc<Log>) {
+pub async fn echo_server(config: SessionConfig) -> (ServerHandle, Arc<Log>) {
     let (server, log, _) =
         start_server(WsServer::new("127.0.0.1:0"), Behaviour::echo(), config).await;
     (server, log)
 }
 
 /// The `ws://` URL of a test server.
-pub fn url(server: &WsServerHandle) -> String {
-    format!("ws://{}{PATH}", server.local_addr())
+pub fn url(server: &ServerHandle) -> String {
+    format!("ws://{}{PATH}", server.inet_addr().unwrap())
 }
 
 /// Starts `client`, its sessions probes recording into a new log.

@@ -20,6 +20,7 @@
 //! # async fn run() -> getty::Result<()> {
 //! use bytes::{Bytes, BytesMut};
 //! use getty::transport::tls::{TlsClientConfig, TlsServerConfig};
+//! use getty::prelude::*;
 //! use getty::{EventListener, LengthDelimited, SessionContext, TcpClient, TcpServer};
 //!
 //! struct Echo;

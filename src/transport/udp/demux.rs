@@ -166,5 +166,3 @@ impl<L: EventListener> Demux<L> {
         self.peers.insert(peer, (queue, session.shared().clone()));
     }
 }
-
-

@@ -39,7 +39,6 @@ pub struct UdpStats {
     pub recv_errors: u64,
 }
 
-
 /// The part of a UDP server its [`ServerHandle`] keeps.
 pub(crate) struct UdpServerSocket {
     /// Weak, so the socket closes once its sessions (and demultiplexer) are gone.
@@ -82,7 +81,10 @@ impl ServerHandle {
     fn udp_socket(&self) -> Result<Arc<UdpSocket>> {
         let Some(udp) = self.udp() else {
             let msg = format!("{} is not a UDP server", self.local_addr());
-            return Err(Error::from(std::io::Error::new(std::io::ErrorKind::Unsupported, msg)));
+            return Err(Error::from(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                msg,
+            )));
         };
         udp.socket.upgrade().ok_or_else(|| {
             let msg = "the server's socket is closed";

@@ -165,7 +165,8 @@ impl UdpServer {
             "one session serves every peer (see start_per_peer)",
         );
         let unsupported = [NO_WORKERS, NOTHING_TO_ESTABLISH, one_session];
-        self.options.refuse("UdpServer::start_shared", &unsupported)?;
+        self.options
+            .refuse("UdpServer::start_shared", &unsupported)?;
         let (socket, local_addr) = self.bind().await?;
         let config = self.options.session_config.clone();
         let (endpoint, supervisor) = start_supervisor(&config, self.options.memory_budget);
@@ -228,7 +229,8 @@ impl UdpServer {
         F: NewSession<L>,
     {
         let unsupported = [NO_WORKERS, NOTHING_TO_ESTABLISH];
-        self.options.refuse("UdpServer::start_per_peer", &unsupported)?;
+        self.options
+            .refuse("UdpServer::start_per_peer", &unsupported)?;
         let (socket, local_addr) = self.bind().await?;
         let max_peers = self.options.max_connections();
         let mut config = self.options.session_config;

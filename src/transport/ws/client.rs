@@ -35,6 +35,7 @@ use crate::transport::Address;
 /// use std::time::Duration;
 /// use bytes::{Bytes, BytesMut};
 /// use getty::transport::ws::WsClient;
+/// use getty::prelude::*;
 /// use getty::{EventListener, LengthDelimited, SessionContext};
 ///
 /// struct Hello;

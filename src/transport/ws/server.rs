@@ -25,9 +25,7 @@ use crate::defaults::DEFAULT_WS_PATH;
 use crate::endpoint::options::{ServerBuilder, ServerOption, ServerOptions};
 use crate::endpoint::server::{ServerHandle, ServerParts};
 use crate::endpoint::supervisor::Supervisor;
-use crate::endpoint::{
-    prepare_session, EndpointShared, NewSession, SessionFactory, SessionSlot,
-};
+use crate::endpoint::{prepare_session, EndpointShared, NewSession, SessionFactory, SessionSlot};
 use crate::error::{Error, Result};
 use crate::listener::EventListener;
 use crate::session::{start_session_with_reader, SessionWriter};
