@@ -14,9 +14,17 @@
 //! - [`Connection`]: wraps any `AsyncRead + AsyncWrite` value (a duplex pipe, a serial
 //!   port, a QUIC stream) with its addresses, as both a `Transport` and an `Accepted`.
 //!
-//! TCP ([`TcpServer`], [`TcpClient`]) and Unix
-//! domain sockets ([`UnixServer`], [`UnixClient`])
-//! are built on this seam alone.
+//! One module per transport, each with its server and client builders; every server
+//! returns the one [`ServerHandle`](crate::ServerHandle), every client the one
+//! [`ClientHandle`](crate::ClientHandle):
+//!
+//! - `tcp` ([`TcpServer`], [`TcpClient`]) and `unix` ([`UnixServer`], [`UnixClient`]):
+//!   byte streams, built on this seam alone.
+//! - [`tls`]: the rustls configs and the TLS stream that TCP (and WebSocket) speak.
+//! - [`udp`]: datagram sockets, one session per peer or one shared by every peer; no
+//!   byte stream, so its sessions read datagrams through their own reader.
+//! - [`ws`]: WebSocket over actix-web (server) and awc (client); one binary message per
+//!   frame.
 //!
 //! # Writing a transport
 //! The Unix socket transport (`src/transport/unix.rs`) is the model; it uses nothing
@@ -46,9 +54,11 @@
 //!
 //! The builders `UnixServer` and `UnixClient` keep a [`Server`](crate::Server) and a
 //! [`Client`](crate::Client) and add only what is particular to Unix sockets (the path,
-//! stale-file handling); [`forward_server_options!`](crate::forward_server_options) and
-//! [`forward_client_options!`](crate::forward_client_options) give them the shared
-//! options (`workers`, `session_config`, `connections`, ...) in one line each.
+//! stale-file handling). They get the shared options (`workers`, `session_config`,
+//! `connections`, ...) by implementing [`ServerBuilder`](crate::ServerBuilder) and
+//! [`ClientBuilder`](crate::ClientBuilder), one method each that hands over the
+//! options they keep. An option your transport cannot honour should make its `start`
+//! fail with [`Error::Config`](crate::Error::Config), never be ignored.
 //!
 //! ```
 //! use bytes::{Bytes, BytesMut};
@@ -134,7 +144,7 @@ pub trait Accepted: Send + 'static {
     /// Registers the connection with the current arbiter's reactor and finishes any
     /// handshake. An error drops the connection; the server counts it in
     /// [`EndpointStats::establish_failures`](crate::EndpointStats::establish_failures)
-    /// and reports it to its [`on_establish_error`](crate::Server::on_establish_error)
+    /// and reports it to its [`on_establish_error`](crate::ServerBuilder::on_establish_error)
     /// hook. Anything that may take long (a handshake) must be bounded by a timeout.
     fn establish(self) -> impl Future<Output = crate::Result<Self::Transport>> + 'static;
 }

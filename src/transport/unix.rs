@@ -73,7 +73,7 @@ impl Stream for UnixIncoming {
 /// Builds and starts a Unix domain socket server.
 ///
 /// The socket file is created by [`start`](Self::start) and removed by
-/// [`UnixServerHandle::stop`]. A file left at the path by a run that crashed makes
+/// [`ServerHandle::stop`](crate::ServerHandle::stop). A file left at the path by a run that crashed makes
 /// `start` fail with [`io::ErrorKind::AddrInUse`] and a message that says so, unless
 /// [`remove_stale_socket`](Self::remove_stale_socket) is set; a path where a server is
 /// still listening, or that is not a socket, is never removed.

@@ -9,7 +9,7 @@
 //! peer that connects and says nothing cannot pin a socket. Handshake failures are
 //! [`Error::Tls`](crate::Error::Tls) with rustls's reason: a server counts them in
 //! [`EndpointStats::establish_failures`](crate::EndpointStats::establish_failures) and
-//! hands them to its [`on_establish_error`](crate::TcpServer::on_establish_error) hook;
+//! hands them to its [`on_establish_error`](crate::ServerBuilder::on_establish_error) hook;
 //! a client reports them as failed dials (and so re-dials with backoff).
 //!
 //! Configs built here use rustls's *ring* crypto provider, passed explicitly, so no

@@ -10,7 +10,7 @@ use tokio_util::codec::{Decoder, Encoder};
 use crate::error::{BoxError, Error};
 
 /// A frame together with the address of its peer: what an unconnected UDP session
-/// ([`UdpServer::start`](crate::UdpServer::start)) receives, and what it writes.
+/// ([`UdpServer::start_shared`](crate::UdpServer::start_shared)) receives, and what it writes.
 ///
 /// Received, `peer` is the datagram's source; written, it is the destination (a peer, or
 /// a multicast group).

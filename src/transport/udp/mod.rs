@@ -3,7 +3,7 @@
 //!
 //! - [`UdpClient`]: a **connected** socket per session, bound to one server address.
 //!   Frames and writes are those of the listener's codec, as over TCP.
-//! - [`UdpServer::start`]: one **unconnected** socket, one session for every peer.
+//! - [`UdpServer::start_shared`]: one **unconnected** socket, one session for every peer.
 //!   The listener's codec is a [`Datagrams`] adapter, so each frame arrives as a
 //!   [`Datagram`] with its source address, and each write says where it goes (a peer or
 //!   a multicast group).
@@ -41,7 +41,7 @@
 //!
 //! ## Multicast
 //! [`UdpServer`] joins groups at bind time ([`UdpServer::join_multicast_v4`], `_v6`) or
-//! later ([`UdpServerHandle::join_multicast_v4`], `leave_…`), and sets the multicast
+//! later ([`ServerHandle::join_multicast_v4`](crate::ServerHandle::join_multicast_v4), `leave_…`), and sets the multicast
 //! interface, TTL and loopback. Group datagrams arrive as frames with their source
 //! address; writing a [`Datagram`] to the group address sends to the group. Several
 //! receivers on one port need [`UdpServer::reuse_address`].
