@@ -37,7 +37,9 @@ use common::{Echo, Options};
 use getty::defaults::DEFAULT_MAX_DATAGRAM_SIZE;
 use getty::prelude::*;
 use getty::transport::ws::WsServer;
-use getty::{LengthDelimited, SessionConfig, TcpServer, TlsServerConfig, UdpServer, UnixServer};
+use getty::{
+    LengthDelimited, ServerHandle, SessionConfig, TcpServer, TlsServerConfig, UdpServer, UnixServer,
+};
 
 const USAGE: &str =
     "usage: echo_server [--transport tcp|unix|udp|ws] [--addr HOST:PORT] [--path FILE|/URL-PATH] \
@@ -91,38 +93,25 @@ fn main() {
 
     let system = actix::System::new();
     let result = system.block_on(async move {
-        match transport.as_str() {
+        let server: ServerHandle = match transport.as_str() {
             "tcp" => {
-                let mut server = TcpServer::new(addr)
-                    .session_config(config)
-                    .memory_budget(budget)
-                    .workers(threads);
+                let mut server = with_shared(TcpServer::new(addr), config, budget).workers(threads);
                 if let Some(tls) = tls {
                     server = server
                         .tls(tls)
                         .on_establish_error(|err| eprintln!("handshake failed: {err}"));
                 }
-                let server = server.start(hook).await?;
-                let watched = server.clone();
-                print_stats_every(stats_every, move || watched.stats());
-                common::serve_until_signal(server.local_addr(), server.stop()).await?;
-                eprintln!("stopped: {:?}", server.stats());
+                server.start(hook).await?
             }
             "ws" => {
                 let url_path = path.map_or("/ws".to_owned(), |p| p.display().to_string());
-                let mut server = WsServer::new(addr)
+                let mut server = with_shared(WsServer::new(addr), config, budget)
                     .path(url_path)
-                    .session_config(config)
-                    .memory_budget(budget)
                     .workers(threads);
                 if let Some(tls) = tls {
                     server = server.tls(tls);
                 }
-                let server = server.start(hook).await?;
-                let watched = server.clone();
-                print_stats_every(stats_every, move || watched.stats());
-                common::serve_until_signal(server.local_addr(), server.stop()).await?;
-                eprintln!("stopped: {:?}", server.stats());
+                server.start(hook).await?
             }
             "unix" | "udp" if tls.is_some() => {
                 eprintln!("TLS is for --transport tcp or ws\n{USAGE}");
@@ -133,17 +122,11 @@ fn main() {
                     eprintln!("--transport unix needs --path\n{USAGE}");
                     std::process::exit(2);
                 };
-                let server = UnixServer::new(&path)
+                with_shared(UnixServer::new(&path), config, budget)
                     .remove_stale_socket(true)
-                    .session_config(config)
-                    .memory_budget(budget)
                     .workers(threads)
                     .start(hook)
-                    .await?;
-                let watched = server.clone();
-                print_stats_every(stats_every, move || watched.stats());
-                common::serve_until_signal(path.display(), server.stop()).await?;
-                eprintln!("stopped: {:?}", server.stats());
+                    .await?
             }
             "udp" => {
                 // A frame and its 4-byte header must fit in one datagram.
@@ -152,31 +135,39 @@ fn main() {
                 config.max_frame_length = config
                     .max_frame_length
                     .min(DEFAULT_MAX_DATAGRAM_SIZE - header);
-                // Room for bursts from many peers: a datagram that finds the socket's
-                // receive buffer full is dropped by the kernel (the OS caps the size).
-                let mut server = UdpServer::new(addr)
-                    .recv_buffer_size(4 * 1024 * 1024)
-                    .memory_budget(budget);
-                if let Some(idle) = config.read_timeout {
+                // One socket, read on this arbiter: no `workers` here (a UDP server
+                // would refuse it). Room for bursts from many peers: a datagram that
+                // finds the socket's receive buffer full is dropped by the kernel (the
+                // OS caps the size).
+                let idle = config.read_timeout;
+                let mut server = with_shared(UdpServer::new(addr), config, budget)
+                    .recv_buffer_size(4 * 1024 * 1024);
+                if let Some(idle) = idle {
                     server = server.peer_idle_timeout(idle);
                 }
-                let server = server.session_config(config).start_per_peer(hook).await?;
-                let watched = server.clone();
-                print_stats_every(stats_every, move || watched.stats());
-                common::serve_until_signal(server.local_addr(), server.stop()).await?;
-                eprintln!("stopped: {:?} {:?}", server.stats(), server.udp_stats());
+                server.start_per_peer(hook).await?
             }
             other => {
                 eprintln!("unknown transport {other:?}\n{USAGE}");
                 std::process::exit(2);
             }
-        }
+        };
+        let watched = server.clone();
+        print_stats_every(stats_every, move || watched.stats());
+        common::serve_until_signal(server.local_addr(), server.stop()).await?;
+        eprintln!("stopped: {:?} {:?}", server.stats(), server.udp_stats());
         Ok::<_, getty::Error>(())
     });
     if let Err(err) = result {
         eprintln!("echo_server: {err}");
         std::process::exit(1);
     }
+}
+
+/// Sets the options this program gives every transport's server: one generic function,
+/// since every server builder has them through `ServerBuilder`.
+fn with_shared<B: ServerBuilder>(builder: B, config: SessionConfig, budget: usize) -> B {
+    builder.session_config(config).memory_budget(budget)
 }
 
 /// The TLS config from `--tls-cert` and `--tls-key`, if given; exits 2 on bad options.

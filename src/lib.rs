@@ -213,4 +213,5 @@ pub mod prelude {
     pub use crate::endpoint::options::{ClientBuilder, ServerBuilder};
     pub use crate::listener::EventListener;
     pub use crate::transport::udp::UdpSocketBuilder;
+    pub use crate::transport::ws::WsBuilder;
 }

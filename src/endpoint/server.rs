@@ -11,6 +11,7 @@ use actix::{Actor, Addr};
 use futures::future::LocalBoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use crate::endpoint::arbiters::ArbiterPool;
 use crate::endpoint::options::{EstablishHook, ServerBuilder, ServerOptions};
@@ -119,13 +120,7 @@ impl Server {
             local_addr,
             endpoint,
             supervisor,
-            stop_accepting: Some(Box::new(move || {
-                async move {
-                    let _ = stop_tx.send(());
-                    let _ = task.await;
-                }
-                .boxed_local()
-            })),
+            stop_accepting: Some(stop_task(stop_tx, task)),
             after_stop: Some(Box::new(move || {
                 pool.stop();
                 futures::future::ready(()).boxed_local()
@@ -263,6 +258,18 @@ pub(crate) struct ServerParts {
     pub(crate) after_stop: Option<StopStep>,
     /// What the transport adds to the handle (the UDP socket), for its own methods.
     pub(crate) transport: Option<Box<dyn Any + Send + Sync>>,
+}
+
+/// A stop step that tells a task (an accept loop, a demultiplexer) to end and waits
+/// until it has.
+pub(crate) fn stop_task(stop: oneshot::Sender<()>, task: JoinHandle<()>) -> StopStep {
+    Box::new(move || {
+        async move {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+        .boxed_local()
+    })
 }
 
 struct HandleInner {

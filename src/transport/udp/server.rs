@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use futures::FutureExt;
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 use tokio_util::codec::Decoder;
@@ -19,7 +18,7 @@ use super::handle::{Counters, UdpServerSocket};
 use super::socket::{self, DatagramWriter, Destination, UdpSocketBuilder, UdpSocketOptions};
 use crate::defaults::{DEFAULT_MAX_DATAGRAM_SIZE, DEFAULT_PEER_QUEUE};
 use crate::endpoint::options::{ServerBuilder, ServerOption, ServerOptions};
-use crate::endpoint::server::{ServerHandle, ServerParts};
+use crate::endpoint::server::{stop_task, ServerHandle, ServerParts};
 use crate::endpoint::supervisor::{Shutdown, Supervisor};
 use crate::endpoint::{run_new_session, EndpointShared, NewSession, SessionSlot};
 use crate::error::{BoxError, Result};
@@ -264,13 +263,7 @@ impl UdpServer {
             local_addr: local_addr.into(),
             endpoint,
             supervisor,
-            stop_accepting: Some(Box::new(move || {
-                async move {
-                    let _ = stop_tx.send(());
-                    let _ = task.await;
-                }
-                .boxed_local()
-            })),
+            stop_accepting: Some(stop_task(stop_tx, task)),
             after_stop: None,
             transport: Some(Box::new(udp)),
         }))

@@ -12,8 +12,9 @@ use futures::future::poll_fn;
 use futures::stream::StreamExt;
 use futures::{Sink, SinkExt};
 
+use super::options::{WsBuilder, WsOptions};
 use super::pipe::{Pipe, PipeWriter, CLOSE_LINGER};
-use super::reader_actor::{Stop, WsOptions, WsReader, WsReaderActor};
+use super::reader_actor::{Stop, WsReader, WsReaderActor};
 use crate::endpoint::client::{Client, ClientHandle};
 use crate::endpoint::options::{ClientBuilder, ClientOptions};
 use crate::endpoint::{prepare_session, NewSession, SessionFactory};
@@ -73,9 +74,16 @@ impl std::fmt::Debug for WsClient {
     }
 }
 
+/// A dial here includes the WebSocket handshake (and the TLS one for wss).
 impl ClientBuilder for WsClient {
     fn client_options(&mut self) -> &mut ClientOptions {
         self.client.client_options()
+    }
+}
+
+impl WsBuilder for WsClient {
+    fn ws_options(&mut self) -> &mut WsOptions {
+        &mut self.options
     }
 }
 
@@ -89,20 +97,6 @@ impl WsClient {
             tls: None,
             client: Client::new().kind("ws-client"),
         }
-    }
-
-    // A dial here includes the WebSocket handshake (and the TLS one for wss).
-    /// How often each session pings the server. Default: the session's cron period.
-    pub fn ping_interval(mut self, every: Duration) -> Self {
-        self.options.ping_interval = Some(every);
-        self
-    }
-
-    /// Feeds text messages to the codec like binary ones. Default: off (a text message
-    /// ends the session with [`Error::WebSocket`]).
-    pub fn allow_text(mut self, allow: bool) -> Self {
-        self.options.allow_text = allow;
-        self
     }
 
     /// Dials `wss://` URLs with this TLS config, within its handshake timeout. The

@@ -36,10 +36,12 @@
 
 mod client;
 mod inflow;
+mod options;
 mod payload_frames;
 mod pipe;
 mod reader_actor;
 mod server;
 
 pub use client::WsClient;
+pub use options::{WsBuilder, WsOptions};
 pub use server::WsServer;

@@ -13,19 +13,10 @@ use futures::Stream;
 use tokio_util::codec::Decoder;
 
 use super::inflow::{protocol_error, Inflow, Step, WsIn};
+use super::options::WsOptions;
 use super::pipe::Pipe;
 use crate::error::{BoxError, Error};
 use crate::session::{forward, Inbound, InboxSender, SessionShared, StopReading};
-
-/// Options of a WebSocket endpoint that its readers apply (default: pings every cron
-/// period, no text).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct WsOptions {
-    /// Ping period; `None`: the session's cron period.
-    pub(crate) ping_interval: Option<Duration>,
-    /// Feed text messages to the codec like binary ones instead of failing.
-    pub(crate) allow_text: bool,
-}
 
 /// The reader's part of one WebSocket session, whatever actor runs it.
 pub(crate) struct WsReader<D: Decoder<Item: Send + 'static>> {

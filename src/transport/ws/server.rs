@@ -18,9 +18,10 @@ use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, Stream};
 use tokio_util::codec::Encoder;
 
+use super::options::{WsBuilder, WsOptions};
 use super::payload_frames::PayloadFrames;
 use super::pipe::{Pipe, PipeWriter, CLOSE_LINGER};
-use super::reader_actor::{WsOptions, WsReader, WsReaderActor};
+use super::reader_actor::{WsReader, WsReaderActor};
 use crate::defaults::DEFAULT_WS_PATH;
 use crate::endpoint::options::{ServerBuilder, ServerOption, ServerOptions};
 use crate::endpoint::server::{ServerHandle, ServerParts};
@@ -101,6 +102,12 @@ impl ServerBuilder for WsServer {
     }
 }
 
+impl WsBuilder for WsServer {
+    fn ws_options(&mut self) -> &mut WsOptions {
+        &mut self.options
+    }
+}
+
 impl WsServer {
     /// A server that will listen on `addr` (getty's `WithLocalAddress`), e.g.
     /// `"127.0.0.1:7000"`; port 0 picks a free port (see [`ServerHandle::local_addr`]).
@@ -124,20 +131,6 @@ impl WsServer {
         } else {
             format!("/{path}")
         };
-        self
-    }
-
-    /// How often each session pings its peer. Default: the session's cron period.
-    pub fn ping_interval(mut self, every: Duration) -> Self {
-        self.options.ping_interval = Some(every);
-        self
-    }
-
-    /// Feeds text messages to the codec like binary ones. Default: off, and a text
-    /// message ends its session with [`Error::WebSocket`](crate::Error::WebSocket) and
-    /// close code 1003.
-    pub fn allow_text(mut self, allow: bool) -> Self {
-        self.options.allow_text = allow;
         self
     }
 

@@ -1,0 +1,34 @@
+//! The options every WebSocket endpoint has, server and client: what its sessions'
+//! readers do with pings and text messages.
+
+use std::time::Duration;
+
+/// The WebSocket options of an endpoint; set through [`WsBuilder`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WsOptions {
+    /// Ping period; `None`: the session's cron period.
+    pub(crate) ping_interval: Option<Duration>,
+    /// Feed text messages to the codec like binary ones instead of failing.
+    pub(crate) allow_text: bool,
+}
+
+/// The options every WebSocket endpoint builder has, server and client, kept in its
+/// [`WsOptions`].
+pub trait WsBuilder: Sized {
+    /// The WebSocket options this builder keeps.
+    fn ws_options(&mut self) -> &mut WsOptions;
+
+    /// How often each session pings its peer. Default: the session's cron period.
+    fn ping_interval(mut self, every: Duration) -> Self {
+        self.ws_options().ping_interval = Some(every);
+        self
+    }
+
+    /// Feeds text messages to the codec like binary ones. Default: off, and a text
+    /// message ends its session with [`Error::WebSocket`](crate::Error::WebSocket) and
+    /// close code 1003.
+    fn allow_text(mut self, allow: bool) -> Self {
+        self.ws_options().allow_text = allow;
+        self
+    }
+}
