@@ -194,6 +194,7 @@ pub use config::SessionConfig;
 pub use endpoint::client::{Client, ClientEvent, ClientHandle};
 pub use endpoint::options::{ClientBuilder, ClientOptions, ServerBuilder, ServerOptions};
 pub use endpoint::server::{Server, ServerHandle};
+pub use endpoint::servers::{ServerList, ServerListBuilder, Spread};
 pub use endpoint::{EndpointStats, NewSession};
 pub use error::{BoxError, Error, Result, SessionId};
 pub use listener::{EventListener, Frame};
@@ -211,6 +212,7 @@ pub use transport::ws::{WsClient, WsServer};
 /// `.session_config(..)` and the UDP socket options available on every endpoint builder.
 pub mod prelude {
     pub use crate::endpoint::options::{ClientBuilder, ServerBuilder};
+    pub use crate::endpoint::servers::ServerListBuilder;
     pub use crate::listener::EventListener;
     pub use crate::transport::udp::UdpSocketBuilder;
     pub use crate::transport::ws::WsBuilder;

@@ -375,3 +375,105 @@ async fn a_client_with_a_local_address_dials_from_it_and_again_after_a_loss() {
     client.stop().await;
     server.stop().await;
 }
+
+/// Failover: the first address is dead, so every dial ends on the second, and each
+/// session's `SessionUp` names the server it reached.
+#[actix::test]
+async fn a_dead_first_server_fails_over_to_the_next() {
+    let (server, _, _) = start_probe_server(Behaviour::echo(), SessionConfig::default()).await;
+    let live = server.inet_addr().unwrap();
+    let events = ClientEvents::default();
+    let (client, _) = start_probe_client(
+        TcpClient::new(dead_port())
+            .add_server(live.to_string())
+            .connections(2)
+            .reconnect_interval(MS50)
+            .on_event(events.hook()),
+        Behaviour::default(),
+    );
+    wait_until(SECS5, "two sessions", || client.stats().open_sessions == 2).await;
+    let peers: Vec<_> = events
+        .all()
+        .into_iter()
+        .filter_map(|e| match e {
+            ClientEvent::SessionUp { peer, .. } => Some(peer),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(peers.len(), 2);
+    assert!(peers.iter().all(|p| *p == live), "{peers:?}");
+    let stats = client.stats();
+    assert_eq!(
+        (stats.connect_attempts, stats.connect_failures),
+        (2, 0),
+        "one dial per session, each failing over within itself: {stats:?}"
+    );
+    within(SECS5, client.stop()).await;
+    server.stop().await;
+}
+
+/// Round robin: a pool of four over two servers puts two sessions on each.
+#[actix::test]
+async fn round_robin_spreads_the_pool_over_the_servers() {
+    let (a, _, _) = start_probe_server(Behaviour::echo(), SessionConfig::default()).await;
+    let (b, _, _) = start_probe_server(Behaviour::echo(), SessionConfig::default()).await;
+    let (client, _) = start_probe_client(
+        client_of(&a)
+            .add_server(b.inet_addr().unwrap().to_string())
+            .spread(getty::Spread::RoundRobin)
+            .connections(4),
+        Behaviour::default(),
+    );
+    wait_until(SECS5, "four sessions", || client.stats().open_sessions == 4).await;
+    wait_until(SECS5, "two on each server", || {
+        a.stats().open_sessions == 2 && b.stats().open_sessions == 2
+    })
+    .await;
+    within(SECS5, client.stop()).await;
+    a.stop().await;
+    b.stop().await;
+}
+
+/// A bounded client gives up after its limit of failed dials in a row: one `GaveUp`
+/// with the last error, `gave_up` in its stats, and no dial after it.
+#[actix::test]
+async fn a_client_with_max_reconnect_attempts_gives_up_and_says_so() {
+    let events = ClientEvents::default();
+    let (client, _) = start_probe_client(
+        TcpClient::new(dead_port())
+            .reconnect_interval(Duration::from_millis(5))
+            .max_reconnect_interval(Duration::from_millis(20))
+            .max_reconnect_attempts(3)
+            .on_event(events.hook()),
+        Behaviour::default(),
+    );
+    wait_until(SECS5, "gave up", || client.stats().gave_up).await;
+    let gave_up: Vec<_> = events
+        .all()
+        .into_iter()
+        .filter_map(|e| match e {
+            ClientEvent::GaveUp {
+                failed_dials,
+                error,
+            } => Some((failed_dials, error)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(gave_up.len(), 1, "{gave_up:?}");
+    assert_eq!(gave_up[0].0, 3);
+    assert!(
+        matches!(&gave_up[0].1, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::ConnectionRefused),
+        "{:?}",
+        gave_up[0].1
+    );
+    assert_eq!(events.dial_failures(), 3);
+    // Ten times the longest backoff later, still no fourth dial.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stats = client.stats();
+    assert_eq!(
+        (stats.connect_attempts, stats.connect_failures),
+        (3, 3),
+        "{stats:?}"
+    );
+    within(SECS5, client.stop()).await;
+}

@@ -45,9 +45,21 @@ pub enum ClientEvent {
         /// The session that closed.
         id: SessionId,
     },
-    /// A dial failed to connect; another follows after the backoff.
+    /// A dial failed to connect; another follows after the backoff (unless it was the
+    /// last one [`max_reconnect_attempts`](ClientBuilder::max_reconnect_attempts)
+    /// allows, when [`GaveUp`](Self::GaveUp) follows).
     DialFailed {
         /// Why.
+        error: Error,
+    },
+    /// The client met its [`max_reconnect_attempts`](ClientBuilder::max_reconnect_attempts):
+    /// that many dials in a row failed, and it dials no more. Sessions still open stay
+    /// open; [`EndpointStats::gave_up`] says so from now on. Stop the client (or drop
+    /// its handles) and start a new one to try again.
+    GaveUp {
+        /// The failed dials in a row.
+        failed_dials: u32,
+        /// The last dial's error.
         error: Error,
     },
 }
@@ -185,6 +197,9 @@ impl Client {
             ),
             events: options.on_event,
             timer: None,
+            max_failed_dials: options.max_reconnect_attempts,
+            failed_in_a_row: 0,
+            gave_up: false,
         };
         let supervisor = Supervisor::new(endpoint.clone(), &options.session_config)
             .with_redial(redial)

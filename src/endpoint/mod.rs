@@ -16,6 +16,7 @@ pub(crate) mod client;
 pub(crate) mod options;
 pub(crate) mod reconnect;
 pub(crate) mod server;
+pub(crate) mod servers;
 mod shared;
 pub(crate) mod supervisor;
 

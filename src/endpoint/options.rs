@@ -198,6 +198,7 @@ pub struct ClientOptions {
     pub(crate) session_config: SessionConfig,
     pub(crate) memory_budget: usize,
     pub(crate) on_event: Option<EventHook>,
+    pub(crate) max_reconnect_attempts: Option<u32>,
 }
 
 impl Default for ClientOptions {
@@ -211,6 +212,7 @@ impl Default for ClientOptions {
             session_config: SessionConfig::default(),
             memory_budget: defaults::DEFAULT_MEMORY_BUDGET,
             on_event: None,
+            max_reconnect_attempts: None,
         }
     }
 }
@@ -226,6 +228,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("session_config", &self.session_config)
             .field("memory_budget", &self.memory_budget)
             .field("on_event", &self.on_event.is_some())
+            .field("max_reconnect_attempts", &self.max_reconnect_attempts)
             .finish()
     }
 }
@@ -326,6 +329,16 @@ pub trait ClientBuilder: Sized {
     /// [`DEFAULT_MEMORY_BUDGET`](crate::defaults::DEFAULT_MEMORY_BUDGET) (256 MiB).
     fn memory_budget(mut self, bytes: usize) -> Self {
         self.client_options().memory_budget = bytes;
+        self
+    }
+
+    /// Gives up after `n` dials in a row failed to connect (getty's bounded reconnect):
+    /// the client dials no more, tells [`ClientEvent::GaveUp`] with the last error, and
+    /// its [`EndpointStats::gave_up`](crate::EndpointStats::gave_up) is set. A dial that
+    /// opens a session starts the count over; with `connections(k)`, a round of dials
+    /// counts `k`. 0, or not set: never give up (the default, as getty).
+    fn max_reconnect_attempts(mut self, n: u32) -> Self {
+        self.client_options().max_reconnect_attempts = (n > 0).then_some(n);
         self
     }
 

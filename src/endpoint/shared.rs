@@ -69,6 +69,8 @@ pub struct EndpointStats {
     pub buffered_bytes: usize,
     /// The endpoint's memory budget in bytes (see `memory_budget` on its builder).
     pub memory_budget: usize,
+    /// The client gave up dialing (clients with `max_reconnect_attempts` only).
+    pub gave_up: bool,
 }
 
 /// Shared counters of one endpoint.
@@ -83,6 +85,7 @@ pub(crate) struct EndpointShared {
     connect_failures: AtomicU64,
     establish_failures: AtomicU64,
     stopping: AtomicBool,
+    gave_up: AtomicBool,
     stop: Notify,
     /// The open sessions, for [`ClientHandle::sessions`](crate::ClientHandle::sessions)
     /// and the client's `SessionUp` events; kept by clients only (`None` on servers,
@@ -107,6 +110,7 @@ impl EndpointShared {
             connect_failures: AtomicU64::new(0),
             establish_failures: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
+            gave_up: AtomicBool::new(false),
             stop: Notify::new(),
             sessions: lists_sessions.then(|| Mutex::new(BTreeMap::new())),
             budget: Budget::new(memory_budget),
@@ -129,6 +133,11 @@ impl EndpointShared {
     pub(crate) fn begin_stop(&self) {
         self.stopping.store(true, Ordering::Release);
         self.stop.notify_waiters();
+    }
+
+    /// The client gave up dialing.
+    pub(crate) fn give_up(&self) {
+        self.gave_up.store(true, Ordering::Release);
     }
 
     pub(crate) fn is_stopping(&self) -> bool {
@@ -175,6 +184,7 @@ impl EndpointShared {
             establish_failures: self.establish_failures.load(Ordering::Relaxed),
             buffered_bytes: self.budget.used(),
             memory_budget: self.budget.limit(),
+            gave_up: self.gave_up.load(Ordering::Acquire),
         }
     }
 }

@@ -119,6 +119,12 @@ pub(crate) struct Redial {
     pub(crate) backoff: Backoff,
     pub(crate) events: Option<EventHook>,
     pub(crate) timer: Option<SpawnHandle>,
+    /// Failed dials in a row after which the client gives up; `None`: never.
+    pub(crate) max_failed_dials: Option<u32>,
+    /// Dials that failed since the last one that opened a session.
+    pub(crate) failed_in_a_row: u32,
+    /// Set once the client gave up: it dials no more.
+    pub(crate) gave_up: bool,
 }
 
 /// A dial failed before a session existed.
@@ -206,6 +212,9 @@ impl Supervisor {
             return;
         };
         redial.timer = None;
+        if redial.gave_up {
+            return;
+        }
         redial.backoff.new_round();
         // `live` counts every slot from its dial to its end, and only this actor creates
         // slots, so this never dials past the connection number.
@@ -224,7 +233,7 @@ impl Supervisor {
         let Some(redial) = self.redial.as_mut() else {
             return;
         };
-        if redial.timer.is_none() {
+        if redial.timer.is_none() && !redial.gave_up {
             let delay = redial.backoff.next_delay();
             tracing::debug!(?delay, "re-dial scheduled");
             redial.timer = Some(ctx.run_later(delay, |act, ctx| act.dial_missing(ctx)));
@@ -307,6 +316,9 @@ impl Handler<Register> for Supervisor {
                 opened_ms: now,
             },
         );
+        if let Some(redial) = self.redial.as_mut() {
+            redial.failed_in_a_row = 0; // a dial that opened a session: the server is there
+        }
         if let Some(session) = msg.session {
             let peer = session.peer_addr().clone();
             self.emit(ClientEvent::SessionUp { id, peer, session });
@@ -344,9 +356,32 @@ impl Handler<Gone> for Supervisor {
 impl Handler<DialFailed> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, DialFailed(error): DialFailed, _: &mut Context<Self>) {
+    fn handle(&mut self, DialFailed(error): DialFailed, ctx: &mut Context<Self>) {
         tracing::debug!(%error, "dial failed");
-        self.emit(ClientEvent::DialFailed { error });
+        self.emit(ClientEvent::DialFailed {
+            error: error.clone(),
+        });
+        let Some(redial) = self.redial.as_mut() else {
+            return;
+        };
+        redial.failed_in_a_row = redial.failed_in_a_row.saturating_add(1);
+        let limit = redial.max_failed_dials;
+        if redial.gave_up || !limit.is_some_and(|max| redial.failed_in_a_row >= max) {
+            return;
+        }
+        // Rule: a bounded client stops dialing for good once its limit is met, and says
+        // so once, with the error that ended it; the sessions it still has stay open.
+        redial.gave_up = true;
+        if let Some(timer) = redial.timer.take() {
+            ctx.cancel_future(timer);
+        }
+        let failed_dials = redial.failed_in_a_row;
+        self.endpoint.give_up();
+        tracing::warn!(failed_dials, %error, "client gave up dialing");
+        self.emit(ClientEvent::GaveUp {
+            failed_dials,
+            error,
+        });
     }
 }
 

@@ -16,6 +16,7 @@ use super::{Accepted, Address, Transport};
 use crate::endpoint::client::{Client, ClientHandle};
 use crate::endpoint::options::{ClientBuilder, ClientOptions, ServerBuilder, ServerOptions};
 use crate::endpoint::server::{Server, ServerHandle};
+use crate::endpoint::servers::{ServerList, ServerListBuilder};
 use crate::endpoint::NewSession;
 use crate::error::Result;
 use crate::listener::EventListener;
@@ -227,7 +228,7 @@ impl TcpServer {
 /// }
 /// ```
 pub struct TcpClient {
-    addr: Arc<str>,
+    servers: ServerList,
     nodelay: bool,
     local: Option<SocketAddr>,
     tls: Option<TlsClientConfig>,
@@ -237,7 +238,7 @@ pub struct TcpClient {
 impl std::fmt::Debug for TcpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcpClient")
-            .field("addr", &self.addr)
+            .field("servers", &self.servers)
             .field("nodelay", &self.nodelay)
             .field("local", &self.local)
             .field("tls", &self.tls)
@@ -252,12 +253,20 @@ impl ClientBuilder for TcpClient {
     }
 }
 
+/// Several servers: each dial tries them as [`Spread`](crate::Spread) says.
+impl ServerListBuilder for TcpClient {
+    fn server_list(&mut self) -> &mut ServerList {
+        &mut self.servers
+    }
+}
+
 impl TcpClient {
     /// A client of the server at `addr` (getty's `WithServerAddress`), e.g.
-    /// `"127.0.0.1:7000"`; resolved at every dial.
+    /// `"127.0.0.1:7000"`; resolved at every dial. More servers:
+    /// [`add_server`](ServerListBuilder::add_server).
     pub fn new(addr: impl AsRef<str>) -> Self {
         TcpClient {
-            addr: Arc::from(addr.as_ref()),
+            servers: ServerList::new(addr.as_ref()),
             nodelay: true,
             local: None,
             tls: None,
@@ -300,16 +309,26 @@ impl TcpClient {
         L: EventListener,
         F: NewSession<L>,
     {
-        let (addr, nodelay, local) = (self.addr, self.nodelay, self.local);
+        let (servers, nodelay, local) = (self.servers, self.nodelay, self.local);
         let Some(tls) = self.tls else {
-            let dial = move || connect(addr.clone(), nodelay, local);
+            let dial = move || {
+                let servers = servers.clone();
+                async move { servers.dial(|addr| connect(addr, nodelay, local)).await }
+            };
             return self.client.start(dial, new_session);
         };
         let dial = move || {
-            let (addr, tls) = (addr.clone(), tls.clone());
+            let (servers, tls) = (servers.clone(), tls.clone());
             async move {
-                let stream = connect(addr.clone(), nodelay, local).await?;
-                handshake::connect(&tls, &addr, stream).await
+                // The handshake belongs to the address: its host is the server name.
+                let handshake = |addr: Arc<str>| {
+                    let tls = tls.clone();
+                    async move {
+                        let stream = connect(addr.clone(), nodelay, local).await?;
+                        handshake::connect(&tls, &addr, stream).await
+                    }
+                };
+                servers.dial(handshake).await
             }
         };
         self.client.kind("tls-client").start(dial, new_session)

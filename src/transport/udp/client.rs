@@ -10,6 +10,7 @@ use super::socket::{
 use crate::defaults::DEFAULT_MAX_DATAGRAM_SIZE;
 use crate::endpoint::client::{Client, ClientHandle};
 use crate::endpoint::options::{ClientBuilder, ClientOptions};
+use crate::endpoint::servers::{ServerList, ServerListBuilder};
 use crate::endpoint::{prepare_session, NewSession, SessionFactory, SessionSlot};
 use crate::error::Result;
 use crate::listener::EventListener;
@@ -53,7 +54,7 @@ use crate::session::{start_session_with, MessageLimit, SessionWriter};
 /// }
 /// ```
 pub struct UdpClient {
-    addr: Arc<str>,
+    servers: ServerList,
     local_addr: Option<Arc<str>>,
     max_datagram_size: usize,
     socket: UdpSocketOptions,
@@ -63,7 +64,7 @@ pub struct UdpClient {
 impl std::fmt::Debug for UdpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UdpClient")
-            .field("addr", &self.addr)
+            .field("servers", &self.servers)
             .field("local_addr", &self.local_addr)
             .field("max_datagram_size", &self.max_datagram_size)
             .field("client", &self.client)
@@ -85,11 +86,20 @@ impl UdpSocketBuilder for UdpClient {
     }
 }
 
+/// Several servers: each "dial" connects its socket to one as
+/// [`Spread`](crate::Spread) says (UDP cannot tell a live server from a dead one at
+/// connect time; an unreachable one shows as ICMP errors on the session).
+impl ServerListBuilder for UdpClient {
+    fn server_list(&mut self) -> &mut ServerList {
+        &mut self.servers
+    }
+}
+
 impl UdpClient {
     /// A client of the server at `addr`, e.g. `"127.0.0.1:7000"`; resolved at every dial.
     pub fn new(addr: impl AsRef<str>) -> Self {
         UdpClient {
-            addr: Arc::from(addr.as_ref()),
+            servers: ServerList::new(addr.as_ref()),
             local_addr: None,
             max_datagram_size: DEFAULT_MAX_DATAGRAM_SIZE,
             socket: UdpSocketOptions::default(),
@@ -119,7 +129,7 @@ impl UdpClient {
         F: NewSession<L>,
     {
         let dialer = Arc::new(Dialer {
-            addr: self.addr,
+            servers: self.servers,
             local_addr: self.local_addr,
             socket: self.socket,
         });
@@ -140,14 +150,19 @@ impl UdpClient {
 
 /// Makes one connected socket.
 struct Dialer {
-    addr: Arc<str>,
+    servers: ServerList,
     local_addr: Option<Arc<str>>,
     socket: UdpSocketOptions,
 }
 
 impl Dialer {
+    /// Connects a socket to the first of the servers that resolves and routes.
     async fn connect(&self) -> Result<tokio::net::UdpSocket> {
-        let server = socket::resolve(&self.addr).await?;
+        self.servers.dial(|addr| self.connect_to(addr)).await
+    }
+
+    async fn connect_to(&self, addr: Arc<str>) -> Result<tokio::net::UdpSocket> {
+        let server = socket::resolve(&addr).await?;
         let local = match &self.local_addr {
             Some(local) => socket::resolve(local).await?,
             None => any_of_family(&server),

@@ -17,6 +17,7 @@ use super::pipe::{Pipe, PipeWriter, CLOSE_LINGER};
 use super::reader_actor::{Stop, WsReader, WsReaderActor};
 use crate::endpoint::client::{Client, ClientHandle};
 use crate::endpoint::options::{ClientBuilder, ClientOptions};
+use crate::endpoint::servers::{ServerList, ServerListBuilder};
 use crate::endpoint::{prepare_session, NewSession, SessionFactory};
 use crate::error::{Error, Result};
 use crate::listener::EventListener;
@@ -58,7 +59,7 @@ use crate::transport::Address;
 /// # }
 /// ```
 pub struct WsClient {
-    url: Arc<str>,
+    servers: ServerList,
     options: WsOptions,
     /// The rustls config and the handshake timeout.
     tls: Option<(Arc<rustls::ClientConfig>, Duration)>,
@@ -68,7 +69,7 @@ pub struct WsClient {
 impl std::fmt::Debug for WsClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WsClient")
-            .field("url", &self.url)
+            .field("servers", &self.servers)
             .field("client", &self.client)
             .finish_non_exhaustive()
     }
@@ -87,12 +88,19 @@ impl WsBuilder for WsClient {
     }
 }
 
+/// Several servers (URLs): each dial tries them as [`Spread`](crate::Spread) says.
+impl ServerListBuilder for WsClient {
+    fn server_list(&mut self) -> &mut ServerList {
+        &mut self.servers
+    }
+}
+
 impl WsClient {
     /// A client of the WebSocket at `url` (getty's `WithServerAddress`), e.g.
     /// `"ws://127.0.0.1:7000/echo"`; its host is resolved at every dial.
     pub fn new(url: impl AsRef<str>) -> Self {
         WsClient {
-            url: Arc::from(url.as_ref()),
+            servers: ServerList::new(url.as_ref()),
             options: WsOptions::default(),
             tls: None,
             client: Client::new().kind("ws-client"),
@@ -122,12 +130,12 @@ impl WsClient {
         L: EventListener,
         F: NewSession<L>,
     {
-        let (url, tls) = (self.url, self.tls);
+        let (servers, tls) = (self.servers, self.tls);
         let timeout = self.client.options().connect_timeout;
         let config = self.client.options().session_config.clone();
         let max_frame = config.read_buffer_bound();
-        let dial = move || {
-            let (url, tls) = (url.clone(), tls.clone());
+        let dial_url = move |url: Arc<str>| {
+            let tls = tls.clone();
             async move {
                 let peer = resolve(&url).await?;
                 // awc is bound to the thread it runs on: the client is made on the
@@ -152,6 +160,10 @@ impl WsClient {
                     .map_err(|err| Error::websocket(format!("connect to {url}: {err}")))?;
                 Ok::<_, Error>((peer, connection))
             }
+        };
+        let dial = move || {
+            let (servers, dial_url) = (servers.clone(), dial_url.clone());
+            async move { servers.dial(dial_url).await }
         };
         let hook: Arc<SessionFactory<L>> = Arc::new(new_session);
         let options = self.options;
