@@ -216,4 +216,5 @@ pub mod prelude {
     pub use crate::listener::EventListener;
     pub use crate::transport::udp::UdpSocketBuilder;
     pub use crate::transport::ws::WsBuilder;
+    pub use crate::transport::TcpSocketBuilder;
 }

@@ -1,6 +1,7 @@
 //! The interop suite: this crate's endpoints against real peers that are not Rust —
 //! headless Chromium, Python's `websockets` package and `socket` module, and
-//! `openssl s_client`. They are programs a fresh machine does not have, so every test here
+//! `openssl s_client` — and against the kernel itself, whose loopback a keepalive test
+//! takes down in a network namespace of its own (as root, with `ip` and `nsenter`). They are programs a fresh machine does not have, so every test here
 //! is `#[ignore]`d with the package it needs, and the default `cargo test` lists them as
 //! ignored. Run them with
 //!
@@ -353,4 +354,107 @@ fn openssl_s_client_round_trips_a_frame_with_the_echo_server_example() {
         }
     }
     drop(server);
+}
+
+// ---- the kernel as the peer that vanishes: TCP keepalive -------------------------------
+
+/// Runs `args` inside the network namespace at `ns`; panics with what it said if it fails.
+fn in_namespace(ns: &str, args: &[&str]) {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={ns}"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|err| panic!("nsenter (util-linux) {args:?}: {err}"));
+    assert!(
+        out.status.success(),
+        "nsenter {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A listener that keeps what ends its session.
+struct Watch(std::sync::Arc<Mutex<Vec<getty::Error>>>);
+
+impl EventListener for Watch {
+    type Codec = LengthDelimited;
+    type Out = Bytes;
+    fn on_message(&mut self, s: &mut SessionContext<'_, Self>, frame: BytesMut) {
+        if let Err(err) = s.write(frame.freeze()) {
+            panic!("echo refused: {err}");
+        }
+    }
+    fn on_error(&mut self, _: &getty::Session<Bytes>, error: &getty::Error) {
+        self.0.lock().unwrap().push(error.clone());
+    }
+}
+
+/// A peer that vanishes (its host gone, a NAT that forgot the flow) sends nothing, not
+/// even a reset; only keepalive finds it on an idle connection. The test gives its
+/// thread a network namespace of its own and takes its loopback down under an open,
+/// idle session: every packet is then lost, as with a vanished host. (A stopped peer
+/// process would not do: its kernel still answers keepalive probes.) Before that, the
+/// same idle session must outlive three times the keepalive bound, its probes answered.
+#[actix_rt::test]
+#[ignore = "interop: needs root and nsenter/ip (Debian: apt-get install util-linux iproute2)"]
+async fn tcp_keepalive_ends_a_session_whose_peer_vanished_and_spares_a_live_idle_one() {
+    // Only this thread (the test's actix runtime) moves to the new namespace. The call is
+    // safe for a network namespace; rustix marks it unsafe only for file tables.
+    #[allow(deprecated)]
+    rustix::thread::unshare(rustix::thread::UnshareFlags::NEWNET)
+        .expect("unshare(CLONE_NEWNET): this test must run as root, as in CI");
+    let tid = rustix::thread::gettid().as_raw_nonzero();
+    let ns = format!("/proc/{}/task/{tid}/ns/net", std::process::id());
+    in_namespace(&ns, &["ip", "link", "set", "lo", "up"]);
+
+    let keepalive = getty::transport::Keepalive {
+        idle: Duration::from_secs(1),
+        interval: Duration::from_secs(1),
+        retries: 1,
+    };
+    let bound = keepalive.detection_bound();
+    let errors = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let seen = errors.clone();
+    let server = getty::TcpServer::new("127.0.0.1:0")
+        .workers(1)
+        .keepalive(keepalive)
+        .user_timeout(bound)
+        .start(move |_| Ok((Watch(seen.clone()), LengthDelimited::new())))
+        .await
+        .expect("server in the namespace");
+    let addr = server.inet_addr().unwrap();
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut peer = tokio_util::codec::Framed::new(stream, LengthDelimited::new());
+    futures::SinkExt::send(&mut peer, Bytes::from_static(b"hello"))
+        .await
+        .unwrap();
+    let echo = tokio::time::timeout(Duration::from_secs(5), futures::StreamExt::next(&mut peer));
+    assert!(matches!(echo.await, Ok(Some(Ok(_)))), "first echo");
+
+    // Idle but alive: the kernel answers every probe, and the session stays.
+    tokio::time::sleep(3 * bound).await;
+    assert_eq!(server.stats().open_sessions, 1, "an idle live peer is kept");
+    assert!(
+        errors.lock().unwrap().is_empty(),
+        "{:?}",
+        errors.lock().unwrap()
+    );
+
+    // Vanished: nothing gets through any more.
+    in_namespace(&ns, &["ip", "link", "set", "lo", "down"]);
+    let down = std::time::Instant::now();
+    let limit = bound + Duration::from_secs(5);
+    while server.stats().open_sessions == 1 && down.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let detected = down.elapsed();
+    println!("keepalive {keepalive:?}: vanished peer found after {detected:?} (bound {bound:?})");
+    assert_eq!(server.stats().open_sessions, 0, "the session ended");
+    let errors = errors.lock().unwrap().clone();
+    assert!(
+        matches!(errors.as_slice(), [getty::Error::Io { source, .. }] if source.kind() == std::io::ErrorKind::TimedOut),
+        "one I/O error, timed out: {errors:?}"
+    );
+    assert!(detected <= bound + Duration::from_secs(2), "{detected:?}");
+    drop(peer);
+    server.stop().await;
 }

@@ -102,7 +102,7 @@ mod unix;
 pub mod ws;
 
 pub use address::Address;
-pub use tcp::{TcpClient, TcpServer};
+pub use tcp::{Keepalive, TcpClient, TcpServer, TcpSocketBuilder, TcpSocketOptions};
 pub use unix::{UnixClient, UnixServer};
 
 use std::future::Future;

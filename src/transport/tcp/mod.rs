@@ -1,4 +1,9 @@
-//! TCP as a transport, and its server and client builders, built on the public seam.
+//! TCP as a transport, and its server and client builders, built on the public seam;
+//! `socket` holds the socket options both share.
+
+mod socket;
+
+pub use socket::{Keepalive, TcpSocketBuilder, TcpSocketOptions};
 
 use std::future::Future;
 use std::io;
@@ -55,7 +60,7 @@ impl Accepted for std::net::TcpStream {
 /// Accepted connections of a TCP listener, as std sockets ready to move to an arbiter.
 struct TcpIncoming {
     listener: TcpListener,
-    nodelay: bool,
+    socket: TcpSocketOptions,
 }
 
 impl Stream for TcpIncoming {
@@ -67,9 +72,7 @@ impl Stream for TcpIncoming {
             Poll::Ready(Err(err)) => return Poll::Ready(Some(Err(err))),
             Poll::Pending => return Poll::Pending,
         };
-        if let Err(err) = stream.set_nodelay(self.nodelay) {
-            tracing::debug!(%err, "set_nodelay failed");
-        }
+        self.socket.apply(&stream);
         Poll::Ready(Some(stream.into_std()))
     }
 }
@@ -105,7 +108,7 @@ impl Stream for TcpIncoming {
 #[derive(Debug, Clone)]
 pub struct TcpServer {
     addr: String,
-    nodelay: bool,
+    socket: TcpSocketOptions,
     tls: Option<TlsServerConfig>,
     server: Server,
 }
@@ -116,22 +119,22 @@ impl ServerBuilder for TcpServer {
     }
 }
 
+impl TcpSocketBuilder for TcpServer {
+    fn tcp_socket_options(&mut self) -> &mut TcpSocketOptions {
+        &mut self.socket
+    }
+}
+
 impl TcpServer {
     /// A server that will listen on `addr` (getty's `WithLocalAddress`), e.g.
     /// `"127.0.0.1:7000"`; port 0 picks a free port (see [`ServerHandle::local_addr`]).
     pub fn new(addr: impl Into<String>) -> Self {
         TcpServer {
             addr: addr.into(),
-            nodelay: true,
+            socket: TcpSocketOptions::default(),
             tls: None,
             server: Server::new().kind("tcp"),
         }
-    }
-
-    /// Sets TCP_NODELAY on accepted sockets. Default: on.
-    pub fn nodelay(mut self, on: bool) -> Self {
-        self.nodelay = on;
-        self
     }
 
     /// Serves TLS: every accepted connection first completes a server handshake with
@@ -158,7 +161,7 @@ impl TcpServer {
         let local_addr = listener.local_addr()?;
         let incoming = TcpIncoming {
             listener,
-            nodelay: self.nodelay,
+            socket: self.socket,
         };
         let server = self.server.local_addr(local_addr);
         let server = match self.tls {
@@ -229,7 +232,7 @@ impl TcpServer {
 /// ```
 pub struct TcpClient {
     servers: ServerList,
-    nodelay: bool,
+    socket: TcpSocketOptions,
     local: Option<SocketAddr>,
     tls: Option<TlsClientConfig>,
     client: Client,
@@ -239,7 +242,7 @@ impl std::fmt::Debug for TcpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcpClient")
             .field("servers", &self.servers)
-            .field("nodelay", &self.nodelay)
+            .field("socket", &self.socket)
             .field("local", &self.local)
             .field("tls", &self.tls)
             .field("client", &self.client)
@@ -260,6 +263,12 @@ impl ServerListBuilder for TcpClient {
     }
 }
 
+impl TcpSocketBuilder for TcpClient {
+    fn tcp_socket_options(&mut self) -> &mut TcpSocketOptions {
+        &mut self.socket
+    }
+}
+
 impl TcpClient {
     /// A client of the server at `addr` (getty's `WithServerAddress`), e.g.
     /// `"127.0.0.1:7000"`; resolved at every dial. More servers:
@@ -267,17 +276,11 @@ impl TcpClient {
     pub fn new(addr: impl AsRef<str>) -> Self {
         TcpClient {
             servers: ServerList::new(addr.as_ref()),
-            nodelay: true,
+            socket: TcpSocketOptions::default(),
             local: None,
             tls: None,
             client: Client::new().kind("tcp-client"),
         }
-    }
-
-    /// Sets TCP_NODELAY on dialed sockets. Default: on.
-    pub fn nodelay(mut self, on: bool) -> Self {
-        self.nodelay = on;
-        self
     }
 
     /// Binds each dialed socket to `addr` before it connects (getty's
@@ -309,11 +312,11 @@ impl TcpClient {
         L: EventListener,
         F: NewSession<L>,
     {
-        let (servers, nodelay, local) = (self.servers, self.nodelay, self.local);
+        let (servers, socket, local) = (self.servers, self.socket, self.local);
         let Some(tls) = self.tls else {
             let dial = move || {
                 let servers = servers.clone();
-                async move { servers.dial(|addr| connect(addr, nodelay, local)).await }
+                async move { servers.dial(|addr| connect(addr, socket, local)).await }
             };
             return self.client.start(dial, new_session);
         };
@@ -324,7 +327,7 @@ impl TcpClient {
                 let handshake = |addr: Arc<str>| {
                     let tls = tls.clone();
                     async move {
-                        let stream = connect(addr.clone(), nodelay, local).await?;
+                        let stream = connect(addr.clone(), socket, local).await?;
                         handshake::connect(&tls, &addr, stream).await
                     }
                 };
@@ -363,14 +366,16 @@ async fn connect_from(addr: &str, local: SocketAddr) -> std::io::Result<TcpStrea
     }))
 }
 
-/// Connects to `addr` (from `local`, if given) with TCP_NODELAY set as asked.
-async fn connect(addr: Arc<str>, nodelay: bool, local: Option<SocketAddr>) -> Result<TcpStream> {
+/// Connects to `addr` (from `local`, if given), its socket set up as `socket` says.
+async fn connect(
+    addr: Arc<str>,
+    socket: TcpSocketOptions,
+    local: Option<SocketAddr>,
+) -> Result<TcpStream> {
     let stream = match local {
         None => TcpStream::connect(&*addr).await?,
         Some(local) => connect_from(&addr, local).await?,
     };
-    if let Err(err) = stream.set_nodelay(nodelay) {
-        tracing::debug!(%err, "set_nodelay failed");
-    }
+    socket.apply(&stream);
     Ok(stream)
 }
