@@ -139,7 +139,8 @@ fn session_in_memory(c: &mut Criterion) {
         let server = Server::new()
             .kind("pipe")
             .workers(1)
-            .serve(incoming.map(Ok), |_| Ok((Echo, LengthDelimited::new())));
+            .serve(incoming.map(Ok), |_| Ok((Echo, LengthDelimited::new())))
+            .expect("no option it cannot honour");
         std::mem::forget(server);
         let (ours, theirs) = tokio::io::duplex(256 * 1024);
         let conn = Connection::new(theirs, Address::other("server"), Address::other("bench"));

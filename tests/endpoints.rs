@@ -244,3 +244,74 @@ async fn a_websocket_server_that_stops_accepting_keeps_its_open_sessions() {
     assert_eq!(log.count(&Event::Close), 1);
     within(SECS5, client.stop()).await;
 }
+
+/// `reuse_port` lets a second server bind the address a first one serves (the next
+/// version of a process, during a rolling restart), over TCP, WebSocket and UDP; without
+/// it the second bind fails; a Unix server refuses the option.
+#[actix::test]
+async fn reuse_port_lets_a_second_server_bind_a_served_address() {
+    let first = TcpServer::new("127.0.0.1:0")
+        .workers(1)
+        .reuse_port(true)
+        .start(echo_hook())
+        .await
+        .expect("first tcp server");
+    let addr = first.inet_addr().unwrap().to_string();
+    let taken = TcpServer::new(addr.clone())
+        .workers(1)
+        .start(echo_hook())
+        .await;
+    assert!(taken.is_err(), "without reuse_port the address is taken");
+    let second = TcpServer::new(addr)
+        .workers(1)
+        .reuse_port(true)
+        .start(echo_hook())
+        .await
+        .expect("second tcp server on the same port");
+    // Both accept: a connection reaches one of them and is echoed.
+    let mut client = connect(&second).await;
+    assert_eq!(&round_trip(&mut client, b"either").await[..], b"either");
+    drop(client);
+
+    let ws = WsServer::new("127.0.0.1:0")
+        .workers(1)
+        .reuse_port(true)
+        .start(echo_hook())
+        .await
+        .expect("first ws server");
+    let ws_addr = ws.inet_addr().unwrap().to_string();
+    let ws2 = WsServer::new(ws_addr)
+        .workers(1)
+        .reuse_port(true)
+        .start(echo_hook())
+        .await
+        .expect("second ws server on the same port");
+
+    let quiet = |_: &mut getty::SessionSetup| Ok((Quiet, Datagrams::new(LengthDelimited::new())));
+    let udp = UdpServer::new("127.0.0.1:0")
+        .reuse_port(true)
+        .start_shared(quiet)
+        .await
+        .expect("first udp server");
+    let udp2 = UdpServer::new(udp.inet_addr().unwrap().to_string())
+        .reuse_port(true)
+        .start_shared(quiet)
+        .await
+        .expect("second udp server on the same port");
+
+    let path = common::rig::socket_path();
+    let unix = UnixServer::new(&path)
+        .reuse_port(true)
+        .start(echo_hook())
+        .await;
+    assert!(
+        matches!(unix, Err(Error::Config { .. })),
+        "{:?}",
+        unix.map(|_| ())
+    );
+    assert!(!path.exists(), "refused before binding");
+
+    for server in [first, second, ws, ws2, udp, udp2] {
+        within(SECS5, server.stop()).await;
+    }
+}

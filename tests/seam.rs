@@ -55,7 +55,8 @@ impl Switchboard {
                     },
                     LengthDelimited::new(),
                 ))
-            });
+            })
+            .expect("no option it cannot honour");
         *self.0.lock().unwrap() = Some(tx);
         (server, log)
     }

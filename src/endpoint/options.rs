@@ -29,6 +29,7 @@ pub struct ServerOptions {
     pub(crate) session_config: SessionConfig,
     pub(crate) memory_budget: usize,
     pub(crate) on_establish_error: Option<EstablishHook>,
+    pub(crate) reuse_port: bool,
 }
 
 impl Default for ServerOptions {
@@ -39,6 +40,7 @@ impl Default for ServerOptions {
             session_config: SessionConfig::default(),
             memory_budget: defaults::DEFAULT_MEMORY_BUDGET,
             on_establish_error: None,
+            reuse_port: false,
         }
     }
 }
@@ -51,6 +53,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("session_config", &self.session_config)
             .field("memory_budget", &self.memory_budget)
             .field("on_establish_error", &self.on_establish_error.is_some())
+            .field("reuse_port", &self.reuse_port)
             .finish()
     }
 }
@@ -88,6 +91,7 @@ impl ServerOptions {
                 ServerOption::Workers => self.workers.is_some(),
                 ServerOption::MaxConnections => self.max_connections.is_some(),
                 ServerOption::OnEstablishError => self.on_establish_error.is_some(),
+                ServerOption::ReusePort => self.reuse_port,
             };
             if set {
                 return Err(Error::config(format!(
@@ -106,6 +110,7 @@ pub(crate) enum ServerOption {
     Workers,
     MaxConnections,
     OnEstablishError,
+    ReusePort,
 }
 
 impl ServerOption {
@@ -114,6 +119,7 @@ impl ServerOption {
             ServerOption::Workers => "workers",
             ServerOption::MaxConnections => "max_connections",
             ServerOption::OnEstablishError => "on_establish_error",
+            ServerOption::ReusePort => "reuse_port",
         }
     }
 }
@@ -174,6 +180,16 @@ pub trait ServerBuilder: Sized {
     /// [`DEFAULT_MEMORY_BUDGET`](crate::defaults::DEFAULT_MEMORY_BUDGET) (256 MiB).
     fn memory_budget(mut self, bytes: usize) -> Self {
         self.server_options().memory_budget = bytes;
+        self
+    }
+
+    /// Sets SO_REUSEPORT on the listening socket, so that another process (the next
+    /// version of this one) can bind the same address while this one still serves: the
+    /// way to a rolling restart, with [`ServerHandle::drain`](crate::ServerHandle::drain)
+    /// on the old process. TCP, TLS, WebSocket and UDP servers; others refuse it with
+    /// [`Error::Config`](crate::Error::Config). Default: off.
+    fn reuse_port(mut self, on: bool) -> Self {
+        self.server_options().reuse_port = on;
         self
     }
 

@@ -14,11 +14,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::endpoint::arbiters::ArbiterPool;
-use crate::endpoint::options::{EstablishHook, ServerBuilder, ServerOptions};
+use crate::endpoint::options::{EstablishHook, ServerBuilder, ServerOption, ServerOptions};
 use crate::endpoint::supervisor::{Shutdown, Supervisor};
 use crate::endpoint::{
     open_session, EndpointShared, EndpointStats, NewSession, SessionFactory, SessionSlot,
 };
+use crate::error::Result;
 use crate::listener::EventListener;
 use crate::transport::{Accepted, Address};
 use crate::SessionConfig;
@@ -90,13 +91,22 @@ impl Server {
     /// `new_session` for each connection on the arbiter it is assigned to. Errors from
     /// `incoming` that concern one connection (reset, aborted) are skipped; others are
     /// logged and accepting pauses for 100 ms. Call from within an actix system.
-    pub fn serve<A, S, L, F>(self, incoming: S, new_session: F) -> ServerHandle
+    ///
+    /// Fails with [`Error::Config`](crate::Error::Config) when `reuse_port` is set: the
+    /// connections come already accepted, so the listening socket is the transport's
+    /// to set up.
+    pub fn serve<A, S, L, F>(self, incoming: S, new_session: F) -> Result<ServerHandle>
     where
         A: Accepted,
         S: Stream<Item = io::Result<A>> + Unpin + 'static,
         L: EventListener,
         F: NewSession<L>,
     {
+        let listens_elsewhere = (
+            ServerOption::ReusePort,
+            "it takes connections already accepted",
+        );
+        self.options.refuse("Server::serve", &[listens_elsewhere])?;
         let options = self.options;
         let endpoint = Arc::new(EndpointShared::new(options.memory_budget, false));
         let supervisor = Supervisor::new(endpoint.clone(), &options.session_config).start();
@@ -116,7 +126,7 @@ impl Server {
         let local_addr = self
             .local_addr
             .unwrap_or_else(|| Address::other(&*self.kind));
-        ServerHandle::new(ServerParts {
+        Ok(ServerHandle::new(ServerParts {
             local_addr,
             endpoint,
             supervisor,
@@ -126,7 +136,7 @@ impl Server {
                 futures::future::ready(()).boxed_local()
             })),
             transport: None,
-        })
+        }))
     }
 }
 

@@ -82,7 +82,7 @@
 //!     let (connect, accepted) = futures::channel::mpsc::unbounded();
 //!     let server = Server::new()
 //!         .kind("pipe")
-//!         .serve(accepted.map(Ok), |_| Ok((Echo, LengthDelimited::new())));
+//!         .serve(accepted.map(Ok), |_| Ok((Echo, LengthDelimited::new())))?;
 //!     let (ours, theirs) = tokio::io::duplex(64 * 1024);
 //!     let conn = Connection::new(theirs, Address::other("server"), Address::other("client"));
 //!     connect.unbounded_send(conn).expect("server is running");
@@ -95,7 +95,7 @@
 //! ```
 
 mod address;
-mod tcp;
+pub(crate) mod tcp;
 pub mod tls;
 pub mod udp;
 mod unix;

@@ -15,7 +15,9 @@ use futures::{FutureExt, Stream};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::endpoint::options::{ClientBuilder, ClientOptions, ServerBuilder, ServerOptions};
+use crate::endpoint::options::{
+    ClientBuilder, ClientOptions, ServerBuilder, ServerOption, ServerOptions,
+};
 use crate::transport::{Accepted, Address, Transport};
 use crate::{Client, ClientHandle, EventListener, NewSession, Result, Server};
 use crate::{Error, ServerHandle};
@@ -140,11 +142,15 @@ impl UnixServer {
 
     /// Binds the socket file, then accepts until stopped. Call from within an actix
     /// system.
-    pub async fn start<L, F>(self, new_session: F) -> Result<ServerHandle>
+    pub async fn start<L, F>(mut self, new_session: F) -> Result<ServerHandle>
     where
         L: EventListener,
         F: NewSession<L>,
     {
+        let one_file = (ServerOption::ReusePort, "a socket file has one listener");
+        self.server
+            .server_options()
+            .refuse("UnixServer", &[one_file])?;
         clear_stale_socket(&self.path, self.remove_stale).await?;
         let listener = UnixListener::bind(&self.path)?;
         // Remembered so that stop removes this very file, not one a later server made.
@@ -154,7 +160,7 @@ impl UnixServer {
         let server = self
             .server
             .local_addr(Address::Unix(Some(path.clone())))
-            .serve(UnixIncoming(listener), new_session);
+            .serve(UnixIncoming(listener), new_session)?;
         Ok(server.after_stop(Box::new(move || {
             remove_socket_file(&path, inode);
             futures::future::ready(()).boxed_local()

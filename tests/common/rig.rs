@@ -163,7 +163,8 @@ impl Rig {
                     .kind("pipe")
                     .workers(1)
                     .session_config(config)
-                    .serve(rx.map(Ok), hook);
+                    .serve(rx.map(Ok), hook)
+                    .expect("pipe server");
                 (h, Connector::Pipe(tx))
             }
         };

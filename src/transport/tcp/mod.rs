@@ -3,6 +3,7 @@
 
 mod socket;
 
+pub(crate) use socket::listen;
 pub use socket::{Keepalive, TcpSocketBuilder, TcpSocketOptions};
 
 use std::future::Future;
@@ -152,12 +153,14 @@ impl TcpServer {
 
     /// Binds, then accepts until stopped, running `new_session` for each connection on
     /// the arbiter it is assigned to. Call from within an actix system.
-    pub async fn start<L, F>(self, new_session: F) -> Result<ServerHandle>
+    pub async fn start<L, F>(mut self, new_session: F) -> Result<ServerHandle>
     where
         L: EventListener,
         F: NewSession<L>,
     {
-        let listener = TcpListener::bind(&self.addr).await?;
+        // The listener honours reuse_port; what serves its connections need not.
+        let reuse_port = std::mem::take(&mut self.server.server_options().reuse_port);
+        let listener = TcpListener::from_std(socket::listen(&self.addr, reuse_port).await?)?;
         let local_addr = listener.local_addr()?;
         let incoming = TcpIncoming {
             listener,
@@ -165,12 +168,12 @@ impl TcpServer {
         };
         let server = self.server.local_addr(local_addr);
         let server = match self.tls {
-            None => server.serve(incoming, new_session),
+            None => server.serve(incoming, new_session)?,
             Some(tls) => {
                 let incoming = incoming.map(move |accepted| {
                     accepted.map(|stream| TlsAccepted::new(stream, tls.clone()))
                 });
-                server.kind("tls").serve(incoming, new_session)
+                server.kind("tls").serve(incoming, new_session)?
             }
         };
         tracing::debug!(%local_addr, "tcp server listening");

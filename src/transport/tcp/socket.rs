@@ -1,9 +1,10 @@
 //! Options of TCP sockets, the same for a server's accepted sockets and a client's dialed
 //! ones: Nagle, keepalive, and the user timeout that bounds unacknowledged data.
 
+use std::io;
 use std::time::Duration;
 
-use socket2::{SockRef, TcpKeepalive};
+use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use tokio::net::TcpStream;
 
 /// TCP keepalive: after `idle` without traffic the kernel probes the peer every
@@ -30,6 +31,28 @@ impl Keepalive {
         whole_seconds(self.idle) + whole_seconds(self.interval) * self.retries.max(1)
     }
 }
+
+/// Binds a listening socket at the first address `addr` resolves to, with SO_REUSEADDR
+/// (as tokio's own bind) and, if asked, SO_REUSEPORT, ready to register with a runtime.
+pub(crate) async fn listen(addr: &str, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+    let Some(addr) = tokio::net::lookup_host(addr).await?.next() else {
+        let msg = format!("{addr} resolves to no address");
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
+    };
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Connections the kernel holds for a listener before it accepts them (tokio's and
+/// actix-web's default).
+const LISTEN_BACKLOG: i32 = 1024;
 
 /// `d` rounded up to whole seconds, at least one: keepalive times as the kernel takes
 /// them (it would refuse 0 and truncate the rest).

@@ -141,7 +141,9 @@ impl UdpServer {
 
     async fn bind(&self) -> Result<(Arc<UdpSocket>, SocketAddr)> {
         let addr = socket::resolve(&self.addr).await?;
-        let socket = socket::bind(addr, &self.socket)?;
+        let mut options = self.socket.clone();
+        options.reuse_port = self.options.reuse_port;
+        let socket = socket::bind(addr, &options)?;
         let local_addr = socket.local_addr()?;
         Ok((Arc::new(socket), local_addr))
     }

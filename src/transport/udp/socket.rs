@@ -31,6 +31,8 @@ pub(crate) struct Multicast {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UdpSocketOptions {
     pub(crate) reuse_address: bool,
+    /// SO_REUSEPORT (servers: from `reuse_port` on the builder).
+    pub(crate) reuse_port: bool,
     pub(crate) recv_buffer: Option<usize>,
     pub(crate) send_buffer: Option<usize>,
     pub(crate) multicast: Multicast,
@@ -130,6 +132,9 @@ pub(crate) fn bind(addr: SocketAddr, options: &UdpSocketOptions) -> io::Result<U
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if options.reuse_address {
         socket.set_reuse_address(true)?;
+    }
+    if options.reuse_port {
+        socket.set_reuse_port(true)?;
     }
     if let Some(n) = options.recv_buffer {
         socket.set_recv_buffer_size(n)?;

@@ -218,9 +218,10 @@ impl WsServer {
         })
         .disable_signals()
         .shutdown_timeout(1);
+        let listener = crate::transport::tcp::listen(&self.addr, self.server.reuse_port).await?;
         let server = match tls {
-            Some(tls) => server.bind_rustls_0_23(&self.addr, tls)?,
-            None => server.bind(&self.addr)?,
+            Some(tls) => server.listen_rustls_0_23(listener, tls)?,
+            None => server.listen(listener)?,
         };
         let local_addr = server
             .addrs()
