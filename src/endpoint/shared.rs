@@ -13,7 +13,9 @@ use crate::endpoint::budget::Budget;
 use crate::endpoint::supervisor::{DialFailed, Gone, Register, Supervisor};
 use crate::error::{Error, Result, SessionId};
 use crate::listener::EventListener;
-use crate::session::{start_session, AnySession, Control, SessionSetup, SessionShared};
+use crate::session::{
+    start_session, AnySession, ByteReader, Control, SessionSetup, SessionShared, SessionWriter,
+};
 use crate::transport::{Address, Transport};
 use crate::SessionConfig;
 
@@ -341,7 +343,13 @@ pub(crate) fn open_session<L, T>(
     if let Some((setup, listener, codec, slot)) =
         prepare_session(new_session, kind, local, peer, config, slot)
     {
-        start_session(io, setup, listener, codec, slot);
+        let (read_half, write_half) = io.into_split();
+        let writer = SessionWriter {
+            io: write_half,
+            preserves_messages: T::PRESERVES_MESSAGES,
+            limit: None,
+        };
+        let _ = start_session(setup, listener, codec, slot, writer, ByteReader(read_half));
     }
 }
 

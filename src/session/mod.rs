@@ -9,6 +9,7 @@
 
 mod any;
 mod attributes;
+mod close;
 mod context;
 mod frame_reader;
 mod handoff;
@@ -18,21 +19,24 @@ mod messages;
 mod out_buffer;
 mod reader_actor;
 mod setup;
+mod start;
 mod stats;
+mod write_loop;
 
 pub use any::AnySession;
 pub use context::SessionContext;
 pub use setup::SessionSetup;
 pub use stats::SessionStats;
 
+pub(crate) use close::Phase;
 pub(crate) use frame_reader::decode_available;
 pub(crate) use inbox::{BatchPool, InboxSender};
-pub(crate) use logic::{
-    start_session, start_session_with, start_session_with_reader, SessionWriter,
-};
 pub(crate) use messages::{Control, Inbound, MessageRejected, StopReading};
 pub(crate) use out_buffer::MessageLimit;
 pub(crate) use reader_actor::forward;
+pub(crate) use start::{
+    start_session, ActorReader, ByteReader, ItemReader, ReaderSeat, SessionWriter,
+};
 
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -58,20 +62,6 @@ use stats::Counters;
 /// Bytes a reader may hand over without reporting them to the memory budget itself
 /// (its logic actor reports once per batch), while the budget is far from spent.
 const UNREPORTED_READ_AHEAD: usize = 16 * 1024;
-
-/// Life phases of a session, kept in an atomic so handles on any thread can see them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum Phase {
-    /// `on_open` has not finished yet.
-    Opening = 0,
-    /// Reading and writing.
-    Open = 1,
-    /// Closing: no new writes, queued bytes are being flushed.
-    Closing = 2,
-    /// Gone: the socket is shut and `on_close` has run (or the session was refused).
-    Closed = 3,
-}
 
 /// State of one session shared by its actors, its handles and the endpoint supervisor.
 pub(crate) struct SessionShared {

@@ -14,7 +14,7 @@ use crate::endpoint::servers::{ServerList, ServerListBuilder};
 use crate::endpoint::{prepare_session, NewSession, SessionFactory, SessionSlot};
 use crate::error::Result;
 use crate::listener::EventListener;
-use crate::session::{start_session_with, MessageLimit, SessionWriter};
+use crate::session::{start_session, ItemReader, MessageLimit, SessionWriter};
 
 /// Builds and starts a UDP client: sessions over **connected** sockets to one server
 /// address, with the same listener, options, events and [`ClientHandle`] as a
@@ -207,13 +207,15 @@ impl<L: EventListener> Opener<L> {
             }),
         };
         let source = SocketSource::new(socket, self.max_datagram);
-        let _ = start_session_with(
+        let _ = start_session(
             setup,
             listener,
             codec,
             slot,
             writer,
-            |codec, shared, batches| DatagramReader::new(source, Plain(codec), shared, batches),
+            ItemReader(|codec, shared, batches| {
+                DatagramReader::new(source, Plain(codec), shared, batches)
+            }),
         );
     }
 }

@@ -18,7 +18,7 @@ use super::socket::{DatagramWriter, Destination};
 use crate::endpoint::supervisor::Supervisor;
 use crate::endpoint::{prepare_session, EndpointShared, SessionFactory, SessionSlot};
 use crate::listener::EventListener;
-use crate::session::{start_session_with, MessageLimit, SessionShared, SessionWriter};
+use crate::session::{start_session, ItemReader, MessageLimit, SessionShared, SessionWriter};
 use crate::SessionConfig;
 
 /// How often the demultiplexer forgets peers whose session has ended.
@@ -146,19 +146,19 @@ impl<L: EventListener> Demux<L> {
                 overhead: 0,
             }),
         };
-        let session = start_session_with(
+        let session = start_session(
             setup,
             listener,
             codec,
             slot,
             writer,
-            |codec, shared, batches| {
+            ItemReader(|codec, shared: Arc<SessionShared>, batches| {
                 let source = QueueSource {
                     queue: datagrams,
                     shared: shared.clone(),
                 };
                 DatagramReader::new(source, Plain(codec), shared, batches)
-            },
+            }),
         );
         // Counted now that the session exists; its reader has not run yet (it starts on
         // this thread once this returns), so it cannot have taken the datagram off.

@@ -23,7 +23,9 @@ use crate::endpoint::supervisor::{Shutdown, Supervisor};
 use crate::endpoint::{run_new_session, EndpointShared, NewSession, SessionSlot};
 use crate::error::{BoxError, Result};
 use crate::listener::EventListener;
-use crate::session::{start_session_with, AnySession, MessageLimit, SessionSetup, SessionWriter};
+use crate::session::{
+    start_session, AnySession, ItemReader, MessageLimit, SessionSetup, SessionWriter,
+};
 use crate::transport::Address;
 use crate::SessionConfig;
 
@@ -193,13 +195,15 @@ impl UdpServer {
             }),
         };
         let source = SocketSource::new(socket.clone(), max);
-        let session = start_session_with(
+        let session = start_session(
             setup,
             listener,
             codec,
             slot,
             writer,
-            |codec, shared, batches| DatagramReader::new(source, codec, shared, batches),
+            ItemReader(|codec, shared, batches| {
+                DatagramReader::new(source, codec, shared, batches)
+            }),
         );
         tracing::debug!(%local_addr, "udp server bound");
         let udp = UdpServerSocket {

@@ -21,7 +21,7 @@ use crate::endpoint::servers::{ServerList, ServerListBuilder};
 use crate::endpoint::{prepare_session, NewSession, SessionFactory};
 use crate::error::{Error, Result};
 use crate::listener::EventListener;
-use crate::session::{start_session_with_reader, SessionWriter};
+use crate::session::{start_session, ActorReader, ReaderSeat, SessionWriter};
 use crate::transport::tls::TlsClientConfig;
 use crate::transport::Address;
 
@@ -193,13 +193,14 @@ impl WsClient {
                     preserves_messages: true,
                     limit: None,
                 };
-                start_session_with_reader(setup, listener, codec, slot, writer, |seat| {
+                let reader = ActorReader(|seat: ReaderSeat<L>| {
                     let reader =
                         WsReader::new(seat.codec, seat.shared, seat.logic, pipe.clone(), options);
                     let actor = WsReaderActor::start(reader, stream);
                     actix_rt::spawn(pump(pipe, sink, actor.clone().recipient()));
                     Some(actor.recipient())
                 });
+                start_session(setup, listener, codec, slot, writer, reader);
             })
     }
 }

@@ -29,7 +29,7 @@ use crate::endpoint::supervisor::Supervisor;
 use crate::endpoint::{prepare_session, EndpointShared, NewSession, SessionFactory, SessionSlot};
 use crate::error::{Error, Result};
 use crate::listener::EventListener;
-use crate::session::{start_session_with_reader, SessionWriter};
+use crate::session::{start_session, ActorReader, ReaderSeat, SessionWriter};
 use crate::transport::tls::TlsServerConfig;
 use crate::transport::Address;
 use crate::SessionConfig;
@@ -322,13 +322,14 @@ async fn upgrade<L: EventListener>(
         limit: None,
     };
     let mut started = false;
-    start_session_with_reader(setup, listener, codec, slot, writer, |seat| {
+    let reader = ActorReader(|seat: ReaderSeat<L>| {
         let reader = WsReader::new(seat.codec, seat.shared, seat.logic, pipe.clone(), options);
         let bound = reader.bound();
         let frames = PayloadFrames::new(payload, Codec::new().max_size(bound), bound);
         started = true;
         Some(WsReaderActor::start(reader, frames).recipient())
     });
+    start_session(setup, listener, codec, slot, writer, reader);
     if !started {
         return HttpResponse::InternalServerError().finish();
     }
