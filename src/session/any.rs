@@ -44,10 +44,12 @@ impl<Out: Send + 'static> Erased for Session<Out> {
 pub struct AnySession(Arc<dyn Erased>);
 
 impl AnySession {
+    /// Erases the frame type of `session`.
     pub(crate) fn new<Out: Send + 'static>(session: Session<Out>) -> Self {
         AnySession(Arc::new(session))
     }
 
+    /// The session's shared state.
     pub(crate) fn shared(&self) -> &Arc<SessionShared> {
         self.0.shared()
     }

@@ -22,6 +22,7 @@ impl Attributes {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Stores `value` under `key`, returning what was there.
     pub(crate) fn set<T: Any + Send + Sync>(
         &self,
         key: &str,
@@ -30,6 +31,7 @@ impl Attributes {
         self.map().insert(key.to_owned(), Box::new(value))
     }
 
+    /// A clone of the value under `key`, if it is a `T`.
     pub(crate) fn get<T: Any + Clone>(&self, key: &str) -> Option<T> {
         self.map()
             .get(key)
@@ -37,10 +39,12 @@ impl Attributes {
             .cloned()
     }
 
+    /// Removes and returns the value under `key`.
     pub(crate) fn remove(&self, key: &str) -> Option<Box<dyn Any + Send + Sync>> {
         self.map().remove(key)
     }
 
+    /// Whether a value is stored under `key`.
     pub(crate) fn contains(&self, key: &str) -> bool {
         self.map().contains_key(key)
     }

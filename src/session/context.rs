@@ -18,8 +18,11 @@ use crate::listener::EventListener;
 /// Derefs to [`Session`] for the id, name, addresses, attributes, stats and limits; use
 /// [`session`](Self::session) to get a handle to keep or send to another thread.
 pub struct SessionContext<'a, L: EventListener> {
+    /// The session's handle.
     pub(crate) session: &'a Session<L::Out>,
+    /// The session's write queue.
     pub(crate) out: &'a mut OutBuffer<L::Codec>,
+    /// The close machine's flag that `close()` sets (see `CloseMachine::close_flag`).
     pub(crate) close_requested: &'a mut bool,
 }
 

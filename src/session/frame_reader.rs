@@ -10,13 +10,14 @@ use futures::Stream;
 use tokio::io::AsyncRead;
 use tokio_util::codec::Decoder;
 
+use super::read_slab;
 use crate::error::BoxError;
 use crate::session::{BatchPool, SessionShared};
 use crate::Error;
 
 /// Room made in the read buffer when it is full: 2 KiB to start with and while reads are
 /// small, doubling up to 64 KiB while reads fill it. (A session reads into its thread's
-/// shared slab instead while it holds no bytes and reads little; see [`READ_SLAB`].)
+/// shared slab instead while it holds no bytes and reads little; see `super::read_slab`.)
 /// Big chunks matter for bulk traffic: decoded frames share their chunk's allocation, so
 /// a chunk that holds several frames means one allocation (and no fresh page faults) per
 /// several frames instead of one per frame. Measured with the yardstick: starting at
@@ -24,19 +25,6 @@ use crate::Error;
 /// throughput and no loss in bulk.
 const MIN_READ_CHUNK: usize = 2 * 1024;
 const MAX_READ_CHUNK: usize = 64 * 1024;
-
-/// Size of a thread's shared read slab (see [`READ_SLAB`]).
-const SLAB_SIZE: usize = 16 * 1024;
-
-thread_local! {
-    /// Room that the sessions of a thread which hold no read buffer read into. Each read
-    /// takes the bytes it got off the front, so the frames of many sessions share one
-    /// allocation, and a session between reads holds nothing (its 2 KiB chunk was a
-    /// third of an idle connection's memory). The slab is renewed every `SLAB_SIZE`
-    /// bytes or so: one allocation per many small reads instead of a chunk per session.
-    /// A frame the application keeps keeps its slab allocated, as it would its chunk.
-    static READ_SLAB: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
-}
 
 /// Bytes one batch may gather over several reads before it goes to the logic actor.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
@@ -94,11 +82,13 @@ pub(crate) struct FrameReader<D: Decoder, R> {
     /// The chunk the buffer left when it last needed a new one, to move back to once
     /// the frames read into it are gone (see [`make_room`](Self::make_room)).
     spare: Option<BytesMut>,
-    /// `buf` is the thread's read slab, lent for one read (see [`READ_SLAB`]).
+    /// `buf` is the thread's read slab, lent for one read (see `super::read_slab`).
     on_slab: bool,
 }
 
 impl<D: Decoder, R> FrameReader<D, R> {
+    /// A reader of `io` decoding with `decoder`, for the session with state `shared`,
+    /// taking its batch vectors from `batches`.
     pub(crate) fn new(
         io: R,
         decoder: D,
@@ -208,20 +198,11 @@ where
     R: AsyncRead + Unpin,
 {
     /// After a read into the thread's slab and the decoding of what it got: gives the
-    /// slab's room back. A part of a frame left stays with the session, without the room
-    /// after it, so its next read makes room of its own size (see `make_room`) and reads
-    /// no further ahead than before.
+    /// slab's room back (see [`read_slab::give_back`]); a part of a frame left then
+    /// makes room of its own size (see `make_room`) for the next read.
     fn give_back_slab(&mut self) {
         if std::mem::take(&mut self.on_slab) {
-            READ_SLAB.with(|slab| {
-                let mut slab = slab.borrow_mut();
-                if self.buf.is_empty() {
-                    // Our own handle, empty, comes back from the slab's place.
-                    std::mem::swap(&mut self.buf, &mut *slab);
-                } else {
-                    *slab = self.buf.split_off(self.buf.len());
-                }
-            });
+            read_slab::give_back(&mut self.buf);
         }
     }
 
@@ -229,23 +210,14 @@ where
     ///
     /// A session that holds no bytes and reads little (an idle one above all) holds no
     /// read buffer: it reads into its thread's shared read slab and keeps only the bytes
-    /// it got, which share the slab's allocation (see [`READ_SLAB`]). Once a read leaves
+    /// it got, which share the slab's allocation (see `super::read_slab`). Once a read leaves
     /// part of a frame, or fills the room it had, the session reads into a chunk of its
     /// own, as before.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> (Poll<std::io::Result<usize>>, usize) {
         if self.buf.capacity() == 0 && self.read_chunk <= MIN_READ_CHUNK {
-            // The slab's handle and our empty one change places for this read (moving
-            // handles costs no reference counting); `give_back_slab` undoes it.
-            READ_SLAB.with(|slab| {
-                let mut slab = slab.borrow_mut();
-                // Renewed once too little room is left: in place when no frame read into
-                // it is alive any more, else a new allocation (the old one goes with its
-                // last frame).
-                if slab.capacity() < MIN_READ_CHUNK && !slab.try_reclaim(SLAB_SIZE) {
-                    *slab = BytesMut::with_capacity(SLAB_SIZE);
-                }
-                std::mem::swap(&mut self.buf, &mut *slab);
-            });
+            // The slab and our empty buffer change places for this read;
+            // `give_back_slab` undoes it.
+            read_slab::lend(&mut self.buf, MIN_READ_CHUNK);
             // No more than the session's own chunk would take: the slab's room is shared,
             // not a licence to read further ahead of a session's frames.
             let room = self.buf.capacity().min(self.read_chunk);

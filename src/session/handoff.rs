@@ -29,6 +29,7 @@ use crate::error::Result;
 
 /// One write waiting to be encoded.
 pub(crate) struct Entry<Out> {
+    /// What to write.
     pub(crate) payload: Payload<Out>,
     /// Resolves once the bytes reached the OS (or with the error); `None` for `try_write`.
     pub(crate) ack: Option<oneshot::Sender<Result<()>>>,
@@ -59,6 +60,8 @@ struct State<Out> {
     open: bool,
 }
 
+/// The hand-over queue of one session: writes made through its handles, on any
+/// thread, waiting in order for the logic actor to encode them.
 pub(crate) struct Handoff<Out> {
     state: Mutex<State<Out>>,
     capacity: usize,
@@ -90,6 +93,7 @@ impl<Out> Handoff<Out> {
         }
     }
 
+    /// The most frames the queue holds.
     pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }

@@ -203,6 +203,7 @@ pub(crate) struct BatchPool<T>(Rc<Cell<Option<Vec<T>>>>);
 const MAX_POOLED_BATCH: usize = 1024;
 
 impl<T> BatchPool<T> {
+    /// An empty pool.
     pub(crate) fn new() -> Self {
         BatchPool(Rc::new(Cell::new(None)))
     }

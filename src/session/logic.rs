@@ -65,6 +65,7 @@ pub(crate) struct LogicActor<L: EventListener, W> {
 }
 
 impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
+    /// The session's shared state.
     pub(super) fn shared(&self) -> &Arc<SessionShared> {
         self.session.shared()
     }

@@ -64,18 +64,23 @@ impl Counters {
     pub(crate) fn bytes_read(&self) -> u64 {
         self.bytes_read.get()
     }
+    /// Counts `n` bytes read.
     pub(crate) fn add_bytes_read(&self, n: usize) {
         self.bytes_read.add(n as u64);
     }
+    /// Counts `n` frames decoded.
     pub(crate) fn add_frames_read(&self, n: usize) {
         self.frames_read.add(n as u64);
     }
+    /// Counts `n` bytes written.
     pub(crate) fn add_bytes_written(&self, n: usize) {
         self.bytes_written.add(n as u64);
     }
+    /// Counts `n` frames queued for writing.
     pub(crate) fn add_frames_written(&self, n: usize) {
         self.frames_written.add(n as u64);
     }
+    /// Counts one error the session went on after (a datagram's).
     pub(crate) fn add_soft_error(&self) {
         self.soft_errors.add(1);
     }
@@ -83,6 +88,7 @@ impl Counters {
     pub(crate) fn add_write_refused(&self) -> u64 {
         self.writes_refused.fetch_add(1, Relaxed)
     }
+    /// The counters as they are now.
     pub(crate) fn snapshot(&self) -> SessionStats {
         SessionStats {
             bytes_read: self.bytes_read.get(),
