@@ -202,7 +202,7 @@ where
     /// makes room of its own size (see `make_room`) for the next read.
     fn give_back_slab(&mut self) {
         if std::mem::take(&mut self.on_slab) {
-            read_slab::give_back(&mut self.buf);
+            read_slab::give_back::<Self>(&mut self.buf);
         }
     }
 
@@ -217,7 +217,7 @@ where
         if self.buf.capacity() == 0 && self.read_chunk <= MIN_READ_CHUNK {
             // The slab and our empty buffer change places for this read;
             // `give_back_slab` undoes it.
-            read_slab::lend(&mut self.buf, MIN_READ_CHUNK);
+            read_slab::lend::<Self>(&mut self.buf, MIN_READ_CHUNK);
             // No more than the session's own chunk would take: the slab's room is shared,
             // not a licence to read further ahead of a session's frames.
             let room = self.buf.capacity().min(self.read_chunk);

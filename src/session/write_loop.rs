@@ -103,7 +103,9 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
     ) -> Poll<()> {
         let mut progressed = false;
         let blocked = loop {
-            if self.close.is_open() {
+            // The emptiness check is repeated here so the common case (no handle wrote)
+            // costs no call.
+            if self.close.is_open() && !self.session.handoff().is_empty() {
                 if let Err(err) = self.drain_handoff() {
                     let decision = self.close.failed(err);
                     self.carry_out(decision, ctx);
