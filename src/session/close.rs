@@ -70,12 +70,6 @@ pub(crate) struct CloseMachine {
     cause: Option<Error>,
 }
 
-impl Default for CloseMachine {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl CloseMachine {
     /// A session whose `on_open` has not run yet.
     pub(crate) fn new() -> Self {

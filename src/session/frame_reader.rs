@@ -10,6 +10,7 @@ use futures::Stream;
 use tokio::io::AsyncRead;
 use tokio_util::codec::Decoder;
 
+use super::decode::decode_available;
 use super::read_slab;
 use crate::error::BoxError;
 use crate::session::{BatchPool, SessionShared};
@@ -30,30 +31,6 @@ const MAX_READ_CHUNK: usize = 64 * 1024;
 const MAX_BATCH_BYTES: usize = 64 * 1024;
 /// Cap on the room a new batch starts with, whatever the last one held.
 const MAX_BATCH_HINT: usize = 1024;
-
-/// Decodes every complete frame in `buf` into `batch`. Fails with
-/// [`Error::FrameTooLong`] when what stays undecoded is longer than `bound`.
-pub(crate) fn decode_available<D>(
-    decoder: &mut D,
-    buf: &mut BytesMut,
-    bound: usize,
-    batch: &mut Vec<D::Item>,
-) -> Result<(), Error>
-where
-    D: Decoder<Error: Into<BoxError>>,
-{
-    while let Some(frame) = decoder.decode(buf).map_err(Error::from_decode)? {
-        batch.push(frame);
-    }
-    if buf.len() > bound {
-        return Err(Error::FrameTooLong {
-            session: None,
-            len: buf.len(),
-            max: bound,
-        });
-    }
-    Ok(())
-}
 
 /// One item of a [`FrameReader`]: the frames of one read, or the error that ended it.
 pub(crate) type Batch<D> = Result<Vec<<D as Decoder>::Item>, Error>;
@@ -321,24 +298,6 @@ where
 mod tests {
     use super::*;
     use crate::codec::LengthDelimited;
-    use tokio_util::codec::LinesCodec;
-
-    #[test]
-    fn bound_applies_to_codecs_without_length_checks() {
-        let mut lines = LinesCodec::new();
-        let mut buf = BytesMut::from(&b"one\ntwo\nthree-without-end"[..]);
-        let mut batch = Vec::new();
-        let err = decode_available(&mut lines, &mut buf, 8, &mut batch).unwrap_err();
-        assert_eq!(batch, vec!["one".to_string(), "two".to_string()]);
-        assert!(matches!(
-            err,
-            Error::FrameTooLong {
-                len: 17,
-                max: 8,
-                ..
-            }
-        ));
-    }
 
     fn reader_over<R>(io: R, max_frame: usize) -> FrameReader<LengthDelimited, R> {
         use crate::session::SessionSetup;
@@ -487,15 +446,5 @@ mod tests {
                 .enumerate()
                 .all(|(j, b)| *b == (i * 31 + j) as u8));
         }
-    }
-
-    #[test]
-    fn complete_frames_pass_under_the_bound() {
-        let mut codec = LengthDelimited::with_max_frame_length(4);
-        let mut buf = BytesMut::from(&b"\0\0\0\x01a\0\0\0\x02bc\0\0"[..]);
-        let mut batch = Vec::new();
-        decode_available(&mut codec, &mut buf, 4 + 64, &mut batch).unwrap();
-        assert_eq!(batch.len(), 2);
-        assert_eq!(buf.len(), 2);
     }
 }

@@ -7,10 +7,17 @@
 //! handles, on any thread, hand their writes to the logic actor through the session's
 //! hand-over queue, bounded like the writes inside callbacks.
 
+// Where each part lives: `start` sets a session up for any transport; `frame_reader`
+// (with `read_slab` and `decode`) and `reader_actor` read; `logic` runs the callbacks and
+// delivers frames, `write_loop` moves the write queue (`out_buffer`) to the socket, and
+// `close` decides how the session ends; `handle` is the `Session` handle, `shared` the
+// state its actors and handles share.
+
 mod any;
 mod attributes;
 mod close;
 mod context;
+mod decode;
 mod frame_reader;
 mod handle;
 mod handoff;
@@ -33,7 +40,7 @@ pub use setup::SessionSetup;
 pub use stats::SessionStats;
 
 pub(crate) use close::Phase;
-pub(crate) use frame_reader::decode_available;
+pub(crate) use decode::decode_available;
 pub(crate) use inbox::{BatchPool, InboxSender};
 pub(crate) use messages::{Control, Inbound, MessageRejected, StopReading};
 pub(crate) use out_buffer::MessageLimit;
