@@ -104,6 +104,10 @@ pub enum EventKind<Item> {
     /// The session's writability changed (see [`EventListener::on_writability`]):
     /// `false` when its write queue is full, `true` when it drained again.
     Writability(bool),
+    /// The server is draining (see [`EventListener::on_drain`]): end the session before
+    /// the drain deadline, after a "go away" of your protocol if it has one. The actor
+    /// decides: a session it leaves open is closed at the deadline.
+    Draining,
     /// An error is ending the session; `Closed` follows.
     Errored(Error),
     /// The session closed; its last event.
@@ -216,6 +220,10 @@ impl<C: Codec<Out>, Out: Send + 'static> EventListener for ActorListener<C, Out>
 
     fn on_writability(&mut self, session: &mut SessionContext<'_, Self>, writable: bool) {
         self.forward(session.session(), EventKind::Writability(writable));
+    }
+
+    fn on_drain(&mut self, session: &mut SessionContext<'_, Self>) {
+        self.forward(session.session(), EventKind::Draining);
     }
 
     fn on_error(&mut self, session: &Session<Out>, error: &Error) {

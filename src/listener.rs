@@ -85,6 +85,17 @@ pub trait EventListener: Sized + 'static {
         let _ = (session, writable);
     }
 
+    /// The server is draining (a rolling restart hands its clients to the next process;
+    /// see [`ServerHandle::drain`](crate::ServerHandle::drain)): it takes no new
+    /// sessions, and this one should end before the drain deadline. Send the peer a
+    /// "go away" of your protocol here and close when it suits; replies already queued
+    /// are flushed either way. The default closes the session at once (gracefully, like
+    /// [`SessionContext::close`]). A session still open at the deadline is closed by the
+    /// server's stop. Called at most once.
+    fn on_drain(&mut self, session: &mut SessionContext<'_, Self>) {
+        session.close();
+    }
+
     /// An error is ending the session; `on_close` follows. Writes fail from here on.
     ///
     /// On a datagram session it may instead report an error of one datagram, after

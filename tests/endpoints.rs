@@ -315,3 +315,95 @@ async fn reuse_port_lets_a_second_server_bind_a_served_address() {
         within(SECS5, server.stop()).await;
     }
 }
+
+/// Says goodbye when told the server drains, then closes, unless told to stay.
+struct Leaving {
+    stay: bool,
+    log: Arc<Log>,
+}
+
+impl EventListener for Leaving {
+    type Codec = LengthDelimited;
+    type Out = Bytes;
+    fn on_message(&mut self, s: &mut SessionContext<'_, Self>, frame: bytes::BytesMut) {
+        s.write(frame.freeze()).expect("echo");
+    }
+    fn on_drain(&mut self, s: &mut SessionContext<'_, Self>) {
+        self.log
+            .push(s.id(), Event::Message(Bytes::from_static(b"drain")));
+        if !self.stay {
+            s.write(Bytes::from_static(b"go away"))
+                .expect("goodbye queued");
+            s.close();
+        }
+    }
+    fn on_close(&mut self, s: &getty::Session<Bytes>) {
+        self.log.push(s.id(), Event::Close);
+    }
+}
+
+async fn leaving_server(stay: bool) -> (getty::ServerHandle, Arc<Log>) {
+    let log = Arc::new(Log::default());
+    let l = log.clone();
+    let server = TcpServer::new("127.0.0.1:0")
+        .workers(1)
+        .start(move |_| {
+            let listener = Leaving {
+                stay,
+                log: l.clone(),
+            };
+            Ok((listener, LengthDelimited::new()))
+        })
+        .await
+        .expect("server");
+    (server, log)
+}
+
+/// A drain tells each session once; a session that says goodbye and closes gets its
+/// goodbye and its owed echo to the peer before the close, and the drain resolves as soon
+/// as the last session is gone, long before its deadline.
+#[actix::test]
+async fn drain_tells_each_session_and_ends_when_the_last_one_leaves() {
+    let (server, log) = leaving_server(false).await;
+    let addr = server.inet_addr().unwrap();
+    let mut peers = Vec::new();
+    for _ in 0..3 {
+        let mut peer = connect(&server).await;
+        assert_eq!(&round_trip(&mut peer, b"hi").await[..], b"hi");
+        peers.push(peer);
+    }
+    let started = std::time::Instant::now();
+    within(SECS5, server.drain(Duration::from_secs(60))).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "did not wait for the deadline"
+    );
+    for peer in &mut peers {
+        let rest = read_to_end(peer, SECS5).await;
+        assert_eq!(rest, [Bytes::from_static(b"go away")], "goodbye, then EOF");
+    }
+    let drains = log.count(&Event::Message(Bytes::from_static(b"drain")));
+    assert_eq!(
+        (drains, log.count(&Event::Close)),
+        (3, 3),
+        "{:?}",
+        log.events()
+    );
+    let refused = tokio::net::TcpStream::connect(addr).await;
+    assert!(refused.is_err(), "a drained server accepts nothing");
+}
+
+/// A session that stays after being told is closed by the drain's deadline, with the
+/// same graceful stop as `stop`.
+#[actix::test]
+async fn drain_closes_what_stays_at_its_deadline() {
+    let (server, log) = leaving_server(true).await;
+    let mut peer = connect(&server).await;
+    assert_eq!(&round_trip(&mut peer, b"hi").await[..], b"hi");
+    within(SECS5, server.drain(Duration::from_millis(200))).await;
+    assert_eq!(log.count(&Event::Close), 1, "{:?}", log.events());
+    assert!(
+        read_to_end(&mut peer, SECS5).await.is_empty(),
+        "closed with nothing more"
+    );
+}

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::endpoint::arbiters::ArbiterPool;
 use crate::endpoint::options::{EstablishHook, ServerBuilder, ServerOption, ServerOptions};
-use crate::endpoint::supervisor::{Shutdown, Supervisor};
+use crate::endpoint::supervisor::{Drain, Shutdown, Supervisor};
 use crate::endpoint::{
     open_session, EndpointShared, EndpointStats, NewSession, SessionFactory, SessionSlot,
 };
@@ -375,6 +375,27 @@ impl ServerHandle {
         if let Some(step) = step {
             step().await;
         }
+    }
+
+    /// Drains, for a rolling restart: stops accepting (as
+    /// [`stop_accepting`](Self::stop_accepting); with
+    /// [`reuse_port`](crate::ServerBuilder::reuse_port) the next process, bound to the
+    /// same address, takes the new connections from here on), tells every session
+    /// through [`EventListener::on_drain`](crate::EventListener::on_drain) (by default
+    /// it closes gracefully: the replies it owes are flushed, then its peer sees the
+    /// close and re-dials, to the next process), waits for them to end, and at
+    /// `deadline` stops what is left as [`stop`](Self::stop) does. Resolves once every
+    /// session is gone; `on_close` runs once for each, as always.
+    pub async fn drain(&self, deadline: Duration) {
+        self.stop_accepting().await;
+        let drained = self.inner.supervisor.send(Drain);
+        if tokio::time::timeout(deadline, drained).await.is_err() {
+            tracing::info!(
+                ?deadline,
+                "drain deadline passed; stopping the sessions left"
+            );
+        }
+        self.stop().await;
     }
 
     /// Stops gracefully: stops accepting (as [`stop_accepting`](Self::stop_accepting)),

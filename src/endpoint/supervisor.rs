@@ -153,6 +153,14 @@ impl Message for Gone {
     type Result = ();
 }
 
+/// The server is draining: tell every session (and each that registers from now on);
+/// resolves once none is left.
+pub(crate) struct Drain;
+
+impl Message for Drain {
+    type Result = ();
+}
+
 /// Close every session gracefully; resolves once none is left.
 pub(crate) struct Shutdown;
 
@@ -167,6 +175,8 @@ pub(crate) struct Supervisor {
     ticker: Option<SpawnHandle>,
     /// Set once a stop began: who waits for the last session to go.
     stop_waiters: Option<Vec<oneshot::Sender<()>>>,
+    /// Set once a drain began: who waits for the last session to go.
+    drain_waiters: Option<Vec<oneshot::Sender<()>>>,
     redial: Option<Redial>,
     /// Runs once the stop is over (stops the endpoint's extra arbiters).
     on_stopped: Option<Box<dyn FnOnce()>>,
@@ -180,6 +190,7 @@ impl Supervisor {
             tick: tick_for(default_config),
             ticker: None,
             stop_waiters: None,
+            drain_waiters: None,
             redial: None,
             on_stopped: None,
         }
@@ -263,6 +274,11 @@ impl Supervisor {
     }
 
     fn finish_stop_if_empty(&mut self, ctx: &mut Context<Self>) {
+        if self.endpoint.live() == 0 && self.sessions.is_empty() {
+            for waiter in self.drain_waiters.iter_mut().flat_map(std::mem::take) {
+                let _ = waiter.send(());
+            }
+        }
         // `live` drops when a slot is released, just before its `Gone` is sent: wait for
         // the `Gone` of every watched session too, so each gets its SessionDown event.
         if self.endpoint.live() == 0 && self.sessions.is_empty() && self.stop_waiters.is_some() {
@@ -297,6 +313,9 @@ impl Handler<Register> for Supervisor {
         if self.stop_waiters.is_some() {
             // Accepted just before the stop: it closes like the others.
             msg.control.do_send(Control::Shutdown);
+        } else if self.drain_waiters.is_some() {
+            // Accepted just before the drain: it is told like the others.
+            msg.control.do_send(Control::Drain);
         }
         let shared = msg.shared;
         let tick = tick_for(&shared.config);
@@ -382,6 +401,24 @@ impl Handler<DialFailed> for Supervisor {
             failed_dials,
             error,
         });
+    }
+}
+
+impl Handler<Drain> for Supervisor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> ResponseFuture<()> {
+        let (tx, rx) = oneshot::channel();
+        if self.drain_waiters.is_none() {
+            for watched in self.sessions.values() {
+                watched.control.do_send(Control::Drain);
+            }
+        }
+        self.drain_waiters.get_or_insert_with(Vec::new).push(tx);
+        self.finish_stop_if_empty(ctx);
+        Box::pin(async move {
+            let _ = rx.await;
+        })
     }
 }
 

@@ -415,6 +415,11 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> Handler<Control> for Log
                 let decision = self.close.stop();
                 self.carry_out(decision, ctx);
             }
+            Control::Drain if self.close.is_open() => {
+                let result = self.callback(|listener, cx| listener.on_drain(cx));
+                self.after_callback(result, ctx);
+            }
+            Control::Drain => {}
         }
     }
 }

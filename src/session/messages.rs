@@ -58,6 +58,8 @@ pub(crate) enum Control {
     WriteTimeout,
     /// The endpoint is stopping: close gracefully.
     Shutdown,
+    /// The server is draining: run `on_drain`.
+    Drain,
 }
 
 impl Message for Control {
