@@ -3,7 +3,8 @@
 //! ```text
 //! cargo run --release --example echo_server -- --addr 127.0.0.1:7000 \
 //!     [--max-frame BYTES] [--read-timeout SECS] [--threads N] [--memory-budget MIB] \
-//!     [--write-high-water KIB] [--tls-cert CERT.pem --tls-key KEY.pem]
+//!     [--write-high-water KIB] [--reuse-port true] [--drain-secs SECS] \
+//!     [--tls-cert CERT.pem --tls-key KEY.pem]
 //! cargo run --release --example echo_server -- --transport unix --path /tmp/echo.sock
 //! cargo run --release --example echo_server -- --transport udp --addr 127.0.0.1:7000
 //! cargo run --release --example echo_server -- --transport ws --addr 127.0.0.1:7000 \
@@ -19,6 +20,13 @@
 //! it serves `wss://`).
 //! Prints `listening on <address>` once it accepts; on SIGINT or SIGTERM it stops
 //! gracefully (every session flushes its echoes and closes) and exits 0.
+//!
+//! Rolling restart: start each process with `--reuse-port true` (SO_REUSEPORT; TCP, ws
+//! and udp), start the new one on the same `--addr`, then send the old one SIGUSR2. It
+//! hands over: it stops accepting at once (new connections go to the new process), every
+//! session closes once it has flushed the echoes it owes, clients re-dial (to the new
+//! process), and whatever is still open after `--drain-secs` (default 10) is stopped;
+//! then it exits 0.
 //! `--max-frame` defaults to 8 MiB, the yardstick protocol's limit; `--threads` to one
 //! arbiter per core. `--memory-budget` bounds the bytes all sessions together hold
 //! buffered, in MiB (default 256; see `memory_budget` on the server builders);
@@ -44,7 +52,7 @@ use getty::{
 const USAGE: &str =
     "usage: echo_server [--transport tcp|unix|udp|ws] [--addr HOST:PORT] [--path FILE|/URL-PATH] \
 [--max-frame BYTES] [--read-timeout SECS] [--threads N] [--memory-budget MIB] [--write-high-water KIB] \
-[--stats-every SECS] [--tls-cert CERT.pem --tls-key KEY.pem]";
+[--stats-every SECS] [--reuse-port true] [--drain-secs SECS] [--tls-cert CERT.pem --tls-key KEY.pem]";
 
 fn main() {
     let opts = Options::parse(
@@ -58,6 +66,8 @@ fn main() {
             "memory-budget",
             "write-high-water",
             "stats-every",
+            "reuse-port",
+            "drain-secs",
             "tls-cert",
             "tls-key",
         ],
@@ -83,6 +93,10 @@ fn main() {
     );
     let budget = budget_mib.saturating_mul(1024 * 1024);
     let stats_every = opts.opt::<f64>("stats-every").map(Duration::from_secs_f64);
+    let reuse_port: bool = opts.get("reuse-port", false);
+    let drain = opts
+        .opt::<f64>("drain-secs")
+        .map_or(common::DRAIN_DEADLINE, Duration::from_secs_f64);
     let transport: String = opts.get("transport", "tcp".to_owned());
     let path: Option<std::path::PathBuf> = opts.opt("path");
     let tls = tls_config(&opts);
@@ -95,7 +109,8 @@ fn main() {
     let result = system.block_on(async move {
         let server: ServerHandle = match transport.as_str() {
             "tcp" => {
-                let mut server = with_shared(TcpServer::new(addr), config, budget).workers(threads);
+                let mut server =
+                    with_shared(TcpServer::new(addr), config, budget, reuse_port).workers(threads);
                 if let Some(tls) = tls {
                     server = server
                         .tls(tls)
@@ -105,7 +120,7 @@ fn main() {
             }
             "ws" => {
                 let url_path = path.map_or("/ws".to_owned(), |p| p.display().to_string());
-                let mut server = with_shared(WsServer::new(addr), config, budget)
+                let mut server = with_shared(WsServer::new(addr), config, budget, reuse_port)
                     .path(url_path)
                     .workers(threads);
                 if let Some(tls) = tls {
@@ -122,7 +137,7 @@ fn main() {
                     eprintln!("--transport unix needs --path\n{USAGE}");
                     std::process::exit(2);
                 };
-                with_shared(UnixServer::new(&path), config, budget)
+                with_shared(UnixServer::new(&path), config, budget, false)
                     .remove_stale_socket(true)
                     .workers(threads)
                     .start(hook)
@@ -140,7 +155,7 @@ fn main() {
                 // finds the socket's receive buffer full is dropped by the kernel (the
                 // OS caps the size).
                 let idle = config.read_timeout;
-                let mut server = with_shared(UdpServer::new(addr), config, budget)
+                let mut server = with_shared(UdpServer::new(addr), config, budget, reuse_port)
                     .recv_buffer_size(4 * 1024 * 1024);
                 if let Some(idle) = idle {
                     server = server.peer_idle_timeout(idle);
@@ -154,7 +169,7 @@ fn main() {
         };
         let watched = server.clone();
         print_stats_every(stats_every, move || watched.stats());
-        common::serve_until_signal(server.local_addr(), server.stop()).await?;
+        common::serve_until_signal(&server, drain).await?;
         eprintln!("stopped: {:?} {:?}", server.stats(), server.udp_stats());
         Ok::<_, getty::Error>(())
     });
@@ -166,8 +181,16 @@ fn main() {
 
 /// Sets the options this program gives every transport's server: one generic function,
 /// since every server builder has them through `ServerBuilder`.
-fn with_shared<B: ServerBuilder>(builder: B, config: SessionConfig, budget: usize) -> B {
-    builder.session_config(config).memory_budget(budget)
+fn with_shared<B: ServerBuilder>(
+    builder: B,
+    config: SessionConfig,
+    budget: usize,
+    reuse_port: bool,
+) -> B {
+    builder
+        .session_config(config)
+        .memory_budget(budget)
+        .reuse_port(reuse_port)
 }
 
 /// The TLS config from `--tls-cert` and `--tls-key`, if given; exits 2 on bad options.

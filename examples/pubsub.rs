@@ -88,7 +88,7 @@ async fn main() {
 async fn serve(addr: &str) -> i32 {
     let served = async {
         let server = pubsub::serve(addr, SessionConfig::default()).await?;
-        common::serve_until_signal(server.local_addr(), server.stop()).await?;
+        common::serve_until_signal(&server, common::DRAIN_DEADLINE).await?;
         Ok::<_, getty::Error>(())
     };
     match served.await {

@@ -64,7 +64,7 @@ fn main() {
         let server = TcpServer::new(addr)
             .start(move |_| Ok((Dispatch(pool.clone()), JsonCodec::default())))
             .await?;
-        common::serve_until_signal(server.local_addr(), server.stop()).await?;
+        common::serve_until_signal(&server, common::DRAIN_DEADLINE).await?;
         Ok::<_, getty::Error>(())
     });
     if let Err(err) = result {

@@ -74,7 +74,7 @@ fn main() {
                 ))
             })
             .await?;
-        common::serve_until_signal(server.local_addr(), server.stop()).await?;
+        common::serve_until_signal(&server, common::DRAIN_DEADLINE).await?;
         Ok::<_, getty::Error>(())
     });
     if let Err(err) = result {

@@ -324,6 +324,90 @@ fn echo_client_duration_rides_out_two_server_restarts() {
     assert_eq!(text.matches("session up:").count(), 9, "{text}");
 }
 
+/// A rolling restart over real processes: a pool of 8 connections under continuous load
+/// for 12 s; at 3 s a second server binds the same port (`--reuse-port`); at 5 s the first
+/// gets SIGUSR2, drains and exits within its deadline. Every connection is re-established
+/// on the new process (the only one left), no dial fails, and every frame sent is either
+/// echoed or reported failed to its sender, no more than the frames in flight at the
+/// hand-over.
+#[test]
+fn rolling_restart_hands_every_connection_to_the_new_process() {
+    const CONNS: u64 = 8;
+    const DEPTH: u64 = 16;
+    let reuse = [
+        "--reuse-port",
+        "true",
+        "--drain-secs",
+        "3",
+        "--threads",
+        "1",
+    ];
+    let (mut old, addr) = start_echo_server(&reuse);
+    let args = [
+        "--addr",
+        &addr,
+        "--conns",
+        &CONNS.to_string(),
+        "--depth",
+        &DEPTH.to_string(),
+        "--duration",
+        "12",
+        "--reconnect-interval",
+        "100",
+    ]
+    .map(String::from);
+    let client = std::thread::spawn(move || {
+        output_within(
+            Command::new(example("echo_client")).args(args),
+            Duration::from_secs(60),
+        )
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let mut new_args = vec!["--addr", addr.as_str()];
+    new_args.extend_from_slice(&reuse);
+    let (_new, again) = start_echo_server(&new_args);
+    assert_eq!(again, addr, "the new process binds the same address");
+    std::thread::sleep(Duration::from_secs(2));
+    old.signal("-USR2");
+    assert!(
+        old.wait_exit(Duration::from_secs(3 + 2)).success(),
+        "the old process exits 0 within its drain deadline"
+    );
+
+    let out = client.join().expect("echo_client finishes within 60 s");
+    let text = stdout_of_success(&out, "echo_client");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("dial failed"),
+        "no failed connect: {stderr}"
+    );
+    let summary = text.lines().last().expect("summary line");
+    let field = |name: &str| -> u64 {
+        let value = summary
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .expect(name);
+        value.parse().expect("a number")
+    };
+    let (sent, received, errors) = (field("sent"), field("received"), field("errors"));
+    assert_eq!(sent, received + errors, "nothing silently lost: {summary}");
+    assert!(
+        errors <= CONNS * DEPTH,
+        "at most the frames in flight: {summary}"
+    );
+    assert_eq!(
+        field("reconnects"),
+        CONNS,
+        "each connection re-established once: {text}"
+    );
+    assert_eq!(
+        text.matches("session up:").count() as u64,
+        2 * CONNS,
+        "{text}"
+    );
+    println!("rolling restart: {summary}");
+}
+
 #[test]
 fn heartbeat_demo_closes_the_hung_session_and_the_client_reconnects() {
     let text = stdout_of_success(&run_example("heartbeat", &[]), "heartbeat");

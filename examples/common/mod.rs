@@ -79,28 +79,50 @@ impl EventListener for Echo {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn wait_for_signal() -> std::io::Result<()> {
+/// How a server program was told to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// SIGINT or SIGTERM: stop.
+    Stop,
+    /// SIGUSR2: hand over to the next process (drain).
+    HandOver,
+}
+
+/// Resolves on SIGINT or SIGTERM (stop), or SIGUSR2 (hand over).
+pub async fn wait_for_signal() -> std::io::Result<Ending> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    let mut usr2 = signal(SignalKind::user_defined2())?;
+    Ok(tokio::select! {
+        _ = term.recv() => Ending::Stop,
+        _ = int.recv() => Ending::Stop,
+        _ = usr2.recv() => Ending::HandOver,
+    })
+}
+
+/// Prints `listening on <address>` (flushed: tests and scripts wait for it) and serves
+/// until a signal. SIGINT or SIGTERM stop the server gracefully: every session flushes
+/// and closes. SIGUSR2 hands over to a next process bound to the same address with
+/// `reuse_port` (a rolling restart): the server drains, each session closes once it has
+/// flushed what it owes, its peer re-dials (to the next process), and what is still open
+/// after `drain_deadline` is stopped.
+pub async fn serve_until_signal(
+    server: &getty::ServerHandle,
+    drain_deadline: std::time::Duration,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    println!("listening on {}", server.local_addr());
+    std::io::stdout().flush()?;
+    match wait_for_signal().await? {
+        Ending::Stop => server.stop().await,
+        Ending::HandOver => {
+            eprintln!("handing over: draining for at most {drain_deadline:?}");
+            server.drain(drain_deadline).await;
+        }
     }
     Ok(())
 }
 
-/// Prints `listening on <address>` (flushed: tests and scripts wait for it), serves until
-/// SIGINT or SIGTERM, then stops the server gracefully.
-pub async fn serve_until_signal(
-    listening: impl std::fmt::Display,
-    stop: impl std::future::Future<Output = ()>,
-) -> std::io::Result<()> {
-    use std::io::Write;
-    println!("listening on {listening}");
-    std::io::stdout().flush()?;
-    wait_for_signal().await?;
-    stop.await;
-    Ok(())
-}
+/// The drain deadline of a hand-over (SIGUSR2) unless a program says otherwise: 10 s.
+pub const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
