@@ -11,7 +11,8 @@
 //!   and at most one `Errored`, then `Closed`, always last.
 //! - Delivery is asynchronous, so by the time the handler sees an event the session may
 //!   have moved on: after it closed, a handler may still get its last frames and then
-//!   `Closed`. Writes through the handle then return [`Error::Closed`]; nothing panics.
+//!   `Closed`. Writes through the handle then return
+//!   [`ErrorKind::Closed`](crate::ErrorKind::Closed); nothing panics.
 //!
 //! ## Backpressure
 //! Events go with `try_send`, never `do_send`, so the handler's mailbox bound holds. When

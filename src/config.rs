@@ -35,19 +35,19 @@ pub struct SessionConfig {
     /// Longest frame the session reads, in payload bytes. Default 4 KiB (getty's).
     ///
     /// Built-in codecs check it against the frame header. For any codec, the reader also
-    /// ends the session with [`Error::FrameTooLong`](crate::Error::FrameTooLong) once an
-    /// undecoded frame holds more than `max_frame_length` +
+    /// ends the session with [`ErrorKind::FrameTooLong`](crate::ErrorKind::FrameTooLong)
+    /// once an undecoded frame holds more than `max_frame_length` +
     /// [`FRAME_HEADER_ALLOWANCE`] bytes, so the read buffer never grows past that.
     pub max_frame_length: usize,
-    /// Close the session with [`Error::ReadTimeout`](crate::Error::ReadTimeout) when no
-    /// whole frame has arrived for this long (bytes that do not complete a frame do not
-    /// count, so a peer trickling bytes cannot hold the session; allow the time a
+    /// Close the session with [`ErrorKind::ReadTimeout`](crate::ErrorKind::ReadTimeout)
+    /// when no whole frame has arrived for this long (bytes that do not complete a frame do
+    /// not count, so a peer trickling bytes cannot hold the session; allow the time a
     /// max-size frame takes to arrive). Default `None` (no limit): getty's read timeout
     /// only woke its read loop; here it is a real idle limit, so it is opt-in.
     pub read_timeout: Option<Duration>,
-    /// Close the session with [`Error::WriteTimeout`](crate::Error::WriteTimeout) when
-    /// bytes are queued and none could be written for this long (the peer does not read).
-    /// Default 5 s. `None` disables it (the high-water mark still bounds memory).
+    /// Close the session with [`ErrorKind::WriteTimeout`](crate::ErrorKind::WriteTimeout)
+    /// when bytes are queued and none could be written for this long (the peer does not
+    /// read). Default 5 s. `None` disables it (the high-water mark still bounds memory).
     pub write_timeout: Option<Duration>,
     /// Period of [`on_cron`](crate::EventListener::on_cron). Default 60 s (getty's).
     pub cron_period: Duration,
@@ -64,12 +64,12 @@ pub struct SessionConfig {
     /// high-water mark, and while the logic actor has not run yet: an actor that fans a
     /// burst out to sessions on its own arbiter fills this queue before any of them can
     /// take a frame. `try_write` past it fails with
-    /// [`Error::HandoffFull`](crate::Error::HandoffFull); `write` waits for room. A frame
-    /// here is never dropped for room. Default 1,024 frames; at least 1.
+    /// [`ErrorKind::HandoffFull`](crate::ErrorKind::HandoffFull); `write` waits for room. A
+    /// frame here is never dropped for room. Default 1,024 frames; at least 1.
     pub handoff_queue: usize,
     /// Write queue high-water mark in bytes: a write that finds at least this many bytes
-    /// queued fails with [`Error::QueueFull`](crate::Error::QueueFull) and queues nothing.
-    /// Default 256 KiB.
+    /// queued fails with [`ErrorKind::QueueFull`](crate::ErrorKind::QueueFull) and queues
+    /// nothing. Default 256 KiB.
     pub write_high_water: usize,
     /// Write queue low-water mark in bytes: once the queue falls to this, the session is
     /// writable again (see [`Session::is_writable`](crate::Session::is_writable)).

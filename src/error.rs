@@ -1,75 +1,67 @@
-//! The one error type of the crate.
+//! The one error type of the crate: [`Error`], what went wrong ([`ErrorKind`]) and the
+//! session it concerns.
 
 use std::fmt;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::session::SessionId;
+
 /// A boxed error from a user codec, kept whole so callers can downcast it.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Identifies one session for the life of the process.
-///
-/// Ids are unique across every endpoint of the process and never reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId(pub(crate) u64);
-
-impl SessionId {
-    /// The number behind the id.
-    pub fn get(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "session#{}", self.0)
-    }
-}
-
-/// Prefix for messages of errors that know their session.
-struct On(Option<SessionId>);
-
-impl fmt::Display for On {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(id) => write!(f, "{id}: "),
-            None => Ok(()),
-        }
-    }
-}
-
 /// Everything that can go wrong in getty, with the session it concerns when there is one.
+///
+/// What went wrong is its [`kind`](Error::kind), an [`ErrorKind`] to match on:
+///
+/// ```
+/// use getty::{Error, ErrorKind};
+///
+/// fn retry_later(err: &Error) -> bool {
+///     matches!(err.kind(), ErrorKind::QueueFull { .. } | ErrorKind::HandoffFull { .. })
+/// }
+/// assert!(!retry_later(&Error::refused("busy")));
+/// ```
 ///
 /// The error is cheap to clone (payloads are shared), so one failure can be handed to
 /// every write that it cancels. Errors made by a session carry its [`SessionId`]
-/// ([`Error::session`]); errors made by codecs get it attached by the session that ran them.
+/// ([`Error::session`]); errors made by codecs get it attached by the session that ran
+/// them. Its message starts with the session when there is one, e.g.
+/// `session#7: write queue full: 262144 bytes queued, high-water mark 262144`.
+#[derive(Debug, Clone)]
+pub struct Error {
+    session: Option<SessionId>,
+    kind: ErrorKind,
+}
+
+/// What went wrong: the kind of an [`Error`], to match on.
+///
+/// New kinds and new fields may come in later versions, so match with a wildcard arm and
+/// with `{ .. }` in patterns of kinds that carry data.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum ErrorKind {
     /// The socket failed (reset, broken pipe, ...).
-    #[error("{}I/O error: {source}", On(*session))]
+    #[error("I/O error: {source}")]
+    #[non_exhaustive]
     Io {
-        /// Session concerned, if known.
-        session: Option<SessionId>,
         /// The OS error.
         #[source]
         source: Arc<io::Error>,
     },
     /// The codec could not decode the peer's bytes.
-    #[error("{}decode error: {source}", On(*session))]
+    #[error("decode error: {source}")]
+    #[non_exhaustive]
     Decode {
-        /// Session concerned, if known.
-        session: Option<SessionId>,
         /// The codec's own error.
         #[source]
         source: Arc<dyn std::error::Error + Send + Sync + 'static>,
     },
     /// The codec could not encode a frame given to a write.
-    #[error("{}encode error: {source}", On(*session))]
+    #[error("encode error: {source}")]
+    #[non_exhaustive]
     Encode {
-        /// Session concerned, if known.
-        session: Option<SessionId>,
         /// The codec's own error.
         #[source]
         source: Arc<dyn std::error::Error + Send + Sync + 'static>,
@@ -77,36 +69,32 @@ pub enum Error {
     /// A frame is longer than the session's max frame length. Raised as soon as the
     /// length is known (from a header) or the undecoded bytes pass the bound, before any
     /// buffer grows to hold the frame.
-    #[error("{}frame too long: {len} bytes, max {max}", On(*session))]
+    #[error("frame too long: {len} bytes, max {max}")]
+    #[non_exhaustive]
     FrameTooLong {
-        /// Session concerned, if known.
-        session: Option<SessionId>,
         /// The announced length, or the bytes buffered when the bound was passed.
         len: usize,
         /// The limit in force.
         max: usize,
     },
     /// Nothing was read for the session's read timeout.
-    #[error("{}read timeout: nothing read for {after:?}", On(*session))]
+    #[error("read timeout: nothing read for {after:?}")]
+    #[non_exhaustive]
     ReadTimeout {
-        /// Session concerned, if known.
-        session: Option<SessionId>,
         /// The timeout in force.
         after: Duration,
     },
     /// Queued bytes could not be written for the session's write timeout.
-    #[error("{}write timeout: no write progress for {after:?}", On(*session))]
+    #[error("write timeout: no write progress for {after:?}")]
+    #[non_exhaustive]
     WriteTimeout {
-        /// Session concerned, if known.
-        session: Option<SessionId>,
         /// The timeout in force.
         after: Duration,
     },
     /// The write queue is above its high-water mark; nothing of this write was queued.
-    #[error("{}write queue full: {queued} bytes queued, high-water mark {limit}", On(*session))]
+    #[error("write queue full: {queued} bytes queued, high-water mark {limit}")]
+    #[non_exhaustive]
     QueueFull {
-        /// Session concerned, if known.
-        session: Option<SessionId>,
         /// Bytes waiting to be written when the write was refused.
         queued: usize,
         /// The high-water mark.
@@ -116,10 +104,9 @@ pub enum Error {
     /// handles and not yet encoded, see
     /// [`SessionConfig::handoff_queue`](crate::SessionConfig::handoff_queue)) is full;
     /// nothing of this write was queued.
-    #[error("{}hand-over queue full: {frames} frames wait to be encoded, limit {limit}", On(*session))]
+    #[error("hand-over queue full: {frames} frames wait to be encoded, limit {limit}")]
+    #[non_exhaustive]
     HandoffFull {
-        /// Session concerned, if known.
-        session: Option<SessionId>,
         /// Frames waiting in the hand-over queue when the write was refused.
         frames: usize,
         /// The queue's capacity in frames.
@@ -128,10 +115,9 @@ pub enum Error {
     /// The endpoint's memory budget is spent (its sessions together hold that many bytes
     /// buffered) and this session holds at least its fair share of it: nothing of this
     /// write was queued. See `memory_budget` on the endpoint builders.
-    #[error("{}memory budget spent: {budget} bytes held across the endpoint's sessions; this one holds {queued} bytes in its write queue, its share is {share}", On(*session))]
+    #[error("memory budget spent: {budget} bytes held across the endpoint's sessions; this one holds {queued} bytes in its write queue, its share is {share}")]
+    #[non_exhaustive]
     MemoryBudget {
-        /// Session concerned, if known.
-        session: Option<SessionId>,
         /// Bytes in this session's write queue when the write was refused.
         queued: usize,
         /// One session's fair share of the budget then.
@@ -141,26 +127,21 @@ pub enum Error {
     },
     /// The session is closed or closing; nothing of this write was queued, or what was
     /// queued could not be written before the session ended.
-    #[error("{}session closed", On(*session))]
-    Closed {
-        /// Session concerned, if known.
-        session: Option<SessionId>,
-    },
+    #[error("session closed")]
+    Closed,
     /// The connection or session was refused (by `new_session`, `on_open`, or a limit).
-    #[error("{}refused: {reason}", On(*session))]
+    #[error("refused: {reason}")]
+    #[non_exhaustive]
     Refused {
-        /// Session concerned, if known.
-        session: Option<SessionId>,
         /// Why.
         reason: Arc<str>,
     },
     /// The WebSocket peer broke the protocol (an invalid or unmasked frame, a message
     /// over the size limit, a text message where only binary is allowed), or a WebSocket
     /// handshake failed.
-    #[error("{}websocket error: {reason}", On(*session))]
+    #[error("websocket error: {reason}")]
+    #[non_exhaustive]
     WebSocket {
-        /// Session concerned, if known.
-        session: Option<SessionId>,
         /// What went wrong.
         reason: Arc<str>,
     },
@@ -168,27 +149,25 @@ pub enum Error {
     /// peer that does not speak TLS, a handshake that timed out) or the TLS layer of an
     /// open session (an alert from the peer). The reason is rustls's own words where
     /// rustls made the error, e.g. `invalid peer certificate: UnknownIssuer`.
-    #[error("{}TLS error: {reason}", On(*session))]
+    #[error("TLS error: {reason}")]
+    #[non_exhaustive]
     Tls {
-        /// Session concerned, if known.
-        session: Option<SessionId>,
         /// What went wrong.
         reason: Arc<str>,
     },
     /// An endpoint was set up with an option its transport cannot honour, or with
-    /// options that contradict each other; it did not start.
-    #[error("{}invalid options: {reason}", On(*session))]
+    /// options that contradict each other; it did not start. Such an error concerns an
+    /// endpoint: it has no session.
+    #[error("invalid options: {reason}")]
+    #[non_exhaustive]
     Config {
-        /// Session concerned: always `None`, the error concerns an endpoint.
-        session: Option<SessionId>,
         /// Which option, and why.
         reason: Arc<str>,
     },
     /// A listener callback panicked; the session was ended.
-    #[error("{}listener panicked: {message}", On(*session))]
+    #[error("listener panicked: {message}")]
+    #[non_exhaustive]
     ListenerPanic {
-        /// Session concerned, if known.
-        session: Option<SessionId>,
         /// The panic message, when it was a string.
         message: Arc<str>,
     },
@@ -198,139 +177,156 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// A refusal with a reason, for `new_session` hooks and `on_open`.
-    pub fn refused(reason: impl Into<String>) -> Self {
-        Error::Refused {
+    /// An error of `kind` that concerns no session yet.
+    fn new(kind: ErrorKind) -> Self {
+        Error {
             session: None,
-            reason: Arc::from(reason.into()),
+            kind,
         }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
     }
 
     /// The session this error concerns, when known.
     pub fn session(&self) -> Option<SessionId> {
-        match self {
-            Error::Io { session, .. }
-            | Error::Decode { session, .. }
-            | Error::Encode { session, .. }
-            | Error::FrameTooLong { session, .. }
-            | Error::ReadTimeout { session, .. }
-            | Error::WriteTimeout { session, .. }
-            | Error::QueueFull { session, .. }
-            | Error::HandoffFull { session, .. }
-            | Error::MemoryBudget { session, .. }
-            | Error::Closed { session }
-            | Error::Refused { session, .. }
-            | Error::WebSocket { session, .. }
-            | Error::Tls { session, .. }
-            | Error::Config { session, .. }
-            | Error::ListenerPanic { session, .. } => *session,
-        }
+        self.session
     }
 
     /// Returns the error with `id` as its session (kept if one is already set).
     pub fn with_session(mut self, id: SessionId) -> Self {
-        match &mut self {
-            Error::Io { session, .. }
-            | Error::Decode { session, .. }
-            | Error::Encode { session, .. }
-            | Error::FrameTooLong { session, .. }
-            | Error::ReadTimeout { session, .. }
-            | Error::WriteTimeout { session, .. }
-            | Error::QueueFull { session, .. }
-            | Error::HandoffFull { session, .. }
-            | Error::MemoryBudget { session, .. }
-            | Error::Closed { session }
-            | Error::Refused { session, .. }
-            | Error::WebSocket { session, .. }
-            | Error::Tls { session, .. }
-            | Error::Config { session, .. }
-            | Error::ListenerPanic { session, .. } => {
-                session.get_or_insert(id);
-            }
-        }
+        self.session.get_or_insert(id);
         self
     }
 
-    /// True for [`Error::ReadTimeout`] and [`Error::WriteTimeout`].
+    /// A refusal with a reason, for `new_session` hooks and `on_open`
+    /// ([`ErrorKind::Refused`]).
+    pub fn refused(reason: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Refused {
+            reason: Arc::from(reason.into()),
+        })
+    }
+
+    /// A frame of `len` bytes over the limit `max` ([`ErrorKind::FrameTooLong`]), for
+    /// codecs that bound their frames.
+    pub fn frame_too_long(len: usize, max: usize) -> Self {
+        Error::new(ErrorKind::FrameTooLong { len, max })
+    }
+
+    /// True for [`ErrorKind::ReadTimeout`] and [`ErrorKind::WriteTimeout`].
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::ReadTimeout { .. } | Error::WriteTimeout { .. })
+        matches!(
+            self.kind,
+            ErrorKind::ReadTimeout { .. } | ErrorKind::WriteTimeout { .. }
+        )
     }
 
-    /// True for [`Error::Tls`].
+    /// True for [`ErrorKind::Tls`].
     pub fn is_tls(&self) -> bool {
-        matches!(self, Error::Tls { .. })
+        matches!(self.kind, ErrorKind::Tls { .. })
     }
 
-    /// The reason of an [`Error::Tls`], `None` for other errors.
+    /// The reason of an [`ErrorKind::Tls`], `None` for other errors.
     pub fn tls_reason(&self) -> Option<&str> {
-        match self {
-            Error::Tls { reason, .. } => Some(reason),
+        match &self.kind {
+            ErrorKind::Tls { reason } => Some(reason),
             _ => None,
         }
     }
 
-    /// A TLS error with a reason and no session yet.
-    pub(crate) fn tls(reason: impl Into<String>) -> Self {
-        Error::Tls {
-            session: None,
-            reason: Arc::from(reason.into()),
-        }
-    }
-
-    /// True for [`Error::QueueFull`], [`Error::HandoffFull`] and [`Error::MemoryBudget`]:
-    /// a write refused for room, worth trying again once the session drained (nothing of
-    /// it was queued).
+    /// True for [`ErrorKind::QueueFull`], [`ErrorKind::HandoffFull`] and
+    /// [`ErrorKind::MemoryBudget`]: a write refused for room, worth trying again once the
+    /// session drained (nothing of it was queued).
     pub fn is_queue_full(&self) -> bool {
         matches!(
-            self,
-            Error::QueueFull { .. } | Error::HandoffFull { .. } | Error::MemoryBudget { .. }
+            self.kind,
+            ErrorKind::QueueFull { .. }
+                | ErrorKind::HandoffFull { .. }
+                | ErrorKind::MemoryBudget { .. }
         )
     }
 
-    /// True for [`Error::Closed`].
+    /// True for [`ErrorKind::Closed`].
     pub fn is_closed(&self) -> bool {
-        matches!(self, Error::Closed { .. })
+        matches!(self.kind, ErrorKind::Closed)
+    }
+
+    /// A TLS error with a reason and no session yet.
+    pub(crate) fn tls(reason: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Tls {
+            reason: Arc::from(reason.into()),
+        })
     }
 
     /// An endpoint option its transport cannot honour.
     pub(crate) fn config(reason: impl Into<String>) -> Self {
-        Error::Config {
-            session: None,
+        Error::new(ErrorKind::Config {
             reason: Arc::from(reason.into()),
-        }
+        })
     }
 
+    /// A WebSocket protocol or handshake failure, no session yet.
     pub(crate) fn websocket(reason: impl Into<String>) -> Self {
-        Error::WebSocket {
-            session: None,
+        Error::new(ErrorKind::WebSocket {
             reason: Arc::from(reason.into()),
-        }
+        })
     }
 
+    /// Session `id` is closed or closing.
     pub(crate) fn closed(id: SessionId) -> Self {
-        Error::Closed { session: Some(id) }
+        Error::new(ErrorKind::Closed).with_session(id)
+    }
+
+    /// A write refused at the high-water mark `limit` with `queued` bytes queued.
+    pub(crate) fn queue_full(queued: usize, limit: usize) -> Self {
+        Error::new(ErrorKind::QueueFull { queued, limit })
+    }
+
+    /// A write refused with `frames` frames in a hand-over queue of `limit`.
+    pub(crate) fn handoff_full(frames: usize, limit: usize) -> Self {
+        Error::new(ErrorKind::HandoffFull { frames, limit })
+    }
+
+    /// A write refused by a spent memory budget.
+    pub(crate) fn memory_budget(queued: usize, share: usize, budget: usize) -> Self {
+        Error::new(ErrorKind::MemoryBudget {
+            queued,
+            share,
+            budget,
+        })
+    }
+
+    /// Nothing read for `after`.
+    pub(crate) fn read_timeout(after: Duration) -> Self {
+        Error::new(ErrorKind::ReadTimeout { after })
+    }
+
+    /// No write progress for `after`.
+    pub(crate) fn write_timeout(after: Duration) -> Self {
+        Error::new(ErrorKind::WriteTimeout { after })
+    }
+
+    /// A listener callback panicked with `message`.
+    pub(crate) fn listener_panic(message: Arc<str>) -> Self {
+        Error::new(ErrorKind::ListenerPanic { message })
     }
 
     /// Wraps a codec's decode error, keeping a getty [`Error`] (or an `io::Error`
     /// carrying one) as it is instead of nesting it.
     pub(crate) fn from_decode(err: impl Into<BoxError>) -> Self {
-        Self::from_codec(err.into(), |source| Error::Decode {
-            session: None,
-            source,
-        })
+        Self::from_codec(err.into(), |source| ErrorKind::Decode { source })
     }
 
     /// Wraps a codec's encode error, like [`Error::from_decode`].
     pub(crate) fn from_encode(err: impl Into<BoxError>) -> Self {
-        Self::from_codec(err.into(), |source| Error::Encode {
-            session: None,
-            source,
-        })
+        Self::from_codec(err.into(), |source| ErrorKind::Encode { source })
     }
 
     fn from_codec(
         err: BoxError,
-        wrap: impl FnOnce(Arc<dyn std::error::Error + Send + Sync>) -> Error,
+        wrap: impl FnOnce(Arc<dyn std::error::Error + Send + Sync>) -> ErrorKind,
     ) -> Self {
         let err = match err.downcast::<Error>() {
             Ok(ours) => return *ours,
@@ -340,10 +336,25 @@ impl Error {
             // Codecs do no I/O: an io::Error from one describes bad bytes.
             Ok(io) => match io.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
                 Some(ours) => ours.clone(),
-                None => wrap(Arc::new(*io)),
+                None => Error::new(wrap(Arc::new(*io))),
             },
-            Err(other) => wrap(Arc::from(other)),
+            Err(other) => Error::new(wrap(Arc::from(other))),
         }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(id) = self.session {
+            write!(f, "{id}: ")?;
+        }
+        fmt::Display::fmt(&self.kind, f)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.kind)
     }
 }
 
@@ -363,16 +374,16 @@ impl From<io::Error> for Error {
         {
             return Error::tls(tls.to_string());
         }
-        Error::Io {
-            session: None,
+        Error::new(ErrorKind::Io {
             source: Arc::new(err),
-        }
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error as _;
 
     #[test]
     fn rustls_errors_inside_io_errors_become_tls_errors() {
@@ -394,11 +405,7 @@ mod tests {
 
     #[test]
     fn session_is_attached_once_and_shown() {
-        let err = Error::FrameTooLong {
-            session: None,
-            len: 10,
-            max: 4,
-        };
+        let err = Error::frame_too_long(10, 4);
         let err = err.with_session(SessionId(7)).with_session(SessionId(9));
         assert_eq!(err.session(), Some(SessionId(7)));
         assert_eq!(
@@ -408,22 +415,113 @@ mod tests {
     }
 
     #[test]
+    fn every_kind_takes_a_session_and_keeps_its_message() {
+        let id = SessionId(7);
+        let kinds = [
+            (
+                Error::queue_full(300, 256),
+                "write queue full: 300 bytes queued, high-water mark 256",
+            ),
+            (
+                Error::handoff_full(4, 4),
+                "hand-over queue full: 4 frames wait to be encoded, limit 4",
+            ),
+            (
+                Error::memory_budget(10, 5, 100),
+                "memory budget spent: 100 bytes held across the endpoint's sessions; \
+                 this one holds 10 bytes in its write queue, its share is 5",
+            ),
+            (
+                Error::write_timeout(Duration::from_secs(5)),
+                "write timeout: no write progress for 5s",
+            ),
+            (
+                Error::read_timeout(Duration::from_millis(20)),
+                "read timeout: nothing read for 20ms",
+            ),
+            (Error::refused("full"), "refused: full"),
+            (
+                Error::websocket("bad opcode"),
+                "websocket error: bad opcode",
+            ),
+            (
+                Error::config("no TLS on UDP"),
+                "invalid options: no TLS on UDP",
+            ),
+            (
+                Error::listener_panic(Arc::from("boom")),
+                "listener panicked: boom",
+            ),
+        ];
+        for (err, message) in kinds {
+            assert_eq!(err.session(), None);
+            assert_eq!(err.to_string(), message);
+            let on = err.with_session(id);
+            assert_eq!(on.session(), Some(id));
+            assert_eq!(on.to_string(), format!("session#7: {message}"));
+        }
+        let closed = Error::closed(id);
+        assert!(closed.is_closed());
+        assert!(matches!(closed.kind(), ErrorKind::Closed));
+        assert_eq!(closed.session(), Some(id));
+        assert_eq!(closed.to_string(), "session#7: session closed");
+        let full = Error::queue_full(300, 256).with_session(id);
+        assert!(full.is_queue_full());
+        assert!(matches!(
+            full.kind(),
+            ErrorKind::QueueFull {
+                queued: 300,
+                limit: 256
+            }
+        ));
+        assert!(full.source().is_none());
+    }
+
+    #[test]
+    fn io_errors_keep_their_source() {
+        let err = Error::from(io::Error::new(io::ErrorKind::ConnectionReset, "reset"));
+        assert!(
+            matches!(err.kind(), ErrorKind::Io { source } if source.kind() == io::ErrorKind::ConnectionReset)
+        );
+        assert_eq!(err.to_string(), "I/O error: reset");
+        let source = err.source().expect("an I/O error has a source");
+        assert_eq!(source.to_string(), "reset");
+        let err = err.with_session(SessionId(2));
+        assert_eq!(err.to_string(), "session#2: I/O error: reset");
+        assert_eq!(err.source().map(|s| s.to_string()), Some("reset".into()));
+        let decode = Error::from_decode(io::Error::new(io::ErrorKind::InvalidData, "bad"));
+        assert_eq!(decode.source().map(|s| s.to_string()), Some("bad".into()));
+    }
+
+    #[test]
     fn codec_errors_keep_our_kind() {
-        let ours = Error::FrameTooLong {
-            session: None,
-            len: 1,
-            max: 0,
-        };
+        let ours = Error::frame_too_long(1, 0);
         let wrapped = io::Error::new(io::ErrorKind::InvalidData, ours);
         assert!(matches!(
-            Error::from_decode(wrapped),
-            Error::FrameTooLong { len: 1, .. }
+            Error::from_decode(wrapped).kind(),
+            ErrorKind::FrameTooLong { len: 1, .. }
         ));
         let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
-        assert!(matches!(Error::from_decode(eof), Error::Decode { .. }));
+        assert!(matches!(
+            Error::from_decode(eof).kind(),
+            ErrorKind::Decode { .. }
+        ));
         let garbage = io::Error::new(io::ErrorKind::InvalidData, "bad utf-8");
-        assert!(matches!(Error::from_decode(garbage), Error::Decode { .. }));
+        assert!(matches!(
+            Error::from_decode(garbage).kind(),
+            ErrorKind::Decode { .. }
+        ));
         let custom: BoxError = "not a frame".into();
-        assert!(matches!(Error::from_encode(custom), Error::Encode { .. }));
+        assert!(matches!(
+            Error::from_encode(custom).kind(),
+            ErrorKind::Encode { .. }
+        ));
+    }
+
+    #[test]
+    fn stays_small_for_the_hot_path() {
+        // Every write returns a Result<(), Error>: keep it within six words.
+        assert!(std::mem::size_of::<Error>() <= 48);
+        assert!(std::mem::size_of::<Result<()>>() <= 48);
     }
 }

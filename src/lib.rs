@@ -101,7 +101,7 @@
 //! Callbacks run on the session's logic actor and must return quickly. Clone the
 //! [`Session`] handle, hand the work elsewhere (another actor or arbiter, a blocking
 //! pool), and write the reply through the handle when it is done. If the session closed
-//! meanwhile the write returns [`Error::Closed`]; nothing panics.
+//! meanwhile the write returns [`ErrorKind::Closed`]; nothing panics.
 //! ```
 //! use bytes::{Bytes, BytesMut};
 //! use futures::{SinkExt, StreamExt};
@@ -157,8 +157,8 @@
 //! socket transport as the model.
 //!
 //! TCP speaks TLS (rustls) with [`TcpServer::tls`] and [`TcpClient::tls`]: the handshake
-//! runs on the session's arbiter under a timeout, and its failures are [`Error::Tls`].
-//! See [`transport::tls`].
+//! runs on the session's arbiter under a timeout, and its failures are
+//! [`ErrorKind::Tls`]. See [`transport::tls`].
 //!
 //! UDP ([`UdpServer`], [`UdpClient`], see [`transport::udp`]) has no byte stream to read: its
 //! sessions read datagrams (one frame each, with the peer address on the unconnected
@@ -166,10 +166,10 @@
 //!
 //! ## Guarantees
 //! - Backpressure both ways: a full read queue stops reading; a full write queue refuses
-//!   writes with [`Error::QueueFull`]. Nothing is dropped silently and nothing is retried:
-//!   every write is queued and written, or its caller gets an error.
+//!   writes with [`ErrorKind::QueueFull`]. Nothing is dropped silently and nothing is
+//!   retried: every write is queued and written, or its caller gets an error.
 //! - One close path: `on_close` exactly once per opened session, `on_error` before it
-//!   when an error ended it; a handle to a closed session returns [`Error::Closed`].
+//!   when an error ended it; a handle to a closed session returns [`ErrorKind::Closed`].
 //! - Bad input ends only the session concerned.
 
 #![forbid(unsafe_code)]
@@ -196,13 +196,13 @@ pub use endpoint::options::{ClientBuilder, ClientOptions, ServerBuilder, ServerO
 pub use endpoint::server::{Server, ServerHandle};
 pub use endpoint::servers::{ServerList, ServerListBuilder, Spread};
 pub use endpoint::{EndpointStats, NewSession};
-pub use error::{BoxError, Error, Result, SessionId};
+pub use error::{BoxError, Error, ErrorKind, Result};
 pub use listener::{EventListener, Frame};
 pub use transport::{Address, TcpClient, TcpServer, UnixClient, UnixServer};
 
 /// The handle of a running [`TcpClient`] (a [`ClientHandle`]).
 pub type TcpClientHandle = ClientHandle;
-pub use session::{AnySession, Session, SessionContext, SessionSetup, SessionStats};
+pub use session::{AnySession, Session, SessionContext, SessionId, SessionSetup, SessionStats};
 pub use transport::tls::{TlsClientConfig, TlsServerConfig};
 pub use transport::udp::{Datagram, Datagrams, UdpClient, UdpServer, UdpSocketBuilder};
 pub use transport::ws::{WsClient, WsServer};

@@ -28,8 +28,8 @@ pub type Frame<L> = <<L as EventListener>::Codec as Decoder>::Item;
 ///   unreachable", a datagram the OS refused to send): no `on_close` follows it and
 ///   the session goes on. [`SessionStats::soft_errors`](crate::SessionStats) counts them.
 /// - A callback that panics ends its session with
-///   [`Error::ListenerPanic`](crate::Error::ListenerPanic) (`on_error`, then `on_close`);
-///   the arbiter and the other sessions go on.
+///   [`ErrorKind::ListenerPanic`](crate::ErrorKind::ListenerPanic) (`on_error`, then
+///   `on_close`); the arbiter and the other sessions go on.
 ///
 /// ```
 /// use bytes::{Bytes, BytesMut};
@@ -76,11 +76,12 @@ pub trait EventListener: Sized + 'static {
 
     /// The session's writability changed (netty's `channelWritabilityChanged`):
     /// `false` once its write queue reached the high-water mark, or the endpoint's memory
-    /// budget held it back (writes now fail with [`Error::QueueFull`] or
-    /// [`Error::MemoryBudget`], and reading pauses); `true` once it drained to the
-    /// low-water mark, or the budget let it go. Called once per change, after the batch
-    /// of frames or the write that caused it, so a producer pauses and resumes on it
-    /// instead of polling [`SessionContext::is_writable`].
+    /// budget held it back (writes now fail with
+    /// [`ErrorKind::QueueFull`](crate::ErrorKind::QueueFull) or
+    /// [`ErrorKind::MemoryBudget`](crate::ErrorKind::MemoryBudget), and reading pauses);
+    /// `true` once it drained to the low-water mark, or the budget let it go. Called once
+    /// per change, after the batch of frames or the write that caused it, so a producer
+    /// pauses and resumes on it instead of polling [`SessionContext::is_writable`].
     fn on_writability(&mut self, session: &mut SessionContext<'_, Self>, writable: bool) {
         let _ = (session, writable);
     }

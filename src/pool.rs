@@ -4,11 +4,12 @@
 //! getty's advice is that `OnMessage` must return quickly and hand long work to a pool.
 //! In actix the natural pool is a [`SyncArbiter`]: [`WorkerPool`] wraps one. Its mailbox
 //! is bounded, so [`try_submit`](WorkerPool::try_submit) fails with
-//! [`Error::QueueFull`] when every worker is busy and the queue is full: the listener
-//! decides (reply "busy", close, or pause reading). The work function gets the request
-//! and the session, and writes its reply with [`Session::write_blocking`]; if the
-//! session closed meanwhile that returns [`Error::Closed`] to the worker, and nothing
-//! panics. For async work, spawn on another arbiter and use [`Session::write`] instead.
+//! [`ErrorKind::QueueFull`](crate::ErrorKind::QueueFull) when every worker is busy and the
+//! queue is full: the listener decides (reply "busy", close, or pause reading). The work
+//! function gets the request and the session, and writes its reply with
+//! [`Session::write_blocking`]; if the session closed meanwhile that returns
+//! [`ErrorKind::Closed`](crate::ErrorKind::Closed) to the worker, and nothing panics. For
+//! async work, spawn on another arbiter and use [`Session::write`] instead.
 //!
 //! ```
 //! use std::time::Duration;
@@ -125,20 +126,17 @@ impl<Req: Send + 'static, Out: Send + 'static> WorkerPool<Req, Out> {
         WorkerPool { workers }
     }
 
-    /// Hands `request` to a worker without waiting. [`Error::QueueFull`] (`limit` in
-    /// jobs) when all workers are busy and the queue is full; [`Error::Closed`] once the
-    /// pool has stopped.
+    /// Hands `request` to a worker without waiting.
+    /// [`ErrorKind::QueueFull`](crate::ErrorKind::QueueFull) (`limit` in jobs) when all
+    /// workers are busy and the queue is full;
+    /// [`ErrorKind::Closed`](crate::ErrorKind::Closed) once the pool has stopped.
     pub fn try_submit(&self, session: &Session<Out>, request: Req) -> Result<()> {
         let job = Job {
             request,
             session: session.clone(),
         };
         self.workers.try_send(job).map_err(|err| match err {
-            SendError::Full(_) => Error::QueueFull {
-                session: Some(session.id()),
-                queued: QUEUE,
-                limit: QUEUE,
-            },
+            SendError::Full(_) => Error::queue_full(QUEUE, QUEUE).with_session(session.id()),
             SendError::Closed(_) => Error::closed(session.id()),
         })
     }

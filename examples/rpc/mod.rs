@@ -89,11 +89,7 @@ impl<In, Out: Serialize> Encoder<Out> for JsonCodec<In, Out> {
         let len = dst.len() - start - 4;
         if len > MAX_MESSAGE {
             dst.truncate(start);
-            return Err(getty::Error::FrameTooLong {
-                session: None,
-                len,
-                max: MAX_MESSAGE,
-            });
+            return Err(getty::Error::frame_too_long(len, MAX_MESSAGE));
         }
         dst[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
         Ok(())

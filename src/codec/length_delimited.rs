@@ -12,8 +12,9 @@ const HEADER: usize = 4;
 ///
 /// Decodes to [`BytesMut`] (the payload, without header); encodes [`Bytes`] payloads
 /// (one `Encoder` impl, so `Sink` types infer without annotations). Both directions refuse payloads longer than
-/// [`max_frame_length`](Self::max_frame_length) with [`Error::FrameTooLong`]; on decode
-/// this happens as soon as the header is read, so a peer announcing 4 GiB costs nothing.
+/// [`max_frame_length`](Self::max_frame_length) with
+/// [`ErrorKind::FrameTooLong`](crate::ErrorKind::FrameTooLong); on decode this happens as
+/// soon as the header is read, so a peer announcing 4 GiB costs nothing.
 ///
 /// ```
 /// use bytes::{Bytes, BytesMut};
@@ -62,11 +63,7 @@ impl LengthDelimited {
     #[inline]
     fn put_frame(&self, payload: &[u8], dst: &mut BytesMut) -> Result<(), Error> {
         if payload.len() > self.max_frame_length {
-            return Err(Error::FrameTooLong {
-                session: None,
-                len: payload.len(),
-                max: self.max_frame_length,
-            });
+            return Err(Error::frame_too_long(payload.len(), self.max_frame_length));
         }
         dst.reserve(HEADER + payload.len());
         dst.put_u32(payload.len() as u32);
@@ -91,11 +88,7 @@ impl Decoder for LengthDelimited {
                 }
                 let len = src.get_u32() as usize;
                 if len > self.max_frame_length {
-                    return Err(Error::FrameTooLong {
-                        session: None,
-                        len,
-                        max: self.max_frame_length,
-                    });
+                    return Err(Error::frame_too_long(len, self.max_frame_length));
                 }
                 self.pending = Some(len);
                 len
@@ -136,6 +129,7 @@ impl Encoder<Bytes> for LengthDelimited {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     #[test]
     fn decodes_split_input_byte_by_byte() {
@@ -162,8 +156,8 @@ mod tests {
         let mut src = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);
         let err = codec.decode(&mut src).unwrap_err();
         assert!(matches!(
-            err,
-            Error::FrameTooLong {
+            err.kind(),
+            ErrorKind::FrameTooLong {
                 len: 0xffff_ffff,
                 max: 16,
                 ..
@@ -190,7 +184,7 @@ mod tests {
         assert!(codec.decode(&mut src).unwrap().is_none());
         assert!(matches!(
             codec.decode_eof(&mut src),
-            Err(Error::Decode { .. })
+            Err(e) if matches!(e.kind(), ErrorKind::Decode { .. })
         ));
     }
 }

@@ -16,8 +16,8 @@
 //! [`max_frame_length`](crate::SessionConfig::max_frame_length) plus
 //! [`FRAME_HEADER_ALLOWANCE`](crate::config::FRAME_HEADER_ALLOWANCE) bytes of one
 //! undecoded frame: past that the session ends with
-//! [`Error::FrameTooLong`](crate::Error::FrameTooLong). The built-in codecs go further and
-//! refuse a frame as soon as its header announces a length over their limit.
+//! [`ErrorKind::FrameTooLong`](crate::ErrorKind::FrameTooLong). The built-in codecs go
+//! further and refuse a frame as soon as its header announces a length over their limit.
 //!
 //! ## A user codec
 //! ```

@@ -11,10 +11,10 @@
 //! budget: that quarter lets a few busy sessions use memory that idle ones leave, while
 //! the rest stays free for the sessions that have not reached their share yet. A session
 //! held back has its writes refused with
-//! [`Error::MemoryBudget`](crate::Error::MemoryBudget), frames it read wait undelivered
-//! and its reader pauses; sessions under their share go on as before. The sessions held
-//! back are the ones whose peers do not keep up: they either drain or meet their write
-//! timeout and end. Nothing already accepted is dropped.
+//! [`ErrorKind::MemoryBudget`](crate::ErrorKind::MemoryBudget), frames it read wait
+//! undelivered and its reader pauses; sessions under their share go on as before. The
+//! sessions held back are the ones whose peers do not keep up: they either drain or meet
+//! their write timeout and end. Nothing already accepted is dropped.
 //!
 //! Bound: the shares sum to the budget and the excess is capped at a quarter of it, so
 //! the sessions hold at most 1.25 times the budget, plus what one batch adds to a session

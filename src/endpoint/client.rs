@@ -16,9 +16,9 @@ use crate::endpoint::supervisor::{Redial, Shutdown, Supervisor};
 use crate::endpoint::{
     open_session, EndpointShared, EndpointStats, NewSession, SessionFactory, SessionSlot,
 };
-use crate::error::{Error, Result, SessionId};
+use crate::error::{Error, Result};
 use crate::listener::EventListener;
-use crate::session::AnySession;
+use crate::session::{AnySession, SessionId};
 use crate::transport::Address;
 use crate::transport::Transport;
 

@@ -5,7 +5,7 @@
 //! file alone.
 //!
 //! An option a transport cannot honour is not ignored: the endpoint's `start` fails with
-//! [`Error::Config`](crate::Error::Config) naming it.
+//! [`ErrorKind::Config`](crate::ErrorKind::Config) naming it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,8 +79,9 @@ impl ServerOptions {
         self.memory_budget
     }
 
-    /// Fails with [`Error::Config`] for each option in `unsupported` that was set:
-    /// `endpoint` cannot honour it, for the reason given beside it.
+    /// Fails with [`ErrorKind::Config`](crate::ErrorKind::Config) for each option in
+    /// `unsupported` that was set: `endpoint` cannot honour it, for the reason given beside
+    /// it.
     pub(crate) fn refuse(
         &self,
         endpoint: &str,
@@ -175,8 +176,8 @@ pub trait ServerBuilder: Sized {
     /// hold buffered (write queues, frames read and not yet handled, datagrams queued
     /// for per-peer sessions). Once they hold it, a session at its fair share (the
     /// budget over the number of sessions) is held back: its writes fail with
-    /// [`Error::MemoryBudget`](crate::Error::MemoryBudget) and its reading pauses, while
-    /// the others go on. Default
+    /// [`ErrorKind::MemoryBudget`](crate::ErrorKind::MemoryBudget) and its reading pauses,
+    /// while the others go on. Default
     /// [`DEFAULT_MEMORY_BUDGET`](crate::defaults::DEFAULT_MEMORY_BUDGET) (256 MiB).
     fn memory_budget(mut self, bytes: usize) -> Self {
         self.server_options().memory_budget = bytes;
@@ -187,7 +188,7 @@ pub trait ServerBuilder: Sized {
     /// version of this one) can bind the same address while this one still serves: the
     /// way to a rolling restart, with [`ServerHandle::drain`](crate::ServerHandle::drain)
     /// on the old process. TCP, TLS, WebSocket and UDP servers; others refuse it with
-    /// [`Error::Config`](crate::Error::Config). Default: off.
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config). Default: off.
     fn reuse_port(mut self, on: bool) -> Self {
         self.server_options().reuse_port = on;
         self
@@ -370,6 +371,7 @@ pub trait ClientBuilder: Sized {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     struct Builder(ServerOptions);
 
@@ -386,7 +388,7 @@ mod tests {
         assert!(unset.0.refuse("UdpServer", &why).is_ok());
         let set = Builder(ServerOptions::default()).workers(2);
         let err = set.0.refuse("UdpServer", &why).unwrap_err();
-        assert!(matches!(err, Error::Config { .. }), "{err:?}");
+        assert!(matches!(err.kind(), ErrorKind::Config { .. }), "{err:?}");
         assert_eq!(
             err.to_string(),
             "invalid options: UdpServer cannot honour `workers`: one socket"

@@ -92,9 +92,9 @@ impl Server {
     /// `incoming` that concern one connection (reset, aborted) are skipped; others are
     /// logged and accepting pauses for 100 ms. Call from within an actix system.
     ///
-    /// Fails with [`Error::Config`](crate::Error::Config) when `reuse_port` is set: the
-    /// connections come already accepted, so the listening socket is the transport's
-    /// to set up.
+    /// Fails with [`ErrorKind::Config`](crate::ErrorKind::Config) when `reuse_port` is set:
+    /// the connections come already accepted, so the listening socket is the transport's to
+    /// set up.
     pub fn serve<A, S, L, F>(self, incoming: S, new_session: F) -> Result<ServerHandle>
     where
         A: Accepted,

@@ -11,10 +11,11 @@ use tokio::sync::Notify;
 
 use crate::endpoint::budget::Budget;
 use crate::endpoint::supervisor::{DialFailed, Gone, Register, Supervisor};
-use crate::error::{Error, Result, SessionId};
+use crate::error::{Error, Result};
 use crate::listener::EventListener;
 use crate::session::{
-    start_session, AnySession, ByteReader, Control, SessionSetup, SessionShared, SessionWriter,
+    next_session_id, start_session, AnySession, ByteReader, Control, SessionId, SessionSetup,
+    SessionShared, SessionWriter,
 };
 use crate::transport::{Address, Transport};
 use crate::SessionConfig;
@@ -189,11 +190,6 @@ impl EndpointShared {
             gave_up: self.gave_up.load(Ordering::Acquire),
         }
     }
-}
-
-fn next_session_id() -> SessionId {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    SessionId(NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// How a session slot ended.
@@ -389,7 +385,8 @@ pub(crate) fn prepare_session<L: EventListener>(
     }
 }
 
-/// The reason a panic carried, for [`Error::ListenerPanic`].
+/// The reason a panic carried, for
+/// [`ErrorKind::ListenerPanic`](crate::ErrorKind::ListenerPanic).
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> Arc<str> {
     if let Some(s) = payload.downcast_ref::<&str>() {
         Arc::from(*s)
@@ -402,8 +399,5 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> Arc<str> {
 
 /// Makes the error for a listener panic on session `id`.
 pub(crate) fn panic_error(payload: &(dyn std::any::Any + Send), id: SessionId) -> Error {
-    Error::ListenerPanic {
-        session: Some(id),
-        message: panic_message(payload),
-    }
+    Error::listener_panic(panic_message(payload)).with_session(id)
 }

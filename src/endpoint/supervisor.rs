@@ -19,8 +19,8 @@ use crate::clock;
 use crate::endpoint::client::{ClientEvent, EventHook};
 use crate::endpoint::reconnect::Backoff;
 use crate::endpoint::{EndpointShared, SessionSlot};
-use crate::error::{Error, SessionId};
-use crate::session::{AnySession, Control, SessionShared};
+use crate::error::Error;
+use crate::session::{AnySession, Control, SessionId, SessionShared};
 use crate::SessionConfig;
 
 /// Shortest and longest supervisor tick. Timers fire within one tick of being due.

@@ -5,7 +5,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use super::{Session, SessionShared, SessionStats};
-use crate::error::SessionId;
+use crate::session::SessionId;
 use crate::transport::Address;
 
 /// What [`AnySession`] needs of a typed [`Session`].

@@ -42,8 +42,8 @@ pub(crate) enum Decision {
     /// [`CloseMachine::writer_shut`].
     ShutDownWriter,
     /// End now: drop the writer, fail what is still queued with the cause (or
-    /// `Error::Closed`), stop reading, run `on_close` if `on_close` (`on_open` ran), and
-    /// release the endpoint's slot.
+    /// `ErrorKind::Closed`), stop reading, run `on_close` if `on_close` (`on_open` ran),
+    /// and release the endpoint's slot.
     End {
         /// `on_open` succeeded, so `on_close` is owed.
         on_close: bool,

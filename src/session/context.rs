@@ -40,10 +40,10 @@ impl<L: EventListener> SessionContext<'_, L> {
     }
 
     /// Encodes `frame` into the write queue. Fails with
-    /// [`Error::QueueFull`](crate::Error::QueueFull) at the high-water mark,
-    /// [`Error::Closed`](crate::Error::Closed) once the session is closing, or the codec's
-    /// [`Error::Encode`](crate::Error::Encode); in each case nothing was queued.
-    /// A refusal for room is also counted in
+    /// [`ErrorKind::QueueFull`](crate::ErrorKind::QueueFull) at the high-water mark,
+    /// [`ErrorKind::Closed`](crate::ErrorKind::Closed) once the session is closing, or the
+    /// codec's [`ErrorKind::Encode`](crate::ErrorKind::Encode); in each case nothing was
+    /// queued. A refusal for room is also counted in
     /// [`SessionStats::writes_refused`](crate::SessionStats::writes_refused).
     pub fn write(&mut self, frame: L::Out) -> Result<()> {
         let encoded = self.out.encode(frame);

@@ -9,7 +9,8 @@ use crate::error::BoxError;
 use crate::Error;
 
 /// Decodes every complete frame in `buf` into `batch`. Fails with
-/// [`Error::FrameTooLong`] when what stays undecoded is longer than `bound`.
+/// [`ErrorKind::FrameTooLong`](crate::ErrorKind::FrameTooLong) when what stays undecoded is
+/// longer than `bound`.
 pub(crate) fn decode_available<D>(
     decoder: &mut D,
     buf: &mut BytesMut,
@@ -23,11 +24,7 @@ where
         batch.push(frame);
     }
     if buf.len() > bound {
-        return Err(Error::FrameTooLong {
-            session: None,
-            len: buf.len(),
-            max: bound,
-        });
+        return Err(Error::frame_too_long(buf.len(), bound));
     }
     Ok(())
 }
@@ -36,6 +33,7 @@ where
 mod tests {
     use super::*;
     use crate::codec::LengthDelimited;
+    use crate::ErrorKind;
     use tokio_util::codec::LinesCodec;
 
     #[test]
@@ -46,8 +44,8 @@ mod tests {
         let err = decode_available(&mut lines, &mut buf, 8, &mut batch).unwrap_err();
         assert_eq!(batch, vec!["one".to_string(), "two".to_string()]);
         assert!(matches!(
-            err,
-            Error::FrameTooLong {
+            err.kind(),
+            ErrorKind::FrameTooLong {
                 len: 17,
                 max: 8,
                 ..

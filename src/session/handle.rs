@@ -17,12 +17,13 @@ use super::messages::{CloseSession, Payload};
 use super::{SessionShared, SessionStats};
 use crate::clock;
 use crate::config::SessionConfig;
-use crate::error::{Error, Result, SessionId};
+use crate::error::{Error, Result};
+use crate::session::SessionId;
 use crate::transport::Address;
 
 /// A handle to one session: cheap to clone, `Send + Sync`, usable from any thread or
 /// actor, and safe to keep after the session is gone (writes then fail with
-/// [`Error::Closed`]).
+/// [`ErrorKind::Closed`](crate::ErrorKind::Closed)).
 ///
 /// `Out` is the type of frames the session's codec encodes.
 ///
@@ -30,17 +31,19 @@ use crate::transport::Address;
 ///
 /// Writes through a handle are bounded the way writes inside callbacks are: a write that
 /// finds the session's write queue at its high-water mark (`write_high_water` bytes
-/// encoded and not yet sent) is refused with [`Error::QueueFull`]. Because only the
-/// session's logic actor can encode, a handle's frame first waits in the session's
-/// hand-over queue ([`SessionConfig::handoff_queue`] frames, default 1,024) until the
-/// logic actor encodes it, in the order the writes were made. [`try_write`](Self::try_write)
-/// fails at once when either bound is reached ([`Error::QueueFull`] or
-/// [`Error::HandoffFull`], each saying how full) or the endpoint's memory budget holds
-/// the session back ([`Error::MemoryBudget`]); [`write`](Self::write) waits for room.
-/// Every refusal is returned to its writer, counted in
+/// encoded and not yet sent) is refused with
+/// [`ErrorKind::QueueFull`](crate::ErrorKind::QueueFull). Because only the session's logic
+/// actor can encode, a handle's frame first waits in the session's hand-over queue
+/// ([`SessionConfig::handoff_queue`] frames, default 1,024) until the logic actor encodes
+/// it, in the order the writes were made. [`try_write`](Self::try_write) fails at once when
+/// either bound is reached ([`ErrorKind::QueueFull`](crate::ErrorKind::QueueFull) or
+/// [`ErrorKind::HandoffFull`](crate::ErrorKind::HandoffFull), each saying how full) or the
+/// endpoint's memory budget holds the session back
+/// ([`ErrorKind::MemoryBudget`](crate::ErrorKind::MemoryBudget)); [`write`](Self::write)
+/// waits for room. Every refusal is returned to its writer, counted in
 /// [`SessionStats::writes_refused`] and logged (once per run of refusals); nothing is
-/// dropped silently. Inside a listener callback, [`SessionContext`](super::SessionContext) writes straight into
-/// the write queue instead.
+/// dropped silently. Inside a listener callback, [`SessionContext`](super::SessionContext)
+/// writes straight into the write queue instead.
 pub struct Session<Out: Send + 'static> {
     shared: Arc<SessionShared>,
     /// Behind one `Arc` so a clone costs two reference counts, not an allocation: the
@@ -185,7 +188,8 @@ impl<Out: Send + 'static> Session<Out> {
         self.shared.phase() == Phase::Open && self.shared.writable.load(Ordering::Relaxed)
     }
 
-    /// True once the session is closing or closed: writes fail with [`Error::Closed`].
+    /// True once the session is closing or closed: writes fail with
+    /// [`ErrorKind::Closed`](crate::ErrorKind::Closed).
     pub fn is_closed(&self) -> bool {
         matches!(self.shared.phase(), Phase::Closing | Phase::Closed)
     }
@@ -215,11 +219,13 @@ impl<Out: Send + 'static> Session<Out> {
     }
 
     /// Writes one frame. Resolves once its bytes were handed to the OS, or with the error
-    /// that stopped them: [`Error::Closed`] if the session closed first,
-    /// [`Error::WriteTimeout`] if it waited for room longer than the session's write
-    /// timeout, [`Error::Encode`], or the socket's [`Error::Io`]. While the write queue
-    /// is at its high-water mark or the hand-over queue is full, it waits for room (see
-    /// [Writing from anywhere](Self#writing-from-anywhere)). Never retried by the library.
+    /// that stopped them: [`ErrorKind::Closed`](crate::ErrorKind::Closed) if the session
+    /// closed first, [`ErrorKind::WriteTimeout`](crate::ErrorKind::WriteTimeout) if it
+    /// waited for room longer than the session's write timeout,
+    /// [`ErrorKind::Encode`](crate::ErrorKind::Encode), or the socket's
+    /// [`ErrorKind::Io`](crate::ErrorKind::Io). While the write queue is at its high-water
+    /// mark or the hand-over queue is full, it waits for room (see [Writing from
+    /// anywhere](Self#writing-from-anywhere)). Never retried by the library.
     pub async fn write(&self, frame: Out) -> Result<()> {
         self.submit(Payload::One(frame), self.shared.config.write_timeout)
             .await
@@ -227,10 +233,11 @@ impl<Out: Send + 'static> Session<Out> {
 
     /// Writes one frame like [`write`](Self::write), but waits for room for at most
     /// `wait` instead of the session's write timeout (getty's `WritePkg(pkg, timeout)`):
-    /// with no room by then it fails with [`Error::WriteTimeout`] (its `after` is
-    /// `wait`), queueing nothing, and the session goes on. `Duration::ZERO` fails at once
-    /// when there is no room, like [`try_write`](Self::try_write) but with the outcome
-    /// of the write itself once it is queued.
+    /// with no room by then it fails with
+    /// [`ErrorKind::WriteTimeout`](crate::ErrorKind::WriteTimeout) (its `after` is `wait`),
+    /// queueing nothing, and the session goes on. `Duration::ZERO` fails at once when there
+    /// is no room, like [`try_write`](Self::try_write) but with the outcome of the write
+    /// itself once it is queued.
     pub async fn write_within(&self, frame: Out, wait: Duration) -> Result<()> {
         self.submit(Payload::One(frame), Some(wait)).await
     }
@@ -261,32 +268,20 @@ impl<Out: Send + 'static> Session<Out> {
         if self.shared.budget_blocked.load(Ordering::Relaxed) {
             let terms = self.shared.charge.terms();
             let (share, budget) = (terms.share, terms.limit);
-            let err = Error::MemoryBudget {
-                session: Some(id),
-                queued,
-                share,
-                budget,
-            };
+            let err = Error::memory_budget(queued, share, budget).with_session(id);
             return HandOver::NoRoom(entry, err);
         }
         let limit = self.shared.config.write_high_water;
         if queued >= limit {
-            let err = Error::QueueFull {
-                session: Some(id),
-                queued,
-                limit,
-            };
+            let err = Error::queue_full(queued, limit).with_session(id);
             return HandOver::NoRoom(entry, err);
         }
         match self.link.handoff.push(entry) {
             Ok(()) => HandOver::Accepted,
             Err(Refused::Closed) => HandOver::Closed,
             Err(Refused::Full { entry, frames }) => {
-                let err = Error::HandoffFull {
-                    session: Some(id),
-                    frames,
-                    limit: self.link.handoff.capacity(),
-                };
+                let err =
+                    Error::handoff_full(frames, self.link.handoff.capacity()).with_session(id);
                 HandOver::NoRoom(entry, err)
             }
         }
@@ -330,10 +325,7 @@ impl<Out: Send + 'static> Session<Out> {
                     if !waited {
                         self.shared.note_refused(&err);
                         let after = timeout.unwrap_or_default();
-                        return Err(Error::WriteTimeout {
-                            session: Some(id),
-                            after,
-                        });
+                        return Err(Error::write_timeout(after).with_session(id));
                     }
                 }
             }
@@ -352,13 +344,14 @@ impl<Out: Send + 'static> Session<Out> {
 
     /// Queues one frame without waiting, for code that cannot await (an actor handler
     /// broadcasting to many sessions). Fails at once, queueing nothing, with
-    /// [`Error::QueueFull`] when the write queue is at its high-water mark, with
-    /// [`Error::HandoffFull`] when the hand-over queue is full (see
-    /// [Writing from anywhere](Self#writing-from-anywhere)), or with [`Error::Closed`].
-    /// Once queued, the frame is written in order after this caller's earlier writes, or
-    /// the session ends with `on_error` and `on_close` before it could be (its encoder
-    /// failed on it, or the socket did); use [`write`](Self::write) to learn the outcome
-    /// of this very frame.
+    /// [`ErrorKind::QueueFull`](crate::ErrorKind::QueueFull) when the write queue is at its
+    /// high-water mark, with [`ErrorKind::HandoffFull`](crate::ErrorKind::HandoffFull) when
+    /// the hand-over queue is full (see [Writing from
+    /// anywhere](Self#writing-from-anywhere)), or with
+    /// [`ErrorKind::Closed`](crate::ErrorKind::Closed). Once queued, the frame is written
+    /// in order after this caller's earlier writes, or the session ends with `on_error` and
+    /// `on_close` before it could be (its encoder failed on it, or the socket did); use
+    /// [`write`](Self::write) to learn the outcome of this very frame.
     pub fn try_write(&self, frame: Out) -> Result<()> {
         let entry = Entry {
             payload: Payload::One(frame),

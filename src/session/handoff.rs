@@ -8,8 +8,8 @@
 //! an actor to fan a turn's worth of messages out to a session that shares its arbiter
 //! (and so cannot run before the actor's turn ends) without refusals. Frames here are
 //! never dropped for room: once accepted they are encoded in order, or, if the session
-//! ends first, their writers hear [`Error::Closed`](crate::Error::Closed) (a `try_write`
-//! has nobody waiting; it learns of the close through `on_close`).
+//! ends first, their writers hear [`ErrorKind::Closed`](crate::ErrorKind::Closed) (a
+//! `try_write` has nobody waiting; it learns of the close through `on_close`).
 //!
 //! It is the only state shared across threads on the write path, so it is a mutex
 //! around a deque, taken briefly by each side, never across a callback or an await.

@@ -71,7 +71,7 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
     }
 
     /// Runs one listener callback with a context onto this session. A panic in it becomes
-    /// [`Error::ListenerPanic`].
+    /// [`ErrorKind::ListenerPanic`](crate::ErrorKind::ListenerPanic).
     pub(super) fn callback<R>(
         &mut self,
         f: impl FnOnce(&mut L, &mut SessionContext<'_, L>) -> R,
@@ -380,7 +380,7 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> Handler<Control> for Log
     type Result = ();
 
     fn handle(&mut self, msg: Control, ctx: &mut Context<Self>) {
-        let id = Some(self.session.id());
+        let id = self.session.id();
         let config = &self.shared().config;
         match msg {
             Control::Cron if self.close.is_open() => {
@@ -394,7 +394,7 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> Handler<Control> for Log
                 let after = config.read_timeout.unwrap_or_default();
                 let silent = clock::now_ms().saturating_sub(self.shared().last_read_ms());
                 if u128::from(silent) >= after.as_millis() {
-                    let err = Error::ReadTimeout { session: id, after };
+                    let err = Error::read_timeout(after).with_session(id);
                     let decision = self.close.failed(err);
                     self.carry_out(decision, ctx);
                 }
@@ -406,7 +406,7 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> Handler<Control> for Log
                         >= after.as_millis();
                 if stalled {
                     // The peer takes nothing: waiting out the wait time would not help.
-                    let err = Error::WriteTimeout { session: id, after };
+                    let err = Error::write_timeout(after).with_session(id);
                     let decision = self.close.write_timed_out(err);
                     self.carry_out(decision, ctx);
                 }

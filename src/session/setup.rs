@@ -1,7 +1,7 @@
 //! What the `new_session` hook sees and may change before a session starts.
 
 use crate::config::SessionConfig;
-use crate::error::SessionId;
+use crate::session::SessionId;
 use crate::transport::Address;
 
 /// A session about to start, handed to an endpoint's `new_session` hook.

@@ -16,7 +16,8 @@ use super::stats::Counters;
 use crate::clock;
 use crate::config::SessionConfig;
 use crate::endpoint::budget::{Budget, Charge};
-use crate::error::{Error, SessionId};
+use crate::error::Error;
+use crate::session::SessionId;
 use crate::transport::Address;
 
 /// Bytes a reader may hand over without reporting them to the memory budget itself

@@ -18,10 +18,11 @@ pub struct SessionStats {
     /// transport, a bad, truncated or oversized datagram, an ICMP report, or a datagram
     /// the OS refused to send. Always 0 for byte streams.
     pub soft_errors: u64,
-    /// Writes refused for room ([`Error::QueueFull`](crate::Error::QueueFull),
-    /// [`Error::HandoffFull`](crate::Error::HandoffFull) or
-    /// [`Error::MemoryBudget`](crate::Error::MemoryBudget)), from callbacks and handles
-    /// alike. Each refusal was also returned to its writer; nothing of it was queued.
+    /// Writes refused for room ([`ErrorKind::QueueFull`](crate::ErrorKind::QueueFull),
+    /// [`ErrorKind::HandoffFull`](crate::ErrorKind::HandoffFull) or
+    /// [`ErrorKind::MemoryBudget`](crate::ErrorKind::MemoryBudget)), from callbacks and
+    /// handles alike. Each refusal was also returned to its writer; nothing of it was
+    /// queued.
     pub writes_refused: u64,
 }
 

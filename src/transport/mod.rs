@@ -58,7 +58,7 @@
 //! `connections`, ...) by implementing [`ServerBuilder`](crate::ServerBuilder) and
 //! [`ClientBuilder`](crate::ClientBuilder), one method each that hands over the
 //! options they keep. An option your transport cannot honour should make its `start`
-//! fail with [`Error::Config`](crate::Error::Config), never be ignored.
+//! fail with [`ErrorKind::Config`](crate::ErrorKind::Config), never be ignored.
 //!
 //! ```
 //! use bytes::{Bytes, BytesMut};

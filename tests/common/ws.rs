@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use getty::prelude::*;
 use getty::transport::ws::{WsClient, WsServer};
-use getty::{ClientHandle, ServerHandle, SessionConfig};
+use getty::{ClientHandle, Error, ServerHandle, SessionConfig};
 
 use super::{Behaviour, Event, Log, Probe, SECS5};
 
@@ -66,8 +66,8 @@ pub fn length_prefixed(payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The kinds of the errors `log` recorded, in order.
-pub fn errors_of(log: &Log) -> Vec<&'static str> {
+/// The errors `log` recorded, in order.
+pub fn errors_of(log: &Log) -> Vec<Error> {
     log.events()
         .into_iter()
         .filter_map(|(_, e)| match e {

@@ -9,7 +9,8 @@ use bytes::{Buf, BytesMut};
 use tokio::sync::oneshot;
 use tokio_util::codec::Encoder;
 
-use crate::error::{BoxError, Error, Result, SessionId};
+use crate::error::{BoxError, Error, Result};
+use crate::session::SessionId;
 use pool::{give_buffer, take_buffer};
 
 mod pool;
@@ -118,8 +119,9 @@ impl<C> OutBuffer<C> {
         self.buf.len() >= self.gate.cap
     }
 
-    /// Refuses any message longer than `limit` with [`Error::FrameTooLong`], queueing
-    /// nothing of it (message mode only: a byte stream has no message to bound).
+    /// Refuses any message longer than `limit` with
+    /// [`ErrorKind::FrameTooLong`](crate::ErrorKind::FrameTooLong), queueing nothing of it
+    /// (message mode only: a byte stream has no message to bound).
     pub(crate) fn limit_messages(mut self, limit: Option<MessageLimit>) -> Self {
         self.limit = limit;
         self
@@ -139,11 +141,7 @@ impl<C> OutBuffer<C> {
         if len > limit.max {
             self.buf.truncate(start);
             self.release_if_empty();
-            return Err(Error::FrameTooLong {
-                session: Some(self.id),
-                len,
-                max: limit.max,
-            });
+            return Err(Error::frame_too_long(len, limit.max).with_session(self.id));
         }
         Ok(())
     }
@@ -173,19 +171,13 @@ impl<C> OutBuffer<C> {
             return Err(Error::closed(self.id));
         }
         if self.budget_closed() {
-            return Err(Error::MemoryBudget {
-                session: Some(self.id),
-                queued: self.buf.len(),
-                share: self.gate.share,
-                budget: self.gate.budget,
-            });
+            return Err(
+                Error::memory_budget(self.buf.len(), self.gate.share, self.gate.budget)
+                    .with_session(self.id),
+            );
         }
         if self.buf.len() >= self.high_water {
-            return Err(Error::QueueFull {
-                session: Some(self.id),
-                queued: self.buf.len(),
-                limit: self.high_water,
-            });
+            return Err(Error::queue_full(self.buf.len(), self.high_water).with_session(self.id));
         }
         Ok(())
     }

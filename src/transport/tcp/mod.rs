@@ -144,8 +144,8 @@ impl TcpServer {
     /// whose handshake fails or times out is closed, counted in
     /// [`EndpointStats::establish_failures`](crate::EndpointStats::establish_failures), and handed to
     /// [`on_establish_error`](ServerBuilder::on_establish_error) as an
-    /// [`Error::Tls`](crate::Error::Tls); it never reaches `new_session`. Sessions are
-    /// named `tls:<peer>`. Default: plain TCP.
+    /// [`ErrorKind::Tls`](crate::ErrorKind::Tls); it never reaches `new_session`. Sessions
+    /// are named `tls:<peer>`. Default: plain TCP.
     pub fn tls(mut self, config: TlsServerConfig) -> Self {
         self.tls = Some(config);
         self
@@ -300,9 +300,9 @@ impl TcpClient {
     /// the config's handshake timeout, and the whole dial within the connect timeout),
     /// and the session runs over the TLS stream. A failed handshake is a failed dial:
     /// [`ClientEvent::DialFailed`](crate::ClientEvent::DialFailed) with an
-    /// [`Error::Tls`](crate::Error::Tls) that says why, counted in `connect_failures`,
-    /// and re-dialed after the backoff. Sessions are named `tls-client:<peer>`.
-    /// Default: plain TCP.
+    /// [`ErrorKind::Tls`](crate::ErrorKind::Tls) that says why, counted in
+    /// `connect_failures`, and re-dialed after the backoff. Sessions are named
+    /// `tls-client:<peer>`. Default: plain TCP.
     pub fn tls(mut self, config: TlsClientConfig) -> Self {
         self.tls = Some(config);
         self

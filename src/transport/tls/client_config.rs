@@ -57,7 +57,7 @@ impl TlsClientConfig {
 
     /// The name sent for SNI and checked against the server's certificate. Default: the
     /// host part of the client's address (a DNS name or an IP address). Fails with
-    /// [`Error::Tls`] for a string that is neither.
+    /// [`ErrorKind::Tls`](crate::ErrorKind::Tls) for a string that is neither.
     pub fn server_name(mut self, name: impl Into<String>) -> Result<Self> {
         let name: Arc<str> = Arc::from(name.into());
         ServerName::try_from(name.as_ref())
@@ -67,9 +67,10 @@ impl TlsClientConfig {
     }
 
     /// How long a handshake may take before the dial fails with an
-    /// [`Error::Tls`]. Default [`DEFAULT_HANDSHAKE_TIMEOUT`](crate::defaults::DEFAULT_HANDSHAKE_TIMEOUT). The client's connect
-    /// timeout (3 s by default) bounds the whole dial, handshake included, so the
-    /// shorter of the two applies.
+    /// [`ErrorKind::Tls`](crate::ErrorKind::Tls). Default
+    /// [`DEFAULT_HANDSHAKE_TIMEOUT`](crate::defaults::DEFAULT_HANDSHAKE_TIMEOUT). The
+    /// client's connect timeout (3 s by default) bounds the whole dial, handshake included,
+    /// so the shorter of the two applies.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = Some(timeout);
         self

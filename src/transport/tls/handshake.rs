@@ -7,7 +7,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::{client, server, TlsAcceptor, TlsConnector};
 
 use super::{TlsClientConfig, TlsServerConfig};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// Runs the server handshake over an accepted socket, under the config's timeout.
 pub(crate) async fn accept(
@@ -44,11 +44,12 @@ async fn within<T>(
 /// Every handshake failure is a TLS error: rustls's own reason when rustls made it
 /// (a certificate, a protocol violation, an alert), else what the socket said.
 fn handshake_error(err: io::Error) -> Error {
-    match Error::from(err) {
-        tls @ Error::Tls { .. } => tls,
-        Error::Io { source, .. } if source.kind() == io::ErrorKind::UnexpectedEof => {
+    let err = Error::from(err);
+    match err.kind() {
+        ErrorKind::Tls { .. } => err,
+        ErrorKind::Io { source, .. } if source.kind() == io::ErrorKind::UnexpectedEof => {
             Error::tls("handshake failed: the peer closed the connection")
         }
-        other => Error::tls(format!("handshake failed: {other}")),
+        _ => Error::tls(format!("handshake failed: {err}")),
     }
 }

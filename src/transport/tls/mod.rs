@@ -7,7 +7,7 @@
 //!
 //! Every handshake runs under a timeout ([`DEFAULT_HANDSHAKE_TIMEOUT`](crate::defaults::DEFAULT_HANDSHAKE_TIMEOUT) unless set), so a
 //! peer that connects and says nothing cannot pin a socket. Handshake failures are
-//! [`Error::Tls`](crate::Error::Tls) with rustls's reason: a server counts them in
+//! [`ErrorKind::Tls`](crate::ErrorKind::Tls) with rustls's reason: a server counts them in
 //! [`EndpointStats::establish_failures`](crate::EndpointStats::establish_failures) and
 //! hands them to its [`on_establish_error`](crate::ServerBuilder::on_establish_error) hook;
 //! a client reports them as failed dials (and so re-dials with backoff).

@@ -60,7 +60,7 @@ impl Accepted for TlsAccepted {
 
     /// Registers the socket with this arbiter's reactor and runs the server handshake
     /// under the config's handshake timeout; every failure is an
-    /// [`Error::Tls`](crate::Error::Tls).
+    /// [`ErrorKind::Tls`](crate::ErrorKind::Tls).
     async fn establish(self) -> Result<Self::Transport> {
         let registered = self
             .stream

@@ -251,6 +251,7 @@ where
 mod tests {
     use super::*;
     use crate::codec::LengthDelimited;
+    use crate::ErrorKind;
     use bytes::Bytes;
 
     #[test]
@@ -295,23 +296,23 @@ mod tests {
         let mut left_over = BytesMut::from(&b"\0\0\0\x01ab"[..]);
         assert!(matches!(
             decode_whole(&mut codec, &mut left_over),
-            Err(Error::Decode { .. })
+            Err(e) if matches!(e.kind(), ErrorKind::Decode { .. })
         ));
         let mut truncated = BytesMut::from(&b"\0\0\0\x09abc"[..]);
         let mut fresh = LengthDelimited::new();
         assert!(matches!(
             decode_whole(&mut fresh, &mut truncated),
-            Err(Error::Decode { .. })
+            Err(e) if matches!(e.kind(), ErrorKind::Decode { .. })
         ));
         let mut empty = BytesMut::new();
         assert!(matches!(
             decode_whole(&mut LengthDelimited::new(), &mut empty),
-            Err(Error::Decode { .. })
+            Err(e) if matches!(e.kind(), ErrorKind::Decode { .. })
         ));
         let mut huge = BytesMut::from(&b"\xff\0\0\0"[..]);
         assert!(matches!(
             decode_whole(&mut LengthDelimited::new(), &mut huge),
-            Err(Error::FrameTooLong { .. })
+            Err(e) if matches!(e.kind(), ErrorKind::FrameTooLong { .. })
         ));
     }
 

@@ -76,11 +76,7 @@ impl SocketSource {
 /// What a receive of `n` bytes from `peer` into a buffer of `max + 1` bytes means.
 pub(crate) fn received(peer: SocketAddr, data: &[u8], max: usize) -> Incoming {
     if data.len() > max {
-        return Incoming::Soft(Error::FrameTooLong {
-            session: None,
-            len: data.len(),
-            max,
-        });
+        return Incoming::Soft(Error::frame_too_long(data.len(), max));
     }
     Incoming::Datagram {
         peer,

@@ -14,12 +14,13 @@
 //! ## Datagrams and frames
 //! Each datagram is decoded as exactly one frame: the codec sees the whole datagram and
 //! its end is the end of the input (`decode_eof`), so a partial frame or bytes left over
-//! are an [`Error::Decode`](crate::Error::Decode) for that datagram. A datagram longer
-//! than the max datagram size is an [`Error::FrameTooLong`](crate::Error::FrameTooLong).
-//! Either way `on_error` reports it, [`SessionStats::soft_errors`](crate::SessionStats)
-//! counts it, and the session goes on: one bad peer never closes a socket that serves
-//! others. Each written frame is one datagram; one longer than the max datagram size is
-//! refused at the write with `Error::FrameTooLong`.
+//! are an [`ErrorKind::Decode`](crate::ErrorKind::Decode) for that datagram. A datagram
+//! longer than the max datagram size is an
+//! [`ErrorKind::FrameTooLong`](crate::ErrorKind::FrameTooLong). Either way `on_error`
+//! reports it, [`SessionStats::soft_errors`](crate::SessionStats) counts it, and the
+//! session goes on: one bad peer never closes a socket that serves others. Each written
+//! frame is one datagram; one longer than the max datagram size is refused at the write
+//! with `ErrorKind::FrameTooLong`.
 //!
 //! ## Errors that do not end a session
 //! UDP has no connection to lose. An ICMP "port unreachable" (`ConnectionRefused` on a

@@ -72,11 +72,11 @@ pub struct UdpServer {
 
 /// The shared server options. `workers` and `on_establish_error` do not apply to UDP (one
 /// socket is read on the arbiter that starts the server, and nothing is established):
-/// `start_shared` and `start_per_peer` fail with [`Error::Config`](crate::Error::Config)
-/// when they are set. `max_connections` bounds the peer sessions of a per-peer server
-/// (the first datagram of a new peer past it is dropped and counted in
-/// [`EndpointStats::refused`](crate::EndpointStats::refused)); a shared server, with its
-/// one session, refuses it too.
+/// `start_shared` and `start_per_peer` fail with
+/// [`ErrorKind::Config`](crate::ErrorKind::Config) when they are set. `max_connections`
+/// bounds the peer sessions of a per-peer server (the first datagram of a new peer past it
+/// is dropped and counted in [`EndpointStats::refused`](crate::EndpointStats::refused)); a
+/// shared server, with its one session, refuses it too.
 impl ServerBuilder for UdpServer {
     fn server_options(&mut self) -> &mut ServerOptions {
         &mut self.options
@@ -116,7 +116,7 @@ impl UdpServer {
     /// Longest datagram read or written, in bytes. Default
     /// [`DEFAULT_MAX_DATAGRAM_SIZE`](crate::defaults::DEFAULT_MAX_DATAGRAM_SIZE) (65,507);
     /// at least 1. A longer datagram received is reported and dropped; a longer frame
-    /// written is refused with [`Error::FrameTooLong`](crate::Error::FrameTooLong).
+    /// written is refused with [`ErrorKind::FrameTooLong`](crate::ErrorKind::FrameTooLong).
     pub fn max_datagram_size(mut self, n: usize) -> Self {
         self.max_datagram_size = n.max(1);
         self
@@ -132,10 +132,10 @@ impl UdpServer {
     }
 
     /// Per-peer mode: close a peer's session once no frame came from it for this long
-    /// (it ends with [`Error::ReadTimeout`](crate::Error::ReadTimeout), then `on_close`;
-    /// the peer's next datagram opens a new session). Sets the sessions'
-    /// [`SessionConfig::read_timeout`]. Default: none (set one, or peer sessions live
-    /// until the server stops).
+    /// (it ends with [`ErrorKind::ReadTimeout`](crate::ErrorKind::ReadTimeout), then
+    /// `on_close`; the peer's next datagram opens a new session). Sets the sessions'
+    /// [`SessionConfig::read_timeout`]. Default: none (set one, or peer sessions live until
+    /// the server stops).
     pub fn peer_idle_timeout(mut self, timeout: Duration) -> Self {
         self.peer_idle_timeout = Some(timeout);
         self

@@ -110,8 +110,8 @@ impl WsClient {
     /// Dials `wss://` URLs with this TLS config, within its handshake timeout. The
     /// server name checked is the URL's host: awc takes it from there, so a config with
     /// a [`server_name`](TlsClientConfig::server_name) of its own cannot be honoured and
-    /// is refused with [`Error::Config`](crate::Error::Config) (put the name in the URL).
-    /// Default: none, and a `wss://` URL fails to dial.
+    /// is refused with [`ErrorKind::Config`](crate::ErrorKind::Config) (put the name in the
+    /// URL). Default: none, and a `wss://` URL fails to dial.
     pub fn tls(mut self, config: TlsClientConfig) -> Result<Self> {
         if let Some(name) = &config.server_name {
             return Err(Error::config(format!(

@@ -8,7 +8,7 @@ use actix_http::ws::{CloseCode, CloseReason, Item, ProtocolError};
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
-use crate::error::{BoxError, Error};
+use crate::error::{BoxError, Error, ErrorKind};
 use crate::session::decode_available;
 use crate::session::SessionShared;
 
@@ -146,8 +146,8 @@ where
         match result {
             // Frames decoded before the error are dropped with the session.
             Err(err) => {
-                let code = match err {
-                    Error::FrameTooLong { .. } => CloseCode::Size,
+                let code = match err.kind() {
+                    ErrorKind::FrameTooLong { .. } => CloseCode::Size,
                     _ => CloseCode::Invalid,
                 };
                 Step::Failed(err, code)
@@ -163,14 +163,7 @@ fn protocol<T>(reason: &str) -> Step<T> {
 }
 
 fn too_long<T>(len: usize, max: usize) -> Step<T> {
-    Step::Failed(
-        Error::FrameTooLong {
-            session: None,
-            len,
-            max,
-        },
-        CloseCode::Size,
-    )
+    Step::Failed(Error::frame_too_long(len, max), CloseCode::Size)
 }
 
 /// The error and close code for a frame the WebSocket codec refused.

@@ -25,8 +25,8 @@ pub trait WsBuilder: Sized {
     }
 
     /// Feeds text messages to the codec like binary ones. Default: off, and a text
-    /// message ends its session with [`Error::WebSocket`](crate::Error::WebSocket) and
-    /// close code 1003.
+    /// message ends its session with [`ErrorKind::WebSocket`](crate::ErrorKind::WebSocket)
+    /// and close code 1003.
     fn allow_text(mut self, allow: bool) -> Self {
         self.ws_options().allow_text = allow;
         self

@@ -93,9 +93,9 @@ impl std::fmt::Debug for WsServer {
 /// lives on the worker that accepted its connection), and upgrades past
 /// `max_connections` are answered 503 and counted as refused. `on_establish_error` does
 /// not apply (actix-web runs the TLS handshake and answers a bad upgrade itself):
-/// [`WsServer::start`] fails with [`Error::Config`](crate::Error::Config) when it is set.
-/// The session config's max frame length also bounds one WebSocket message (plus the
-/// codec header allowance).
+/// [`WsServer::start`] fails with [`ErrorKind::Config`](crate::ErrorKind::Config) when it
+/// is set. The session config's max frame length also bounds one WebSocket message (plus
+/// the codec header allowance).
 impl ServerBuilder for WsServer {
     fn server_options(&mut self) -> &mut ServerOptions {
         &mut self.server
@@ -137,7 +137,7 @@ impl WsServer {
     /// Serves `wss://` with this TLS config. actix-web runs the handshake with its own
     /// timeout (3 s) and sets the ALPN protocols to HTTP/1.1 and h2, so a config with a
     /// handshake timeout or ALPN protocols of its own cannot be honoured: `start` fails
-    /// with [`Error::Config`](crate::Error::Config). Default: plain `ws://`.
+    /// with [`ErrorKind::Config`](crate::ErrorKind::Config). Default: plain `ws://`.
     pub fn tls(mut self, config: TlsServerConfig) -> Self {
         self.tls = Some(config);
         self
