@@ -309,7 +309,7 @@ mod tests {
         };
         let here = Address::Other("here".into());
         let there = Address::Other("there".into());
-        let setup = SessionSetup::new(SessionId(1), "test", here, there, config);
+        let setup = SessionSetup::new(SessionId::of(1), "test", here, there, config);
         let codec = LengthDelimited::with_max_frame_length(max_frame);
         FrameReader::new(io, codec, SessionShared::new(setup), BatchPool::new())
     }

@@ -8,7 +8,7 @@ use crate::ErrorKind;
 use bytes::Bytes;
 
 fn queue(high: usize, low: usize) -> OutBuffer<LengthDelimited> {
-    OutBuffer::new(LengthDelimited::new(), SessionId(1), high, low)
+    OutBuffer::new(LengthDelimited::new(), SessionId::of(1), high, low)
 }
 
 #[test]
@@ -175,7 +175,7 @@ fn acks_resolve_when_their_bytes_are_written() {
     q.consume(1);
     assert!(matches!(rx1.try_recv(), Ok(Ok(()))));
     assert!(rx2.try_recv().is_err());
-    q.fail(&Error::closed(SessionId(1)));
+    q.fail(&Error::closed(SessionId::of(1)));
     assert!(matches!(rx2.try_recv(), Ok(Err(e)) if matches!(e.kind(), ErrorKind::Closed)));
     assert!(q.encode(Bytes::from_static(b"x")).unwrap_err().is_closed());
 }
@@ -202,7 +202,7 @@ fn message_mode_yields_one_message_per_chunk() {
 fn message_mode_failed_batch_leaves_no_boundary() {
     let mut q = OutBuffer::new(
         LengthDelimited::with_max_frame_length(2),
-        SessionId(1),
+        SessionId::of(1),
         100,
         50,
     )
@@ -261,7 +261,7 @@ fn a_rejected_message_fails_only_the_write_that_queued_it() {
         .unwrap();
     let (tx_cd, mut rx_cd) = oneshot::channel();
     q.ack_when_written(tx_cd);
-    let refused = Error::closed(SessionId(1));
+    let refused = Error::closed(SessionId::of(1));
     q.reject_message(&refused); // "a": nobody waits for it
     q.consume(5); // "b"
     assert!(matches!(rx_b.try_recv(), Ok(Ok(()))));
@@ -289,7 +289,7 @@ fn raw_writes_are_refused_when_messages_need_an_envelope() {
 fn encode_all_is_all_or_nothing() {
     let mut q = OutBuffer::new(
         LengthDelimited::with_max_frame_length(2),
-        SessionId(1),
+        SessionId::of(1),
         100,
         50,
     );
