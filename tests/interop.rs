@@ -451,7 +451,10 @@ async fn tcp_keepalive_ends_a_session_whose_peer_vanished_and_spares_a_live_idle
     assert_eq!(server.stats().open_sessions, 0, "the session ended");
     let errors = errors.lock().unwrap().clone();
     assert!(
-        matches!(errors.as_slice(), [getty::Error::Io { source, .. }] if source.kind() == std::io::ErrorKind::TimedOut),
+        matches!(
+            errors.as_slice(),
+            [err] if matches!(err.kind(), getty::ErrorKind::Io { source, .. } if source.kind() == std::io::ErrorKind::TimedOut)
+        ),
         "one I/O error, timed out: {errors:?}"
     );
     assert!(detected <= bound + Duration::from_secs(2), "{detected:?}");
