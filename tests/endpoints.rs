@@ -310,7 +310,7 @@ async fn reuse_port_lets_a_second_server_bind_a_served_address() {
         .start(echo_hook())
         .await;
     assert!(
-        matches!(unix, Err(Error::Config { .. })),
+        matches!(&unix, Err(e) if matches!(e.kind(), ErrorKind::Config { .. })),
         "{:?}",
         unix.map(|_| ())
     );
