@@ -215,8 +215,8 @@ async fn a_server_that_stops_accepting_keeps_serving_its_open_sessions() {
 }
 
 /// The same over WebSocket: after `stop_accepting` a new client's dial gets no session
-/// (actix-web holds the connection unanswered, so the dial times out), while the session
-/// already open still echoes.
+/// (its upgrade is answered 503, or held unanswered by the paused accept loop until the
+/// dial times out), while the session already open still echoes.
 #[actix::test]
 async fn a_websocket_server_that_stops_accepting_keeps_its_open_sessions() {
     let (server, log) = common::ws::echo_server(SessionConfig::default()).await;

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -180,6 +181,7 @@ impl WsServer {
         };
         let endpoint = Arc::new(EndpointShared::new(self.server.memory_budget, false));
         let supervisor = Supervisor::new(endpoint.clone(), &self.server.session_config).start();
+        let accepting = Arc::new(AtomicBool::new(true));
         let state = Arc::new(ServerState::<L> {
             hook: Arc::new(new_session),
             config: self.server.session_config.clone(),
@@ -187,6 +189,7 @@ impl WsServer {
             max_connections: self.server.max_connections(),
             endpoint: endpoint.clone(),
             supervisor: supervisor.clone(),
+            accepting: accepting.clone(),
         });
         let path = self.path.clone();
         let routes = self.routes.clone();
@@ -238,6 +241,7 @@ impl WsServer {
             endpoint,
             supervisor,
             stop_accepting: Some(Box::new(move || {
+                accepting.store(false, Ordering::Release);
                 async move { paused.pause().await }.boxed_local()
             })),
             after_stop: Some(Box::new(move || {
@@ -278,6 +282,9 @@ struct ServerState<L: EventListener> {
     max_connections: usize,
     endpoint: Arc<EndpointShared>,
     supervisor: Addr<Supervisor>,
+    /// Cleared by `stop_accepting`: upgrades are answered 503 from then on, whatever
+    /// actix-web's accept loop (paused a moment later) still lets in.
+    accepting: Arc<AtomicBool>,
 }
 
 /// One upgrade request: refuse it, or start its session on this worker.
@@ -287,9 +294,10 @@ async fn upgrade<L: EventListener>(
     state: web::Data<ServerState<L>>,
 ) -> HttpResponse {
     let endpoint = &state.endpoint;
-    if endpoint.is_stopping() || endpoint.live() >= state.max_connections {
+    let accepting = state.accepting.load(Ordering::Acquire) && !endpoint.is_stopping();
+    if !accepting || endpoint.live() >= state.max_connections {
         endpoint.count_refused();
-        tracing::debug!("server stopping or max connections reached; upgrade refused");
+        tracing::debug!("server not accepting or max connections reached; upgrade refused");
         return HttpResponse::ServiceUnavailable().finish();
     }
     let mut response = match aws::handshake(&req) {
