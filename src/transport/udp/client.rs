@@ -1,4 +1,4 @@
-//! The UDP client endpoint: sessions over connected sockets, one server address.
+//! The UDP client endpoint: sessions over connected sockets, to one server address or several.
 
 use std::sync::Arc;
 

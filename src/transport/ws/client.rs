@@ -1,4 +1,4 @@
-//! The WebSocket client endpoint: keeps N sessions to one `ws://` URL with awc, and
+//! The WebSocket client endpoint: keeps N sessions to a `ws://` URL (or several) with awc, and
 //! re-dials the ones it loses through the endpoint supervisor, like the TCP client.
 
 use std::net::{Ipv4Addr, SocketAddr};
