@@ -262,6 +262,11 @@ impl Supervisor {
         let now = clock::now_ms();
         for watched in self.sessions.values_mut() {
             let shared = &watched.shared;
+            // A reader the memory budget parked is woken by its logic actor's next report;
+            // a session with nothing left to write makes none, so it could wait for good
+            // after the budget freed. Rule: every tick re-checks parked readers (one
+            // atomic load when none is parked).
+            shared.release_budget_parked_reader();
             if let Some(control) =
                 watched
                     .timers
