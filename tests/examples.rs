@@ -270,6 +270,26 @@ fn bad_options_exit_with_status_2() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// Starts echo_client with `args` on a thread of its own (it runs for a while, against
+/// servers the test restarts meanwhile); join the thread for its output (60 s at most).
+fn spawn_echo_client(args: Vec<String>) -> std::thread::JoinHandle<std::process::Output> {
+    std::thread::spawn(move || {
+        output_within(
+            Command::new(example("echo_client")).args(args),
+            Duration::from_secs(60),
+        )
+    })
+}
+
+/// The number after `name=` in echo_client's summary line.
+fn summary_field(summary: &str, name: &str) -> u64 {
+    let value = summary
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("{name} in {summary:?}"));
+    value.parse().expect("a number")
+}
+
 #[test]
 fn echo_client_duration_rides_out_two_server_restarts() {
     let (mut server, addr) = start_echo_server(&[]);
@@ -284,12 +304,7 @@ fn echo_client_duration_rides_out_two_server_restarts() {
         "100",
     ]
     .map(String::from);
-    let client = std::thread::spawn(move || {
-        output_within(
-            Command::new(example("echo_client")).args(args),
-            Duration::from_secs(60),
-        )
-    });
+    let client = spawn_echo_client(args.to_vec());
     let port = addr.rsplit(':').next().unwrap().to_owned();
     // Each life lasts 2.5 s: long enough for the sessions to come back and count as
     // healthy (ten intervals), so each outage starts from a fresh backoff; the last life
@@ -305,13 +320,7 @@ fn echo_client_duration_rides_out_two_server_restarts() {
     let out = client.join().expect("echo_client finishes within 60 s");
     let text = stdout_of_success(&out, "echo_client");
     let summary = text.lines().last().expect("summary line");
-    let field = |name: &str| -> u64 {
-        let value = summary
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
-            .expect(name);
-        value.parse().expect("a number")
-    };
+    let field = |name: &str| summary_field(summary, name);
     assert!(
         field("received") > 0 && field("sent") >= field("received"),
         "{summary}"
@@ -356,12 +365,7 @@ fn rolling_restart_hands_every_connection_to_the_new_process() {
         "100",
     ]
     .map(String::from);
-    let client = std::thread::spawn(move || {
-        output_within(
-            Command::new(example("echo_client")).args(args),
-            Duration::from_secs(60),
-        )
-    });
+    let client = spawn_echo_client(args.to_vec());
     std::thread::sleep(Duration::from_secs(3));
     let mut new_args = vec!["--addr", addr.as_str()];
     new_args.extend_from_slice(&reuse);
@@ -382,13 +386,7 @@ fn rolling_restart_hands_every_connection_to_the_new_process() {
         "no failed connect: {stderr}"
     );
     let summary = text.lines().last().expect("summary line");
-    let field = |name: &str| -> u64 {
-        let value = summary
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
-            .expect(name);
-        value.parse().expect("a number")
-    };
+    let field = |name: &str| summary_field(summary, name);
     let (sent, received, errors) = (field("sent"), field("received"), field("errors"));
     assert_eq!(sent, received + errors, "nothing silently lost: {summary}");
     assert!(
