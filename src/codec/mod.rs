@@ -11,6 +11,10 @@
 //!   default wire format of the examples and of `../shared/yardstick`.
 //! - [`RawBytes`]: no framing; every read yields the bytes that arrived.
 //!
+//! And one adapter: [`Compressed`] wraps any of them (or yours) and compresses each frame
+//! on its own with deflate or snappy (getty's compress types), its decompression bounded
+//! by the max frame length.
+//!
 //! ## Frame length bound
 //! Whatever the codec, the reader never buffers more than the session's
 //! [`max_frame_length`](crate::SessionConfig::max_frame_length) plus
@@ -26,9 +30,11 @@
 //! takes_a_codec(LinesCodec::new()); // tokio-util's codecs work as they are
 //! ```
 
+mod compress;
 mod length_delimited;
 mod raw;
 
+pub use compress::{Compressed, Compression, DEFAULT_COMPRESS_THRESHOLD};
 pub use length_delimited::LengthDelimited;
 pub use raw::RawBytes;
 
