@@ -1,7 +1,8 @@
 //! Hot-path benchmarks: decoding and encoding batches of small frames; a whole session
 //! (read, decode, dispatch to the listener, encode, write) over an in-memory pipe, with
 //! no kernel and no second thread, per frame and per batch; and a pipelined echo through
-//! a real getty server over loopback.
+//! a real getty server over loopback; and 1 KiB text frames through the compressing
+//! codec adapter, none against deflate against snappy.
 //!
 //! `cargo bench --bench hot_path`. For comparisons with raw tokio and plain actix, use
 //! `../shared/yardstick` against `examples/echo_server` (see README).
@@ -176,5 +177,93 @@ fn session_in_memory(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, codec, session_in_memory, echo);
+/// 1 KiB text-like frames (JSON chat lines from a small vocabulary, as a chat or a
+/// dashboard sends), each different.
+fn text_frames(n: usize) -> Vec<Bytes> {
+    const WORDS: [&str; 16] = [
+        "hello", "room", "players", "ready", "match", "score", "lobby", "queue", "joined", "left",
+        "team", "red", "blue", "round", "win", "map",
+    ];
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    (0..n)
+        .map(|i| {
+            let mut line = String::new();
+            while line.len() < 1024 {
+                let r = next();
+                line.push_str(&format!(
+                    "{{\"user\":\"u{}\",\"ts\":{},\"text\":\"{} {} {}\"}}\n",
+                    r % 1000,
+                    1_733_100_000_000 + i as u64 * 37 + r % 100,
+                    WORDS[(r >> 8) as usize % 16],
+                    WORDS[(r >> 16) as usize % 16],
+                    WORDS[(r >> 24) as usize % 16],
+                ));
+            }
+            line.truncate(1024);
+            Bytes::from(line)
+        })
+        .collect()
+}
+
+/// Round trips (encode, then decode) of 1 KiB text-like frames through the plain codec
+/// and through `Compressed` with each method; the bytes on the wire per frame are printed
+/// once, before the timings.
+fn compression(c: &mut Criterion) {
+    use getty::codec::{Compressed, Compression};
+    const MAX: usize = 64 * 1024;
+    let frames = text_frames(64);
+    let mut group = c.benchmark_group("compression, 1 KiB text frames");
+    group.throughput(Throughput::Elements(frames.len() as u64));
+    fn round_trip<C>(codec: &mut C, frames: &[Bytes], wire: &mut BytesMut) -> usize
+    where
+        C: Encoder<Bytes> + Decoder<Item = BytesMut>,
+        <C as Encoder<Bytes>>::Error: std::fmt::Debug,
+        <C as Decoder>::Error: std::fmt::Debug,
+    {
+        wire.clear();
+        for f in frames {
+            codec.encode(f.clone(), wire).unwrap();
+        }
+        let on_wire = wire.len();
+        while let Some(frame) = codec.decode(wire).unwrap() {
+            std::hint::black_box(frame);
+        }
+        on_wire
+    }
+    let mut wire = BytesMut::new();
+    let mut plain = LengthDelimited::with_max_frame_length(MAX);
+    let bytes = round_trip(&mut plain, &frames, &mut wire);
+    println!("bytes on the wire per frame: none {}", bytes / frames.len());
+    group.bench_function("none", |b| {
+        b.iter(|| round_trip(&mut plain, &frames, &mut wire))
+    });
+    for (name, method) in [
+        ("deflate", Compression::Deflate),
+        ("deflate best speed", Compression::DeflateBestSpeed),
+        (
+            "deflate best compression",
+            Compression::DeflateBestCompression,
+        ),
+        ("snappy", Compression::Snappy),
+    ] {
+        let mut codec = Compressed::new(LengthDelimited::with_max_frame_length(MAX), method, MAX);
+        let bytes = round_trip(&mut codec, &frames, &mut wire);
+        println!(
+            "bytes on the wire per frame: {name} {}",
+            bytes / frames.len()
+        );
+        group.bench_function(name, |b| {
+            b.iter(|| round_trip(&mut codec, &frames, &mut wire))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, codec, compression, session_in_memory, echo);
 criterion_main!(benches);

@@ -53,7 +53,7 @@ async fn main() -> getty::Result<()> {
     let server = TcpServer::new("127.0.0.1:0")
         .start(|setup| {
             setup.set_name(format!("echo-{}", setup.peer_addr()));
-            Ok((Echo, LengthDelimited::new()))
+            Ok((Echo, common::framing::Framing::new(None, 4096)))
         })
         .await?;
     let addr = server.inet_addr()?;

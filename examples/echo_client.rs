@@ -24,6 +24,9 @@
 //! echoed back or reported failed, and no echo was wrong. Exit 1 otherwise, 2 for bad
 //! options.
 //!
+//! `--compress deflate|deflate-fast|deflate-best|snappy` speaks the compressed framing of
+//! `echo_server --compress` (each frame compressed on its own).
+//!
 //! `--transport ws` dials `ws://HOST:PORT/PATH` (`--path`, default `/ws`; `wss://` with
 //! `--tls-ca`) and sends each frame as one binary WebSocket message, against
 //! `echo_server --transport ws`.
@@ -38,17 +41,16 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::framing::Framing;
 use common::pinger::{Pinger, Tally};
 use common::Options;
 use getty::prelude::*;
 use getty::transport::ws::WsClient;
-use getty::{
-    ClientEvent, LengthDelimited, SessionConfig, TcpClient, TlsClientConfig, UdpClient, UnixClient,
-};
+use getty::{ClientEvent, SessionConfig, TcpClient, TlsClientConfig, UdpClient, UnixClient};
 
 const USAGE: &str =
     "usage: echo_client [--transport tcp|unix|udp|ws] [--addr HOST:PORT] [--path FILE|/URL-PATH] [--conns N] [--frames M] [--size S] [--depth D] \
-[--timeout SECS] [--duration SECS] [--reconnect-interval MS] [--tls-ca CA.pem [--tls-server-name NAME]]";
+[--timeout SECS] [--duration SECS] [--reconnect-interval MS] [--compress deflate|deflate-fast|deflate-best|snappy] [--tls-ca CA.pem [--tls-server-name NAME]]";
 
 #[actix::main]
 async fn main() {
@@ -64,6 +66,7 @@ async fn main() {
             "timeout",
             "duration",
             "reconnect-interval",
+            "compress",
             "tls-ca",
             "tls-server-name",
         ],
@@ -78,6 +81,7 @@ async fn main() {
     let depth: usize = opts.get::<usize>("depth", 16).max(1);
     let timeout = Duration::from_secs_f64(opts.get("timeout", 30.0));
     let duration = opts.opt::<f64>("duration").map(Duration::from_secs_f64);
+    let compress = common::framing::from_options(&opts, USAGE);
     let interval = Duration::from_millis(opts.get("reconnect-interval", 300));
     let tls = opts.opt::<String>("tls-ca").map(|ca| {
         let tls = TlsClientConfig::builder().root_certificate_file(ca);
@@ -127,7 +131,7 @@ async fn main() {
         let new_session = move |setup: &mut getty::SessionSetup| {
             let max = setup.config().max_frame_length;
             let pinger = Pinger::new(tally.clone(), size, depth);
-            Ok((pinger, LengthDelimited::with_max_frame_length(max)))
+            Ok((pinger, Framing::new(compress, max)))
         };
         // The same options on every transport's client builder.
         macro_rules! start {

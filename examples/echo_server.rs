@@ -21,6 +21,10 @@
 //! Prints `listening on <address>` once it accepts; on SIGINT or SIGTERM it stops
 //! gracefully (every session flushes its echoes and closes) and exits 0.
 //!
+//! `--compress deflate|deflate-fast|deflate-best|snappy` compresses each frame on its
+//! own (`getty::codec::Compressed`: a method byte and a length before each frame; frames
+//! under 256 bytes go stored); its clients need the same option.
+//!
 //! Rolling restart: start each process with `--reuse-port true` (SO_REUSEPORT; TCP, ws
 //! and udp), start the new one on the same `--addr`, then send the old one SIGUSR2. It
 //! hands over: it stops accepting at once (new connections go to the new process), every
@@ -41,18 +45,17 @@ mod common;
 
 use std::time::Duration;
 
+use common::framing::Framing;
 use common::{Echo, Options};
 use getty::defaults::DEFAULT_MAX_DATAGRAM_SIZE;
 use getty::prelude::*;
 use getty::transport::ws::WsServer;
-use getty::{
-    LengthDelimited, ServerHandle, SessionConfig, TcpServer, TlsServerConfig, UdpServer, UnixServer,
-};
+use getty::{ServerHandle, SessionConfig, TcpServer, TlsServerConfig, UdpServer, UnixServer};
 
 const USAGE: &str =
     "usage: echo_server [--transport tcp|unix|udp|ws] [--addr HOST:PORT] [--path FILE|/URL-PATH] \
 [--max-frame BYTES] [--read-timeout SECS] [--threads N] [--memory-budget MIB] [--write-high-water KIB] \
-[--stats-every SECS] [--reuse-port true] [--drain-secs SECS] [--tls-cert CERT.pem --tls-key KEY.pem]";
+[--stats-every SECS] [--reuse-port true] [--drain-secs SECS] [--compress deflate|deflate-fast|deflate-best|snappy] [--tls-cert CERT.pem --tls-key KEY.pem]";
 
 fn main() {
     let opts = Options::parse(
@@ -68,6 +71,7 @@ fn main() {
             "stats-every",
             "reuse-port",
             "drain-secs",
+            "compress",
             "tls-cert",
             "tls-key",
         ],
@@ -94,15 +98,16 @@ fn main() {
     let budget = budget_mib.saturating_mul(1024 * 1024);
     let stats_every = opts.opt::<f64>("stats-every").map(Duration::from_secs_f64);
     let reuse_port: bool = opts.get("reuse-port", false);
+    let compress = common::framing::from_options(&opts, USAGE);
     let drain = opts
         .opt::<f64>("drain-secs")
         .map_or(common::DRAIN_DEADLINE, Duration::from_secs_f64);
     let transport: String = opts.get("transport", "tcp".to_owned());
     let path: Option<std::path::PathBuf> = opts.opt("path");
     let tls = tls_config(&opts);
-    let hook = |setup: &mut getty::SessionSetup| {
+    let hook = move |setup: &mut getty::SessionSetup| {
         let max = setup.config().max_frame_length;
-        Ok((Echo, LengthDelimited::with_max_frame_length(max)))
+        Ok((Echo, Framing::new(compress, max)))
     };
 
     let system = actix::System::new();

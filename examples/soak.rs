@@ -81,7 +81,10 @@ async fn main() -> getty::Result<()> {
             .connections(conns)
             .reconnect_interval(Duration::from_millis(20))
             .max_reconnect_interval(Duration::from_millis(200))
-            .start(move |_| Ok((Pinger::new(tally.clone(), 64, 16), LengthDelimited::new())))
+            .start(move |_| {
+                let framing = common::framing::Framing::new(None, 4096);
+                Ok((Pinger::new(tally.clone(), 64, 16), framing))
+            })
     };
 
     let started = Instant::now();

@@ -261,6 +261,30 @@ fn echo_demo_runs_and_reports() {
 }
 
 #[test]
+fn echo_client_and_server_speak_compressed_frames() {
+    for method in ["deflate", "snappy"] {
+        let (_server, addr) = start_echo_server(&["--compress", method]);
+        let text = run_echo_client(&[
+            "--addr",
+            &addr,
+            "--compress",
+            method,
+            "--frames",
+            "200",
+            "--size",
+            "1024",
+        ]);
+        assert!(text.contains("200 echoes matched"), "{method}: {text}");
+    }
+    let out = run_example("echo_server", &["--compress", "zip"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown method is a bad option"
+    );
+}
+
+#[test]
 fn bad_options_exit_with_status_2() {
     let out = run_example("echo_server", &["--bogus", "1"]);
     assert_eq!(out.status.code(), Some(2));

@@ -292,6 +292,53 @@ print("python udp ok 100")
     server.signal_and_expect_clean_exit("-TERM");
 }
 
+// ---- Python's zlib against the compressed framing ---------------------------------------
+
+/// Frames compressed by `Compressed` (deflate, zlib format) inflate with Python's `zlib`,
+/// and frames Python deflates inflate here: echo_server `--compress deflate` gets a
+/// frame zlib compressed and its echo, compressed by the server, is inflated by zlib.
+#[test]
+#[ignore = "interop: needs python3 (Debian: apt-get install python3)"]
+fn python_zlib_reads_and_writes_the_deflate_framing() {
+    let python = python_with("zlib", "apt-get install -y python3");
+    let (mut server, addr) = start_listening_example("echo_server", &["--compress", "deflate"]);
+    let (host, port) = addr.rsplit_once(':').expect("host:port");
+    let script = r#"
+import socket, struct, sys, zlib
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+def read_exactly(n):
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        assert chunk, "server closed"
+        data += chunk
+    return data
+compressed = 0
+for i in range(20):
+    text = (b'{"user":"py","n":%d,"text":"hello from zlib"}\n' % i) * 40
+    inner = struct.pack(">I", len(text)) + text
+    body = zlib.compress(inner, 6)
+    s.sendall(b"\x01" + struct.pack(">I", len(body)) + body)
+    method, length = struct.unpack(">BI", read_exactly(5))
+    payload = read_exactly(length)
+    if method == 1:
+        compressed += 1
+        payload = zlib.decompress(payload)
+    else:
+        assert method == 0, method
+    assert payload == inner, (i, payload[:40])
+assert compressed == 20, compressed
+print("python zlib ok 20")
+"#;
+    let out = output_within(
+        Command::new(python).args(["-c", script, host, port]),
+        Duration::from_secs(60),
+    );
+    let text = stdout_of_success(&out, "python zlib peer");
+    assert!(text.contains("python zlib ok 20"), "{text}");
+    server.signal_and_expect_clean_exit("-TERM");
+}
+
 // ---- openssl s_client as the TLS client -------------------------------------------------
 
 #[test]

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each example uses a part
 
+pub mod framing;
 pub mod pinger;
 pub mod pubsub;
 pub mod room;
@@ -11,7 +12,7 @@ use std::process::exit;
 use std::str::FromStr;
 
 use bytes::{Bytes, BytesMut};
-use getty::{EventListener, LengthDelimited, Session, SessionContext};
+use getty::{EventListener, Session, SessionContext};
 
 /// `--name value` options, checked against the names an example knows.
 pub struct Options {
@@ -62,7 +63,7 @@ impl Options {
 pub struct Echo;
 
 impl EventListener for Echo {
-    type Codec = LengthDelimited;
+    type Codec = framing::Framing;
     type Out = Bytes;
 
     fn on_message(&mut self, session: &mut SessionContext<'_, Self>, frame: BytesMut) {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use getty::{EventListener, LengthDelimited, Session, SessionContext};
+use getty::{EventListener, Session, SessionContext};
 
 /// Counters shared by every session of the run.
 #[derive(Default)]
@@ -89,7 +89,7 @@ impl Pinger {
 }
 
 impl EventListener for Pinger {
-    type Codec = LengthDelimited;
+    type Codec = super::framing::Framing;
     type Out = Bytes;
 
     fn on_open(&mut self, session: &mut SessionContext<'_, Self>) -> getty::Result<()> {
