@@ -250,6 +250,7 @@ fn compression(c: &mut Criterion) {
             "deflate best compression",
             Compression::DeflateBestCompression,
         ),
+        ("deflate huffman only", Compression::DeflateHuffmanOnly),
         ("snappy", Compression::Snappy),
     ] {
         let mut codec = Compressed::new(LengthDelimited::with_max_frame_length(MAX), method, MAX);

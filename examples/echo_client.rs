@@ -24,7 +24,7 @@
 //! echoed back or reported failed, and no echo was wrong. Exit 1 otherwise, 2 for bad
 //! options.
 //!
-//! `--compress deflate|deflate-fast|deflate-best|snappy` speaks the compressed framing of
+//! `--compress deflate|deflate-fast|deflate-best|deflate-huffman|snappy` speaks the compressed framing of
 //! `echo_server --compress` (each frame compressed on its own).
 //!
 //! `--transport ws` dials `ws://HOST:PORT/PATH` (`--path`, default `/ws`; `wss://` with
@@ -50,7 +50,7 @@ use getty::{ClientEvent, SessionConfig, TcpClient, TlsClientConfig, UdpClient, U
 
 const USAGE: &str =
     "usage: echo_client [--transport tcp|unix|udp|ws] [--addr HOST:PORT] [--path FILE|/URL-PATH] [--conns N] [--frames M] [--size S] [--depth D] \
-[--timeout SECS] [--duration SECS] [--reconnect-interval MS] [--compress deflate|deflate-fast|deflate-best|snappy] [--tls-ca CA.pem [--tls-server-name NAME]]";
+[--timeout SECS] [--duration SECS] [--reconnect-interval MS] [--compress deflate|deflate-fast|deflate-best|deflate-huffman|snappy] [--tls-ca CA.pem [--tls-server-name NAME]]";
 
 #[actix::main]
 async fn main() {

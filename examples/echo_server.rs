@@ -21,7 +21,7 @@
 //! Prints `listening on <address>` once it accepts; on SIGINT or SIGTERM it stops
 //! gracefully (every session flushes its echoes and closes) and exits 0.
 //!
-//! `--compress deflate|deflate-fast|deflate-best|snappy` compresses each frame on its
+//! `--compress deflate|deflate-fast|deflate-best|deflate-huffman|snappy` compresses each frame on its
 //! own (`getty::codec::Compressed`: a method byte and a length before each frame; frames
 //! under 256 bytes go stored); its clients need the same option.
 //!
@@ -55,7 +55,7 @@ use getty::{ServerHandle, SessionConfig, TcpServer, TlsServerConfig, UdpServer, 
 const USAGE: &str =
     "usage: echo_server [--transport tcp|unix|udp|ws] [--addr HOST:PORT] [--path FILE|/URL-PATH] \
 [--max-frame BYTES] [--read-timeout SECS] [--threads N] [--memory-budget MIB] [--write-high-water KIB] \
-[--stats-every SECS] [--reuse-port true] [--drain-secs SECS] [--compress deflate|deflate-fast|deflate-best|snappy] [--tls-cert CERT.pem --tls-key KEY.pem]";
+[--stats-every SECS] [--reuse-port true] [--drain-secs SECS] [--compress deflate|deflate-fast|deflate-best|deflate-huffman|snappy] [--tls-cert CERT.pem --tls-key KEY.pem]";
 
 fn main() {
     let opts = Options::parse(

@@ -1,5 +1,5 @@
 //! The examples' wire format: length-delimited frames, optionally compressed frame by
-//! frame (`--compress deflate|deflate-fast|deflate-best|snappy`).
+//! frame (`--compress deflate|deflate-fast|deflate-best|deflate-huffman|snappy`).
 
 use bytes::{Bytes, BytesMut};
 use getty::codec::{Compressed, Compression};
@@ -34,7 +34,7 @@ pub fn from_options(opts: &super::Options, usage: &str) -> Option<Compression> {
     let method = compression(&name);
     if method.is_none() {
         eprintln!(
-            "unknown --compress {name:?}: deflate, deflate-fast, deflate-best or snappy\n{usage}"
+            "unknown --compress {name:?}: deflate, deflate-fast, deflate-best, deflate-huffman or snappy\n{usage}"
         );
         std::process::exit(2);
     }
@@ -47,6 +47,7 @@ pub fn compression(name: &str) -> Option<Compression> {
         "deflate" => Some(Compression::Deflate),
         "deflate-fast" => Some(Compression::DeflateBestSpeed),
         "deflate-best" => Some(Compression::DeflateBestCompression),
+        "deflate-huffman" => Some(Compression::DeflateHuffmanOnly),
         "snappy" => Some(Compression::Snappy),
         _ => None,
     }
