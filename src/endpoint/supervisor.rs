@@ -262,11 +262,17 @@ impl Supervisor {
         let now = clock::now_ms();
         for watched in self.sessions.values_mut() {
             let shared = &watched.shared;
-            // A reader the memory budget parked is woken by its logic actor's next report;
-            // a session with nothing left to write makes none, so it could wait for good
-            // after the budget freed. Rule: every tick re-checks parked readers (one
-            // atomic load when none is parked).
+            // A session held back (by the memory budget, or with its reader paused for
+            // its write queue or backlog) learns it may go on when its logic actor runs
+            // its write loop again; a session with nothing left to write has no reason
+            // to, so it could wait for good after the budget or its queue freed (a
+            // hostile peer's session then outlives every timeout). Rule: every tick
+            // re-checks parked readers and has held-back sessions run their write loop
+            // again (two atomic loads per session when none is held back).
             shared.release_budget_parked_reader();
+            if shared.held_back() {
+                watched.control.do_send(Control::Recheck);
+            }
             if let Some(control) =
                 watched
                     .timers

@@ -420,6 +420,9 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> Handler<Control> for Log
                 self.after_callback(result, ctx);
             }
             Control::Drain => {}
+            // Handling any message polls the actor's write loop (`Pump`) after it,
+            // which reports to the budget and applies its new verdict.
+            Control::Recheck => {}
         }
     }
 }

@@ -60,6 +60,9 @@ pub(crate) enum Control {
     Shutdown,
     /// The server is draining: run `on_drain`.
     Drain,
+    /// The memory budget held the session back: run its write loop again, which asks
+    /// the budget anew (it may have room now that others ended).
+    Recheck,
 }
 
 impl Message for Control {

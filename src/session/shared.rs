@@ -186,6 +186,12 @@ impl SessionShared {
     }
 
     /// Publishes whether the endpoint's budget holds the write queue back.
+    /// Whether the session is held back: the budget held its writes back at its last
+    /// report, or its reader is paused for its write queue or its backlog.
+    pub(crate) fn held_back(&self) -> bool {
+        self.budget_blocked.load(Ordering::Relaxed) || self.read_paused.load(Ordering::Acquire)
+    }
+
     pub(crate) fn note_budget_blocked(&self, blocked: bool) {
         if self.budget_blocked.load(Ordering::Relaxed) != blocked {
             self.budget_blocked.store(blocked, Ordering::Relaxed);
