@@ -14,7 +14,7 @@ use crate::endpoint::servers::{ServerList, ServerListBuilder};
 use crate::endpoint::{prepare_session, NewSession, SessionFactory, SessionSlot};
 use crate::error::Result;
 use crate::listener::EventListener;
-use crate::session::{start_session, ItemReader, MessageLimit, SessionWriter};
+use crate::session::{start_session, ItemReader};
 
 /// Builds and starts a UDP client: sessions over **connected** sockets to one server
 /// address, with the same listener, options, events and [`ClientHandle`] as a
@@ -198,14 +198,8 @@ impl<L: EventListener> Opener<L> {
             return;
         };
         let socket = Arc::new(udp);
-        let writer = SessionWriter {
-            io: DatagramWriter::new(socket.clone(), Destination::Connected),
-            preserves_messages: true,
-            limit: Some(MessageLimit {
-                max: self.max_datagram,
-                overhead: 0,
-            }),
-        };
+        let writer =
+            DatagramWriter::for_session(socket.clone(), Destination::Connected, self.max_datagram);
         let source = SocketSource::new(socket, self.max_datagram);
         let _ = start_session(
             setup,

@@ -18,7 +18,7 @@ use super::socket::{DatagramWriter, Destination};
 use crate::endpoint::supervisor::Supervisor;
 use crate::endpoint::{prepare_session, EndpointShared, SessionFactory, SessionSlot};
 use crate::listener::EventListener;
-use crate::session::{start_session, ItemReader, MessageLimit, SessionShared, SessionWriter};
+use crate::session::{start_session, ItemReader, SessionShared};
 use crate::SessionConfig;
 
 /// How often the demultiplexer forgets peers whose session has ended.
@@ -138,14 +138,9 @@ impl<L: EventListener> Demux<L> {
             // Cannot happen (a fresh queue has room); the datagram would be lost.
             self.counters.dropped.fetch_add(1, Relaxed);
         }
-        let writer = SessionWriter {
-            io: DatagramWriter::new(self.socket.clone(), Destination::Peer(peer)),
-            preserves_messages: true,
-            limit: Some(MessageLimit {
-                max: self.max_datagram,
-                overhead: 0,
-            }),
-        };
+        let destination = Destination::Peer(peer);
+        let writer =
+            DatagramWriter::for_session(self.socket.clone(), destination, self.max_datagram);
         let session = start_session(
             setup,
             listener,

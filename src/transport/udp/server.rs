@@ -11,7 +11,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 use tokio_util::codec::Decoder;
 
-use super::codec::{Datagrams, ENVELOPE_LEN};
+use super::codec::Datagrams;
 use super::datagram_reader::{DatagramReader, SocketSource};
 use super::demux::Demux;
 use super::handle::{Counters, UdpServerSocket};
@@ -23,9 +23,7 @@ use crate::endpoint::supervisor::{Shutdown, Supervisor};
 use crate::endpoint::{run_new_session, EndpointShared, NewSession, SessionSlot};
 use crate::error::{BoxError, Result};
 use crate::listener::EventListener;
-use crate::session::{
-    start_session, AnySession, ItemReader, MessageLimit, SessionSetup, SessionWriter,
-};
+use crate::session::{start_session, AnySession, ItemReader, SessionSetup};
 use crate::transport::Address;
 use crate::SessionConfig;
 
@@ -186,14 +184,7 @@ impl UdpServer {
             }
         };
         let max = self.max_datagram_size;
-        let writer = SessionWriter {
-            io: DatagramWriter::new(socket.clone(), Destination::Envelope),
-            preserves_messages: true,
-            limit: Some(MessageLimit {
-                max,
-                overhead: ENVELOPE_LEN,
-            }),
-        };
+        let writer = DatagramWriter::for_session(socket.clone(), Destination::Envelope, max);
         let source = SocketSource::new(socket.clone(), max);
         let session = start_session(
             setup,

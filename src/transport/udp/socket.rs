@@ -14,7 +14,7 @@ use tokio::net::UdpSocket;
 
 use super::codec::{parse_envelope, ENVELOPE_LEN};
 use crate::error::Error;
-use crate::session::MessageRejected;
+use crate::session::{MessageLimit, MessageRejected, SessionWriter};
 
 /// Multicast settings of a UDP endpoint, applied when its socket is bound.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -276,6 +276,27 @@ impl DatagramWriter {
         DatagramWriter {
             sender: DatagramSender::new(socket),
             destination,
+        }
+    }
+
+    /// The writer of a UDP session sending to `destination`, each encoded frame one
+    /// datagram of at most `max_datagram` bytes (an envelope's address header aside).
+    pub(crate) fn for_session(
+        socket: Arc<UdpSocket>,
+        destination: Destination,
+        max_datagram: usize,
+    ) -> SessionWriter<DatagramWriter> {
+        let overhead = match destination {
+            Destination::Envelope => ENVELOPE_LEN,
+            Destination::Connected | Destination::Peer(_) => 0,
+        };
+        SessionWriter {
+            io: DatagramWriter::new(socket, destination),
+            preserves_messages: true,
+            limit: Some(MessageLimit {
+                max: max_datagram,
+                overhead,
+            }),
         }
     }
 }
