@@ -60,8 +60,7 @@ impl TlsClientConfig {
     /// [`ErrorKind::Tls`](crate::ErrorKind::Tls) for a string that is neither.
     pub fn server_name(mut self, name: impl Into<String>) -> Result<Self> {
         let name: Arc<str> = Arc::from(name.into());
-        ServerName::try_from(name.as_ref())
-            .map_err(|err| Error::tls(format!("invalid server name {name:?}: {err}")))?;
+        parse_server_name(&name)?;
         self.server_name = Some(name);
         Ok(self)
     }
@@ -92,9 +91,15 @@ impl TlsClientConfig {
             Some(name) => name.as_ref(),
             None => host_of(addr),
         };
-        ServerName::try_from(name.to_owned())
-            .map_err(|err| Error::tls(format!("invalid server name {name:?}: {err}")))
+        parse_server_name(name)
     }
+}
+
+/// `name` as a server name for SNI and the certificate check: a DNS name or an IP
+/// address, else an [`ErrorKind::Tls`](crate::ErrorKind::Tls) that quotes it.
+fn parse_server_name(name: &str) -> Result<ServerName<'static>> {
+    ServerName::try_from(name.to_owned())
+        .map_err(|err| Error::tls(format!("invalid server name {name:?}: {err}")))
 }
 
 /// The host part of `host:port`, `[v6]:port` or a bare host.
