@@ -284,15 +284,18 @@ impl Supervisor {
         }
     }
 
+    /// Once no session is left, answers whoever waits for a drain or a stop.
     fn finish_stop_if_empty(&mut self, ctx: &mut Context<Self>) {
-        if self.endpoint.live() == 0 && self.sessions.is_empty() {
-            for waiter in self.drain_waiters.iter_mut().flat_map(std::mem::take) {
-                let _ = waiter.send(());
-            }
-        }
         // `live` drops when a slot is released, just before its `Gone` is sent: wait for
         // the `Gone` of every watched session too, so each gets its SessionDown event.
-        if self.endpoint.live() == 0 && self.sessions.is_empty() && self.stop_waiters.is_some() {
+        if self.endpoint.live() != 0 || !self.sessions.is_empty() {
+            return;
+        }
+        // The list stays (empty): a session registered later is still told to drain.
+        for waiter in self.drain_waiters.iter_mut().flat_map(std::mem::take) {
+            let _ = waiter.send(());
+        }
+        if self.stop_waiters.is_some() {
             self.finish_stop(ctx);
         }
     }
