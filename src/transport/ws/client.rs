@@ -12,6 +12,7 @@ use futures::future::poll_fn;
 use futures::stream::StreamExt;
 use futures::{Sink, SinkExt};
 
+use super::message::WsMessageCodec;
 use super::options::{WsBuilder, WsOptions};
 use super::pipe::{Pipe, PipeWriter, CLOSE_LINGER};
 use super::reader_actor::{Stop, WsReader, WsReaderActor};
@@ -21,7 +22,7 @@ use crate::endpoint::servers::{ServerList, ServerListBuilder};
 use crate::endpoint::{prepare_session, NewSession, SessionFactory};
 use crate::error::{Error, Result};
 use crate::listener::EventListener;
-use crate::session::{start_session, ActorReader, ReaderSeat, SessionWriter};
+use crate::session::{start_session, ActorReader, ReaderSeat};
 use crate::transport::tls::TlsClientConfig;
 use crate::transport::Address;
 
@@ -123,17 +124,41 @@ impl WsClient {
         Ok(self)
     }
 
-    /// Starts dialing. Call from within an actix system; the client runs until
-    /// [`ClientHandle::stop`] or until every handle is dropped.
+    /// Starts dialing, in codec mode: binary messages feed the session's codec as one
+    /// byte stream (see the [module docs](crate::transport::ws)). Call from within an
+    /// actix system; the client runs until [`ClientHandle::stop`] or until every handle
+    /// is dropped.
     pub fn start<L, F>(self, new_session: F) -> ClientHandle
     where
         L: EventListener,
         F: NewSession<L>,
     {
+        self.dial(false, new_session)
+    }
+
+    /// Like [`start`](Self::start), in message mode: each WebSocket message is one
+    /// frame, text or binary, and each frame written is one message of the kind its
+    /// codec gives it (see [`WsMessageCodec`]). The session's max frame length bounds one
+    /// whole message.
+    pub fn start_messages<L, F>(self, new_session: F) -> ClientHandle
+    where
+        L: EventListener<Codec: WsMessageCodec>,
+        F: NewSession<L>,
+    {
+        self.dial(true, new_session)
+    }
+
+    fn dial<L, F>(mut self, messages: bool, new_session: F) -> ClientHandle
+    where
+        L: EventListener,
+        F: NewSession<L>,
+    {
+        self.options.messages = messages;
+        let options = self.options;
         let (servers, tls) = (self.servers, self.tls);
         let timeout = self.client.options().connect_timeout;
         let config = self.client.options().session_config.clone();
-        let max_frame = config.read_buffer_bound();
+        let max_frame = options.message_bound(&config);
         let dial_url = move |url: Arc<str>| {
             let tls = tls.clone();
             async move {
@@ -166,7 +191,6 @@ impl WsClient {
             async move { servers.dial(dial_url).await }
         };
         let hook: Arc<SessionFactory<L>> = Arc::new(new_session);
-        let options = self.options;
         self.client
             .start_with(dial, move |(peer, mut connection), slot| {
                 let local = Address::Inet(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
@@ -184,15 +208,11 @@ impl WsClient {
                 let limited = connection
                     .codec_ref()
                     .clone()
-                    .max_size(setup.config().read_buffer_bound());
+                    .max_size(options.message_bound(setup.config()));
                 *connection.codec_mut() = limited;
                 let (sink, stream) = connection.split();
                 let pipe = Pipe::new();
-                let writer = SessionWriter {
-                    io: PipeWriter::new(pipe.clone()),
-                    preserves_messages: true,
-                    limit: None,
-                };
+                let writer = PipeWriter::for_session(pipe.clone(), options);
                 let reader = ActorReader(|seat: ReaderSeat<L>| {
                     let reader =
                         WsReader::new(seat.codec, seat.shared, seat.logic, pipe.clone(), options);

@@ -5,9 +5,12 @@
 use std::sync::Arc;
 
 use actix_http::ws::{CloseCode, CloseReason, Item, ProtocolError};
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
+use super::message::{BINARY, TEXT};
+use super::options::WsOptions;
+use super::utf8::Utf8Stream;
 use crate::error::{BoxError, Error, ErrorKind};
 use crate::session::decode_available;
 use crate::session::SessionShared;
@@ -42,36 +45,56 @@ pub(crate) enum Step<T> {
     Failed(Error, CloseCode),
 }
 
-/// Feeds binary messages to the session's codec: a message may carry several frames, and
-/// a frame may span several messages, so the codec sees one byte stream.
+/// Hands the peer's messages to the session's codec, in one of two modes:
+/// - codec mode: binary (and allowed text) messages feed one byte stream, so a message
+///   may carry several frames and a frame may span several messages;
+/// - message mode: each whole message, reassembled from its fragments, is one frame
+///   (see [`message`](super::message) for how it reaches the codec).
+///
+/// Either way a text message must be UTF-8 (checked fragment by fragment, RFC 6455
+/// §8.1: close code 1007), and one message may hold at most `bound` bytes (1009).
 pub(crate) struct Inflow<D> {
     decoder: D,
+    /// Codec mode: the bytes not decoded yet. Message mode: the fragments of the message
+    /// being received.
     buf: BytesMut,
-    /// Longest message, and longest undecoded frame, in bytes.
+    /// Longest message; in codec mode also the longest undecoded frame.
     bound: usize,
     allow_text: bool,
+    messages: bool,
     shared: Arc<SessionShared>,
-    /// Bytes of the fragmented message being received, if one is.
-    fragment: Option<usize>,
+    /// The fragmented message being received, if one is.
+    fragment: Option<Fragment>,
+    /// The UTF-8 check of the text message being received.
+    utf8: Utf8Stream,
+}
+
+/// What is known of a fragmented message so far.
+#[derive(Debug, Clone, Copy)]
+struct Fragment {
+    /// Bytes received.
+    len: usize,
+    text: bool,
 }
 
 impl<D> Inflow<D>
 where
     D: Decoder<Error: Into<BoxError>>,
 {
-    pub(crate) fn new(decoder: D, shared: Arc<SessionShared>, allow_text: bool) -> Self {
+    pub(crate) fn new(decoder: D, shared: Arc<SessionShared>, options: WsOptions) -> Self {
         Inflow {
             decoder,
             buf: BytesMut::new(),
-            bound: shared.config.read_buffer_bound(),
-            allow_text,
+            bound: options.message_bound(&shared.config),
+            allow_text: options.allow_text || options.messages,
+            messages: options.messages,
             shared,
             fragment: None,
+            utf8: Utf8Stream::default(),
         }
     }
 
-    /// Longest WebSocket message accepted: the session's max frame length plus the
-    /// codec header allowance.
+    /// Longest WebSocket message accepted (see [`WsOptions::message_bound`]).
     pub(crate) fn bound(&self) -> usize {
         self.bound
     }
@@ -89,7 +112,17 @@ where
                 if bytes.len() > self.bound {
                     return too_long(bytes.len(), self.bound);
                 }
-                self.feed(&bytes)
+                if text && (self.utf8.push(&bytes).is_err() || self.utf8.finish().is_err()) {
+                    return not_utf8();
+                }
+                if self.messages {
+                    self.shared.note_read(bytes.len());
+                    let mut message = BytesMut::with_capacity(bytes.len() + 1);
+                    message.extend_from_slice(&bytes);
+                    self.deliver(message, text)
+                } else {
+                    self.feed(&bytes)
+                }
             }
             WsIn::Continuation(item) => self.on_fragment(item),
             WsIn::Ping(payload) => Step::Pong(payload),
@@ -113,26 +146,61 @@ where
                 if let Some(refused) = self.check_text(true) {
                     return refused;
                 }
-                (b, true, false)
+                (b, Some(true), false)
             }
-            Item::FirstBinary(b) => (b, true, false),
-            Item::Continue(b) => (b, false, false),
-            Item::Last(b) => (b, false, true),
+            Item::FirstBinary(b) => (b, Some(false), false),
+            Item::Continue(b) => (b, None, false),
+            Item::Last(b) => (b, None, true),
         };
         let so_far = match (first, self.fragment) {
-            (true, Some(_)) => return protocol("a fragmented message began inside another"),
-            (false, None) => return protocol("a continuation frame without a first fragment"),
-            (true, None) => 0,
-            (false, Some(n)) => n,
+            (Some(_), Some(_)) => return protocol("a fragmented message began inside another"),
+            (None, None) => return protocol("a continuation frame without a first fragment"),
+            (Some(text), None) => Fragment { len: 0, text },
+            (None, Some(fragment)) => fragment,
         };
-        let len = so_far.saturating_add(bytes.len());
+        let len = so_far.len.saturating_add(bytes.len());
         if len > self.bound {
             return too_long(len, self.bound);
         }
-        self.fragment = (!last).then_some(len);
-        self.feed(&bytes)
+        if so_far.text && (self.utf8.push(&bytes).is_err() || (last && self.utf8.finish().is_err()))
+        {
+            return not_utf8();
+        }
+        self.fragment = (!last).then_some(Fragment { len, ..so_far });
+        if !self.messages {
+            return self.feed(&bytes);
+        }
+        self.shared.note_read(bytes.len());
+        self.buf.extend_from_slice(&bytes);
+        if !last {
+            self.shared.note_reader_buffers(self.buf.capacity());
+            return Step::Nothing;
+        }
+        let mut message = std::mem::take(&mut self.buf);
+        message.reserve(1);
+        self.shared.note_reader_buffers(0);
+        self.deliver(message, so_far.text)
     }
 
+    /// Message mode: hands one whole message to the codec, which must make one frame
+    /// of it.
+    fn deliver(&mut self, mut message: BytesMut, text: bool) -> Step<D::Item> {
+        message.put_u8(if text { TEXT } else { BINARY });
+        match self.decoder.decode(&mut message) {
+            Ok(Some(frame)) => {
+                self.shared.note_forwarded(0);
+                self.shared.note_frames(1);
+                Step::Frames(vec![frame])
+            }
+            Ok(None) => Step::Failed(
+                Error::websocket("the codec made no frame of a message"),
+                CloseCode::Invalid,
+            ),
+            Err(err) => Step::Failed(Error::from_decode(err), CloseCode::Invalid),
+        }
+    }
+
+    /// Codec mode: feeds message bytes to the codec's byte stream.
     fn feed(&mut self, bytes: &[u8]) -> Step<D::Item> {
         self.shared.note_read(bytes.len());
         self.buf.extend_from_slice(bytes);
@@ -156,6 +224,13 @@ where
             Ok(()) => Step::Frames(batch),
         }
     }
+}
+
+fn not_utf8<T>() -> Step<T> {
+    Step::Failed(
+        Error::websocket("text message is not valid UTF-8"),
+        CloseCode::Invalid,
+    )
 }
 
 fn protocol<T>(reason: &str) -> Step<T> {

@@ -39,12 +39,15 @@
 
 mod client;
 mod inflow;
+pub mod message;
 mod options;
 mod payload_frames;
 mod pipe;
 mod reader_actor;
 mod server;
+mod utf8;
 
 pub use client::WsClient;
+pub use message::{MessageCodec, TextMessages, WsMessage, WsMessageCodec, WsMessages};
 pub use options::{WsBuilder, WsOptions};
 pub use server::WsServer;

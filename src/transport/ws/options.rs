@@ -10,6 +10,20 @@ pub struct WsOptions {
     pub(crate) ping_interval: Option<Duration>,
     /// Feed text messages to the codec like binary ones instead of failing.
     pub(crate) allow_text: bool,
+    /// Message mode (`start_messages`): each message is one frame and keeps its kind.
+    pub(crate) messages: bool,
+}
+
+impl WsOptions {
+    /// Longest message a session takes: in message mode the max frame length (a message
+    /// is a frame); in codec mode one undecoded frame with its header allowance.
+    pub(crate) fn message_bound(&self, config: &crate::SessionConfig) -> usize {
+        if self.messages {
+            config.max_frame_length
+        } else {
+            config.read_buffer_bound()
+        }
+    }
 }
 
 /// The options every WebSocket endpoint builder has, server and client, kept in its
@@ -24,9 +38,11 @@ pub trait WsBuilder: Sized {
         self
     }
 
-    /// Feeds text messages to the codec like binary ones. Default: off, and a text
-    /// message ends its session with [`ErrorKind::WebSocket`](crate::ErrorKind::WebSocket)
-    /// and close code 1003.
+    /// Codec mode: feeds text messages to the codec like binary ones (their bytes
+    /// checked to be UTF-8 first: invalid text closes with 1007). Default: off, and a
+    /// text message ends its session with
+    /// [`ErrorKind::WebSocket`](crate::ErrorKind::WebSocket) and close code 1003. Message
+    /// mode (`start_messages`) always takes text.
     fn allow_text(mut self, allow: bool) -> Self {
         self.ws_options().allow_text = allow;
         self

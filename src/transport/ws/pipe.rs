@@ -2,7 +2,8 @@
 //! session's writer and the one task that puts messages on the wire.
 //!
 //! The logic actor writes through a [`PipeWriter`] (an `AsyncWrite` taking one whole
-//! encoded frame per write, which becomes one binary message). The reader actor queues
+//! encoded frame per write, which becomes one message: binary in codec mode, of the kind
+//! the codec chose in message mode). The reader actor queues
 //! control messages (pings, pongs) and learns of the peer's close. The pump (the HTTP
 //! response body on the server, a task owning the socket's sink on the client) takes
 //! messages out in order: control messages first, then data, then the close frame. The
@@ -23,7 +24,12 @@ use std::time::Duration;
 
 use actix_http::ws::{CloseCode, CloseReason, Message};
 use bytes::Bytes;
+use bytestring::ByteString;
 use tokio::io::AsyncWrite;
+
+use super::message::{BINARY, TEXT};
+use super::options::WsOptions;
+use crate::session::{MessageLimit, SessionWriter};
 
 /// Encoded bytes the pipe holds before the writer must wait for the pump. One message
 /// is always taken, however long, so any frame fits.
@@ -47,7 +53,7 @@ enum CloseState {
 
 #[derive(Debug)]
 struct State {
-    data: VecDeque<Bytes>,
+    data: VecDeque<Message>,
     data_bytes: usize,
     control: VecDeque<Message>,
     close: CloseState,
@@ -167,10 +173,10 @@ impl Pipe {
         if let Some(msg) = s.control.pop_front() {
             return Some(msg);
         }
-        if let Some(bytes) = s.data.pop_front() {
-            s.data_bytes -= bytes.len();
+        if let Some(msg) = s.data.pop_front() {
+            s.data_bytes -= payload_len(&msg);
             s.wake_writer();
-            return Some(Message::Binary(bytes));
+            return Some(msg);
         }
         if let CloseState::Queued(reason) = &s.close {
             let reason = reason.clone();
@@ -235,14 +241,58 @@ fn broken(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::BrokenPipe, what.to_owned())
 }
 
+/// The payload bytes of a data message.
+fn payload_len(msg: &Message) -> usize {
+    match msg {
+        Message::Text(text) => text.len(),
+        Message::Binary(bytes) => bytes.len(),
+        _ => 0,
+    }
+}
+
+/// The message one write of an encoded frame becomes: in codec mode a binary message
+/// of all of it; in message mode the kind is its last byte (see
+/// [`message`](super::message)).
+fn to_message(buf: &[u8], messages: bool) -> io::Result<Message> {
+    if !messages {
+        return Ok(Message::Binary(Bytes::copy_from_slice(buf)));
+    }
+    let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_owned());
+    match buf.split_last() {
+        Some((&TEXT, payload)) => ByteString::try_from(Bytes::copy_from_slice(payload))
+            .map(Message::Text)
+            .map_err(|_| invalid("a text message must be valid UTF-8")),
+        Some((&BINARY, payload)) => Ok(Message::Binary(Bytes::copy_from_slice(payload))),
+        _ => Err(invalid("a message-mode write without its kind")),
+    }
+}
+
 /// The session's write half: each `poll_write` is one whole encoded frame, sent as one
-/// binary message. Dropping it without a shutdown closes with code 1001 (going away).
+/// message (see [`to_message`]). Dropping it without a shutdown closes with code 1001
+/// (going away).
 #[derive(Debug)]
-pub(crate) struct PipeWriter(Pipe);
+pub(crate) struct PipeWriter {
+    pipe: Pipe,
+    /// Message mode: each write ends with its kind byte.
+    messages: bool,
+}
 
 impl PipeWriter {
-    pub(crate) fn new(pipe: Pipe) -> Self {
-        PipeWriter(pipe)
+    pub(crate) fn new(pipe: Pipe, messages: bool) -> Self {
+        PipeWriter { pipe, messages }
+    }
+
+    /// The write half of a session on `pipe`. In message mode each message carries its
+    /// kind byte, which is not payload: not counted in the byte stats.
+    pub(crate) fn for_session(pipe: Pipe, options: WsOptions) -> SessionWriter<Self> {
+        SessionWriter {
+            io: PipeWriter::new(pipe, options.messages),
+            preserves_messages: true,
+            limit: options.messages.then_some(MessageLimit {
+                max: usize::MAX,
+                overhead: 1,
+            }),
+        }
     }
 }
 
@@ -252,7 +302,7 @@ impl AsyncWrite for PipeWriter {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let mut s = self.0 .0.borrow_mut();
+        let mut s = self.pipe.0.borrow_mut();
         if s.dead {
             return Poll::Ready(Err(broken("websocket connection gone")));
         }
@@ -263,14 +313,15 @@ impl AsyncWrite for PipeWriter {
             s.writer = Some(cx.waker().clone());
             return Poll::Pending;
         }
-        s.data.push_back(Bytes::copy_from_slice(buf));
-        s.data_bytes += buf.len();
+        let msg = to_message(buf, self.messages)?;
+        s.data_bytes += payload_len(&msg);
+        s.data.push_back(msg);
         s.wake_pump();
         Poll::Ready(Ok(buf.len()))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut s = self.0 .0.borrow_mut();
+        let mut s = self.pipe.0.borrow_mut();
         if s.dead {
             return Poll::Ready(Err(broken("websocket connection gone")));
         }
@@ -282,15 +333,15 @@ impl AsyncWrite for PipeWriter {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.0.close(Some(CloseCode::Normal.into()));
+        self.pipe.close(Some(CloseCode::Normal.into()));
         Poll::Ready(Ok(()))
     }
 }
 
 impl Drop for PipeWriter {
     fn drop(&mut self) {
-        self.0.close(Some(CloseCode::Away.into()));
-        let mut s = self.0 .0.borrow_mut();
+        self.pipe.close(Some(CloseCode::Away.into()));
+        let mut s = self.pipe.0.borrow_mut();
         s.writer_gone = true;
         s.wake_pump();
         // The session is gone. The pump ends the connection once the close handshake is
@@ -324,7 +375,7 @@ mod tests {
     #[test]
     fn control_first_then_data_then_close() {
         let pipe = Pipe::new();
-        let mut w = PipeWriter::new(pipe.clone());
+        let mut w = PipeWriter::new(pipe.clone(), false);
         assert!(matches!(write(&mut w, b"one"), Poll::Ready(Ok(3))));
         pipe.push_control(Message::Ping(Bytes::new()));
         drop(w); // queues a close behind the data
@@ -342,7 +393,7 @@ mod tests {
     #[test]
     fn bounded_and_refuses_after_close() {
         let pipe = Pipe::new();
-        let mut w = PipeWriter::new(pipe.clone());
+        let mut w = PipeWriter::new(pipe.clone(), false);
         let big = vec![0u8; PIPE_LIMIT];
         assert!(matches!(write(&mut w, &big), Poll::Ready(Ok(_))));
         assert!(write(&mut w, b"x").is_pending());
@@ -350,6 +401,21 @@ mod tests {
         assert!(matches!(write(&mut w, b"x"), Poll::Ready(Ok(1))));
         pipe.close(None);
         assert!(matches!(write(&mut w, b"x"), Poll::Ready(Err(_))));
+    }
+
+    #[test]
+    fn message_mode_writes_keep_their_kind() {
+        let pipe = Pipe::new();
+        let mut w = PipeWriter::new(pipe.clone(), true);
+        assert!(matches!(write(&mut w, b"hi\x01"), Poll::Ready(Ok(3))));
+        assert!(matches!(write(&mut w, b"\xFF\x02"), Poll::Ready(Ok(2))));
+        assert!(matches!(pipe.try_next(), Some(Message::Text(t)) if &t[..] == "hi"));
+        assert!(matches!(pipe.try_next(), Some(Message::Binary(b)) if &b[..] == b"\xFF"));
+        // Text that is not UTF-8, and a write with no kind: refused, nothing queued.
+        assert!(matches!(write(&mut w, b"\xFF\x01"), Poll::Ready(Err(_))));
+        assert!(matches!(write(&mut w, b""), Poll::Ready(Err(_))));
+        assert!(matches!(write(&mut w, b"x\x07"), Poll::Ready(Err(_))));
+        assert!(pipe.try_next().is_none());
     }
 
     #[test]

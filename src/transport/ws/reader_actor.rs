@@ -50,7 +50,7 @@ where
             .unwrap_or(shared.config.cron_period)
             .max(Duration::from_millis(1));
         WsReader {
-            inflow: Inflow::new(decoder, shared.clone(), options.allow_text),
+            inflow: Inflow::new(decoder, shared.clone(), options),
             logic,
             pipe,
             shared,

@@ -19,6 +19,7 @@ use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, Stream};
 use tokio_util::codec::Encoder;
 
+use super::message::WsMessageCodec;
 use super::options::{WsBuilder, WsOptions};
 use super::payload_frames::PayloadFrames;
 use super::pipe::{Pipe, PipeWriter, CLOSE_LINGER};
@@ -30,7 +31,7 @@ use crate::endpoint::supervisor::Supervisor;
 use crate::endpoint::{prepare_session, EndpointShared, NewSession, SessionFactory, SessionSlot};
 use crate::error::{Error, Result};
 use crate::listener::EventListener;
-use crate::session::{start_session, ActorReader, ReaderSeat, SessionWriter};
+use crate::session::{start_session, ActorReader, ReaderSeat};
 use crate::transport::tls::TlsServerConfig;
 use crate::transport::Address;
 use crate::SessionConfig;
@@ -164,12 +165,35 @@ impl WsServer {
     }
 
     /// Binds, then serves until stopped, running `new_session` for each upgrade on the
-    /// worker that accepted it. Call from within an actix system.
+    /// worker that accepted it, in codec mode: binary messages feed the session's codec
+    /// as one byte stream (see the [module docs](crate::transport::ws)). Call from within
+    /// an actix system.
     pub async fn start<L, F>(self, new_session: F) -> Result<ServerHandle>
     where
         L: EventListener,
         F: NewSession<L>,
     {
+        self.serve(false, new_session).await
+    }
+
+    /// Like [`start`](Self::start), in message mode: each WebSocket message is one
+    /// frame, text or binary, and each frame written is one message of the kind its
+    /// codec gives it (see [`WsMessageCodec`]). The session's max frame length bounds one
+    /// whole message.
+    pub async fn start_messages<L, F>(self, new_session: F) -> Result<ServerHandle>
+    where
+        L: EventListener<Codec: WsMessageCodec>,
+        F: NewSession<L>,
+    {
+        self.serve(true, new_session).await
+    }
+
+    async fn serve<L, F>(mut self, messages: bool, new_session: F) -> Result<ServerHandle>
+    where
+        L: EventListener,
+        F: NewSession<L>,
+    {
+        self.options.messages = messages;
         let handshake_by_actix = (
             ServerOption::OnEstablishError,
             "actix-web runs the TLS handshake and answers bad upgrades itself",
@@ -324,11 +348,7 @@ async fn upgrade<L: EventListener>(
         pipe.set_socket(socket.clone());
     }
     let options = state.options;
-    let writer = SessionWriter {
-        io: PipeWriter::new(pipe.clone()),
-        preserves_messages: true,
-        limit: None,
-    };
+    let writer = PipeWriter::for_session(pipe.clone(), options);
     let mut started = false;
     let reader = ActorReader(|seat: ReaderSeat<L>| {
         let reader = WsReader::new(seat.codec, seat.shared, seat.logic, pipe.clone(), options);
