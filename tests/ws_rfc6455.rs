@@ -29,9 +29,11 @@ use getty::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode;
 use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{accept_async_with_config, WebSocketStream};
 
 const PATH: &str = "/ws";
 /// The sessions' max frame length: a message of this many bytes is taken in message
@@ -159,8 +161,29 @@ async fn server(mode: Mode) -> (ServerHandle, Arc<Seen>) {
 
 // ---- a client that is no WebSocket library --------------------------------------------
 
-/// One frame as it is on the wire.
-fn frame(fin: bool, rsv: u8, opcode: u8, payload: &[u8]) -> Vec<u8> {
+/// One frame a case sends, whatever the side: the raw client masks it, the tungstenite
+/// server sends it as it is.
+#[derive(Debug, Clone)]
+struct Raw {
+    fin: bool,
+    /// RSV1..RSV3 as the three low bits.
+    rsv: u8,
+    opcode: u8,
+    payload: Vec<u8>,
+}
+
+fn frame(fin: bool, rsv: u8, opcode: u8, payload: &[u8]) -> Raw {
+    Raw {
+        fin,
+        rsv,
+        opcode,
+        payload: payload.to_vec(),
+    }
+}
+
+/// A frame as a client puts it on the wire: masked.
+fn masked(raw: &Raw) -> Vec<u8> {
+    let (fin, rsv, opcode, payload) = (raw.fin, raw.rsv, raw.opcode, &raw.payload[..]);
     let mut out = BytesMut::new();
     out.put_u8(if fin { 0x80 } else { 0 } | (rsv & 0x7) << 4 | opcode);
     match payload.len() {
@@ -180,11 +203,24 @@ fn frame(fin: bool, rsv: u8, opcode: u8, payload: &[u8]) -> Vec<u8> {
     out.to_vec()
 }
 
-fn whole(opcode: u8, payload: &[u8]) -> Vec<u8> {
+/// A frame as a server sends it, through tungstenite's raw frames.
+fn unmasked(raw: &Raw) -> Frame {
+    let header = FrameHeader {
+        is_final: raw.fin,
+        rsv1: raw.rsv & 0b100 != 0,
+        rsv2: raw.rsv & 0b010 != 0,
+        rsv3: raw.rsv & 0b001 != 0,
+        opcode: OpCode::from(raw.opcode),
+        mask: None,
+    };
+    Frame::from_payload(header, Bytes::from(raw.payload.clone()))
+}
+
+fn whole(opcode: u8, payload: &[u8]) -> Raw {
     frame(true, 0, opcode, payload)
 }
 
-fn close_frame(code: u16, reason: &[u8]) -> Vec<u8> {
+fn close_frame(code: u16, reason: &[u8]) -> Raw {
     let mut payload = code.to_be_bytes().to_vec();
     payload.extend_from_slice(reason);
     whole(CLOSE, &payload)
@@ -245,10 +281,10 @@ impl RawClient {
         }
     }
 
-    async fn send(&mut self, bytes: &[u8]) {
+    async fn send_raw(&mut self, raw: &Raw) {
         // The server may have closed already (a fail-fast case): a failed write is fine,
         // what it answered is what the case checks.
-        let _ = self.stream.write_all(bytes).await;
+        let _ = self.stream.write_all(&masked(raw)).await;
     }
 
     /// The next frame but the server's own pings; `None` at EOF. 5 s at most.
@@ -301,15 +337,25 @@ impl RawClient {
         self.buf.drain(..at + len);
         Some((fin, opcode, payload))
     }
+}
 
-    /// Reads the server's close frame (answering it), then to EOF; the close code. Any
-    /// other frame first is a failure of the case, but data where `data_may_come`.
+/// The peer of a case: the raw client of a server, or the tungstenite server of a client.
+trait Peer {
+    /// Sends one frame of the case.
+    async fn send(&mut self, raw: &Raw);
+    /// The next frame from the endpoint under test (its pings skipped); `None` at EOF.
+    /// 5 s at most.
+    async fn next(&mut self) -> Option<Got>;
+    /// Answers the close frame just read, and reads on to the end of the connection.
+    async fn answer_close(&mut self, code: Option<u16>, case: &str);
+
+    /// Reads the endpoint's close frame (answering it), then to EOF; the close code.
+    /// Any other frame first is a failure of the case, but data where `data_may_come`.
     async fn expect_close(&mut self, case: &str, data_may_come: bool) -> Option<u16> {
         for _ in 0..1_000 {
             match self.next().await {
                 Some(Got::Close(code)) => {
-                    self.send(&close_frame(code.unwrap_or(1000), b"")).await;
-                    self.expect_eof(case).await;
+                    self.answer_close(code, case).await;
                     return code;
                 }
                 Some(Got::Data(..)) if data_may_come => continue,
@@ -319,8 +365,19 @@ impl RawClient {
         }
         panic!("{case}: no close frame in 1,000 frames");
     }
+}
 
-    async fn expect_eof(&mut self, case: &str) {
+impl Peer for RawClient {
+    async fn send(&mut self, raw: &Raw) {
+        self.send_raw(raw).await;
+    }
+
+    async fn next(&mut self) -> Option<Got> {
+        RawClient::next(self).await
+    }
+
+    async fn answer_close(&mut self, code: Option<u16>, case: &str) {
+        self.send_raw(&close_frame(code.unwrap_or(1000), b"")).await;
         within_for(SECS5, case, async {
             while self.fill().await {
                 self.buf.clear();
@@ -336,7 +393,7 @@ impl RawClient {
 struct Case {
     /// The Autobahn|Testsuite cases this one follows.
     autobahn: &'static str,
-    send: Vec<Vec<u8>>,
+    send: Vec<Raw>,
     /// Data and pongs expected before the end (message mode: exactly; codec mode: the
     /// pongs, and the data bytes in order, as binary messages however split).
     replies: Vec<Got>,
@@ -349,7 +406,7 @@ struct Case {
 }
 
 /// A case; the server fails the ones it closes with 1002, 1007 or 1009.
-fn case(autobahn: &'static str, send: Vec<Vec<u8>>, replies: Vec<Got>, close: Option<u16>) -> Case {
+fn case(autobahn: &'static str, send: Vec<Raw>, replies: Vec<Got>, close: Option<u16>) -> Case {
     Case {
         autobahn,
         send,
@@ -633,11 +690,10 @@ fn data_bytes(replies: &[Got]) -> Vec<u8> {
         .collect()
 }
 
-async fn run_server_case(server: &ServerHandle, mode: Mode, case: &Case) {
-    let name = format!("{mode:?} mode, Autobahn {}", case.autobahn);
-    let mut client = RawClient::connect(server).await;
-    for bytes in &case.send {
-        client.send(bytes).await;
+/// Runs `case` against the endpoint behind `peer`.
+async fn run_case(peer: &mut impl Peer, mode: Mode, case: &Case, name: &str) {
+    for raw in &case.send {
+        peer.send(raw).await;
     }
     let (want_pongs, want_data): (Vec<Got>, Vec<Got>) = case
         .replies
@@ -655,7 +711,7 @@ async fn run_server_case(server: &ServerHandle, mode: Mode, case: &Case) {
             }
     };
     while !done(&pongs, &data) {
-        match client.next().await {
+        match peer.next().await {
             Some(g @ Got::Pong(_)) => pongs.push(g),
             Some(g @ Got::Data(..)) => data.push(g),
             other => panic!("{name}: ended early with {other:?}, after {data:?}"),
@@ -674,12 +730,12 @@ async fn run_server_case(server: &ServerHandle, mode: Mode, case: &Case) {
     }
     if case.close.is_none() {
         // Nothing else came, and a clean close from this side ends it (7.1.1).
-        client.send(&close_frame(1000, b"")).await;
+        peer.send(&close_frame(1000, b"")).await;
     }
     // Codec mode feeds each fragment to the byte stream as it comes: bytes of a message
     // that fails later may be echoed before the close.
-    let code = client
-        .expect_close(&name, mode == Mode::Codec && case.fails)
+    let code = peer
+        .expect_close(name, mode == Mode::Codec && case.fails)
         .await;
     let want = match case.close {
         None => Some(1000),
@@ -693,7 +749,9 @@ async fn run_server_cases(mode: Mode, cases: Vec<Case>) {
     let (server, seen) = server(mode).await;
     let mut errors = 0;
     for (i, case) in cases.iter().enumerate() {
-        run_server_case(&server, mode, case).await;
+        let name = format!("server, {mode:?} mode, Autobahn {}", case.autobahn);
+        let mut client = RawClient::connect(&server).await;
+        run_case(&mut client, mode, case, &name).await;
         seen.wait_closed(i + 1).await;
         // A session the server failed has its error; one the client closed has none.
         errors += usize::from(case.fails);
@@ -721,4 +779,96 @@ async fn server_cases_in_codec_mode() {
 #[actix_rt::test]
 async fn server_close_codes() {
     run_server_cases(Mode::Messages, close_code_cases()).await;
+}
+
+// ---- the client cases --------------------------------------------------------------------
+
+/// tokio-tungstenite as the server of a `WsClient`, sending each case's frames raw.
+struct TungServer(WebSocketStream<TcpStream>);
+
+impl Peer for TungServer {
+    async fn send(&mut self, raw: &Raw) {
+        // The client may have closed already (a fail-fast case); what it sent is what
+        // the case checks.
+        let _ = self.0.send(Message::Frame(unmasked(raw))).await;
+    }
+
+    async fn next(&mut self) -> Option<Got> {
+        within_for(SECS5, "the client's next frame", async {
+            loop {
+                return match self.0.next().await {
+                    Some(Ok(Message::Ping(_))) => continue,
+                    Some(Ok(Message::Pong(p))) => Some(Got::Pong(p.to_vec())),
+                    Some(Ok(Message::Text(t))) => Some(Got::Data(TEXT, t.as_bytes().to_vec())),
+                    Some(Ok(Message::Binary(b))) => Some(Got::Data(BINARY, b.to_vec())),
+                    Some(Ok(Message::Close(frame))) => {
+                        Some(Got::Close(frame.map(|f| u16::from(f.code))))
+                    }
+                    Some(Ok(Message::Frame(_))) | Some(Err(_)) | None => None,
+                };
+            }
+        })
+        .await
+    }
+
+    async fn answer_close(&mut self, _: Option<u16>, case: &str) {
+        // tungstenite queued its answer when it read the close; reading on sends it and
+        // sees the end of the connection.
+        within_for(SECS5, case, async {
+            while let Some(Ok(_)) = self.0.next().await {}
+        })
+        .await;
+    }
+}
+
+async fn run_client_cases(mode: Mode, cases: Vec<Case>) {
+    for case in &cases {
+        let name = format!("client, {mode:?} mode, Autobahn {}", case.autobahn);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}{PATH}", listener.local_addr().unwrap());
+        let seen = Arc::new(Seen::default());
+        let builder = WsClient::new(url)
+            .connections(1)
+            .reconnect_interval(Duration::from_secs(60))
+            .session_config(config())
+            .allow_text(true);
+        let s = seen.clone();
+        let client: ClientHandle = match mode {
+            Mode::Messages => {
+                builder.start_messages(move |_| Ok((MessageEcho(s.clone()), WsMessages)))
+            }
+            Mode::Codec => builder.start(move |_| Ok((ByteEcho(s.clone()), RawBytes::new()))),
+        };
+        let (tcp, _) = within(SECS5, listener.accept()).await.unwrap();
+        let config = WebSocketConfig::default()
+            .max_message_size(None)
+            .max_frame_size(None);
+        let ws = within(SECS5, accept_async_with_config(tcp, Some(config)))
+            .await
+            .expect("tungstenite accepts the client");
+        run_case(&mut TungServer(ws), mode, case, &name).await;
+        seen.wait_closed(1).await;
+        let errors = seen.errors.lock().unwrap().clone();
+        assert_eq!(
+            errors.len(),
+            usize::from(case.fails),
+            "{name}: errors {errors:?}"
+        );
+        within(SECS5, client.stop()).await;
+    }
+}
+
+#[actix_rt::test]
+async fn client_cases_in_message_mode() {
+    run_client_cases(Mode::Messages, server_cases(Mode::Messages)).await;
+}
+
+#[actix_rt::test]
+async fn client_cases_in_codec_mode() {
+    run_client_cases(Mode::Codec, server_cases(Mode::Codec)).await;
+}
+
+#[actix_rt::test]
+async fn client_close_codes() {
+    run_client_cases(Mode::Messages, close_code_cases()).await;
 }
