@@ -29,7 +29,9 @@
 //!
 //! `--transport ws` dials `ws://HOST:PORT/PATH` (`--path`, default `/ws`; `wss://` with
 //! `--tls-ca`) and sends each frame as one binary WebSocket message, against
-//! `echo_server --transport ws`.
+//! `echo_server --transport ws`. With `--messages` it runs in message mode instead and
+//! sends each frame as one text message of `--size` bytes (at least 32), with no framing
+//! inside, against `echo_server --transport ws --messages`.
 //!
 //! `--transport udp` runs the same over connected UDP sockets (`UdpClient`), one frame
 //! per datagram, against `echo_server --transport udp`. UDP may lose datagrams: a lost
@@ -42,19 +44,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::framing::Framing;
-use common::pinger::{Pinger, Tally};
+use common::pinger::{Pinger, Tally, Texts};
 use common::Options;
 use getty::prelude::*;
-use getty::transport::ws::WsClient;
+use getty::transport::ws::{TextMessages, WsClient};
 use getty::{ClientEvent, SessionConfig, TcpClient, TlsClientConfig, UdpClient, UnixClient};
 
 const USAGE: &str =
     "usage: echo_client [--transport tcp|unix|udp|ws] [--addr HOST:PORT] [--path FILE|/URL-PATH] [--conns N] [--frames M] [--size S] [--depth D] \
-[--timeout SECS] [--duration SECS] [--reconnect-interval MS] [--compress deflate|deflate-fast|deflate-best|deflate-huffman|snappy] [--tls-ca CA.pem [--tls-server-name NAME]]";
+[--timeout SECS] [--duration SECS] [--reconnect-interval MS] [--compress deflate|deflate-fast|deflate-best|deflate-huffman|snappy] [--messages] [--tls-ca CA.pem [--tls-server-name NAME]]";
 
 #[actix::main]
 async fn main() {
-    let opts = Options::parse(
+    let opts = Options::parse_with_flags(
         &[
             "transport",
             "addr",
@@ -70,6 +72,7 @@ async fn main() {
             "tls-ca",
             "tls-server-name",
         ],
+        &["messages"],
         USAGE,
     );
     let addr: String = opts.get("addr", "127.0.0.1:7000".to_owned());
@@ -83,6 +86,13 @@ async fn main() {
     let duration = opts.opt::<f64>("duration").map(Duration::from_secs_f64);
     let compress = common::framing::from_options(&opts, USAGE);
     let interval = Duration::from_millis(opts.get("reconnect-interval", 300));
+    let messages = opts.flag("messages");
+    if messages && (transport != "ws" || compress.is_some()) {
+        eprintln!("--messages is for --transport ws, without --compress\n{USAGE}");
+        std::process::exit(2);
+    }
+    // A text message holds the session and frame numbers, 32 hex digits.
+    let size = if messages { size.max(32) } else { size };
     let tls = opts.opt::<String>("tls-ca").map(|ca| {
         let tls = TlsClientConfig::builder().root_certificate_file(ca);
         let tls = tls.and_then(|b| b.build());
@@ -128,6 +138,15 @@ async fn main() {
             ClientEvent::DialFailed { error } => eprintln!("dial failed: {error}"),
             _ => {}
         };
+        let texts = {
+            let tally = tally.clone();
+            move |_: &mut getty::SessionSetup| {
+                Ok((
+                    Pinger::<Texts>::with_wire(tally.clone(), size, depth),
+                    TextMessages,
+                ))
+            }
+        };
         let new_session = move |setup: &mut getty::SessionSetup| {
             let max = setup.config().max_frame_length;
             let pinger = Pinger::new(tally.clone(), size, depth);
@@ -136,12 +155,15 @@ async fn main() {
         // The same options on every transport's client builder.
         macro_rules! start {
             ($builder:expr) => {
+                start!($builder, start, new_session)
+            };
+            ($builder:expr, $start:ident, $new_session:expr) => {
                 $builder
                     .connections(conns)
                     .reconnect_interval(interval)
                     .session_config(config)
                     .on_event(on_event)
-                    .start(new_session)
+                    .$start($new_session)
             };
         }
         match transport.as_str() {
@@ -156,6 +178,7 @@ async fn main() {
                     Some(tls) => {
                         let url = format!("wss://{addr}/{url_path}");
                         match WsClient::new(url).tls(tls) {
+                            Ok(client) if messages => start!(client, start_messages, texts),
                             Ok(client) => start!(client),
                             Err(err) => {
                                 // A server name for wss goes in the URL instead.
@@ -164,7 +187,14 @@ async fn main() {
                             }
                         }
                     }
-                    None => start!(WsClient::new(format!("ws://{addr}/{url_path}"))),
+                    None => {
+                        let client = WsClient::new(format!("ws://{addr}/{url_path}"));
+                        if messages {
+                            start!(client, start_messages, texts)
+                        } else {
+                            start!(client)
+                        }
+                    }
                 }
             }
             "unix" | "udp" if tls.is_some() => {

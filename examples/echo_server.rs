@@ -8,7 +8,7 @@
 //! cargo run --release --example echo_server -- --transport unix --path /tmp/echo.sock
 //! cargo run --release --example echo_server -- --transport udp --addr 127.0.0.1:7000
 //! cargo run --release --example echo_server -- --transport ws --addr 127.0.0.1:7000 \
-//!     [--path /ws] [--tls-cert CERT.pem --tls-key KEY.pem]
+//!     [--path /ws] [--messages] [--tls-cert CERT.pem --tls-key KEY.pem]
 //! ```
 //! `--transport` is `tcp` (the default), `unix` (listening at `--path`; a stale socket
 //! file there is removed, and the file is removed again on stop), or `udp` (one frame
@@ -17,7 +17,9 @@
 //! UDP endpoint runs on one arbiter), or `ws` (a WebSocket server upgrading requests to
 //! the URL path `--path`, default `/ws`; each binary message carries length-delimited
 //! frames as over TCP, each echo goes back as one binary message, and with `--tls-cert`
-//! it serves `wss://`).
+//! it serves `wss://`). With `--messages` the WebSocket server runs in message mode
+//! instead: it echoes each message as it came, text as text and binary as binary, with
+//! no framing inside (`--compress` does not apply).
 //! Prints `listening on <address>` once it accepts; on SIGINT or SIGTERM it stops
 //! gracefully (every session flushes its echoes and closes) and exits 0.
 //!
@@ -46,19 +48,19 @@ mod common;
 use std::time::Duration;
 
 use common::framing::Framing;
-use common::{Echo, Options};
+use common::{Echo, MessageEcho, Options};
 use getty::defaults::DEFAULT_MAX_DATAGRAM_SIZE;
 use getty::prelude::*;
-use getty::transport::ws::WsServer;
+use getty::transport::ws::{WsMessages, WsServer};
 use getty::{ServerHandle, SessionConfig, TcpServer, TlsServerConfig, UdpServer, UnixServer};
 
 const USAGE: &str =
     "usage: echo_server [--transport tcp|unix|udp|ws] [--addr HOST:PORT] [--path FILE|/URL-PATH] \
 [--max-frame BYTES] [--read-timeout SECS] [--threads N] [--memory-budget MIB] [--write-high-water KIB] \
-[--stats-every SECS] [--reuse-port true] [--drain-secs SECS] [--compress deflate|deflate-fast|deflate-best|deflate-huffman|snappy] [--tls-cert CERT.pem --tls-key KEY.pem]";
+[--stats-every SECS] [--reuse-port true] [--drain-secs SECS] [--compress deflate|deflate-fast|deflate-best|deflate-huffman|snappy] [--messages] [--tls-cert CERT.pem --tls-key KEY.pem]";
 
 fn main() {
-    let opts = Options::parse(
+    let opts = Options::parse_with_flags(
         &[
             "transport",
             "addr",
@@ -75,6 +77,7 @@ fn main() {
             "tls-cert",
             "tls-key",
         ],
+        &["messages"],
         USAGE,
     );
     tracing_subscriber::fmt()
@@ -103,6 +106,11 @@ fn main() {
         .opt::<f64>("drain-secs")
         .map_or(common::DRAIN_DEADLINE, Duration::from_secs_f64);
     let transport: String = opts.get("transport", "tcp".to_owned());
+    let messages = opts.flag("messages");
+    if messages && (transport != "ws" || compress.is_some()) {
+        eprintln!("--messages is for --transport ws, without --compress\n{USAGE}");
+        std::process::exit(2);
+    }
     let path: Option<std::path::PathBuf> = opts.opt("path");
     let tls = tls_config(&opts);
     let hook = move |setup: &mut getty::SessionSetup| {
@@ -131,7 +139,13 @@ fn main() {
                 if let Some(tls) = tls {
                     server = server.tls(tls);
                 }
-                server.start(hook).await?
+                if messages {
+                    server
+                        .start_messages(|_| Ok((MessageEcho, WsMessages)))
+                        .await?
+                } else {
+                    server.start(hook).await?
+                }
             }
             "unix" | "udp" if tls.is_some() => {
                 eprintln!("TLS is for --transport tcp or ws\n{USAGE}");

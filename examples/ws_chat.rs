@@ -5,10 +5,11 @@
 //! cargo run --release --example ws_chat -- --addr 127.0.0.1:7300
 //! # open http://127.0.0.1:7300/ in two or more browser tabs
 //! ```
-//! The WebSocket is at `/ws`. Members send text messages, each holding one or more lines
-//! (`\n`-terminated, 1 KiB at most); the room sends each line as one binary message of
-//! UTF-8 text, prefixed with the sender's id. Prints `listening on <address>`; exits 0 on
-//! SIGINT or SIGTERM.
+//! The WebSocket is at `/ws`, in message mode: each text message a member sends is one
+//! chat line (1 KiB at most; a longer one ends that member's session with close code
+//! 1009), and the room sends each line to every other member as one text message,
+//! prefixed with the sender's id, with no framing inside: a browser's `onmessage` gets
+//! it as a string. Prints `listening on <address>`; exits 0 on SIGINT or SIGTERM.
 
 mod common;
 
@@ -18,8 +19,8 @@ use common::room::Room;
 use common::Options;
 use getty::actor::ActorListener;
 use getty::prelude::*;
-use getty::transport::ws::WsServer;
-use tokio_util::codec::LinesCodec;
+use getty::transport::ws::{TextMessages, WsServer};
+use getty::SessionConfig;
 
 const USAGE: &str = "usage: ws_chat --addr HOST:PORT";
 const MAX_LINE: usize = 1024;
@@ -33,14 +34,12 @@ const PAGE: &str = r#"<!doctype html>
 const log = document.getElementById('log');
 const show = (text) => { log.textContent += text + '\n'; log.scrollTop = log.scrollHeight; };
 const ws = new WebSocket(`ws://${location.host}/ws`);
-ws.binaryType = 'arraybuffer';
-const utf8 = new TextDecoder();
-ws.onmessage = (ev) => show(utf8.decode(ev.data).replace(/\n$/, ''));
+ws.onmessage = (ev) => show(ev.data);
 ws.onclose = (ev) => show(`* disconnected (${ev.code})`);
 document.getElementById('form').onsubmit = (ev) => {
   ev.preventDefault();
   const line = document.getElementById('line');
-  if (line.value) { ws.send(line.value + '\n'); show(`[me] ${line.value}`); line.value = ''; }
+  if (line.value) { ws.send(line.value); show(`[me] ${line.value}`); line.value = ''; }
 };
 </script></body></html>"#;
 
@@ -56,7 +55,7 @@ fn main() {
         let server = WsServer::new(addr)
             .path("/ws")
             .workers(1)
-            .allow_text(true) // browsers send text; its bytes go to the line codec
+            .session_config(SessionConfig::default().max_frame_length(MAX_LINE))
             .configure(|cfg| {
                 cfg.route(
                     "/",
@@ -67,11 +66,8 @@ fn main() {
                     }),
                 );
             })
-            .start(move |_| {
-                Ok((
-                    ActorListener::new(room.clone().recipient()),
-                    LinesCodec::new_with_max_length(MAX_LINE),
-                ))
+            .start_messages(move |_| {
+                Ok((ActorListener::new(room.clone().recipient()), TextMessages))
             })
             .await?;
         common::serve_until_signal(&server, common::DRAIN_DEADLINE).await?;

@@ -87,6 +87,43 @@ fn ws_echo_client_checks_ws_echo_server_over_a_custom_path() {
     server.signal_and_expect_clean_exit("-TERM");
 }
 
+#[test]
+fn ws_echo_client_checks_ws_echo_server_in_message_mode() {
+    let ws = ["--transport", "ws", "--messages"];
+    let mut args = vec!["--threads", "2", "--max-frame", "65536"];
+    args.extend(ws);
+    let (mut server, addr) = start_echo_server(&args);
+    // Text messages of 1,000 bytes, each echoed as one text message.
+    let mut args = vec!["--addr", &addr, "--conns", "8", "--frames", "500"];
+    args.extend(["--size", "1000", "--timeout", "60"]);
+    args.extend(ws);
+    let summary = run_echo_client(&args);
+    assert!(
+        summary.contains("sent=4000 received=4000 reconnects=0 errors=0"),
+        "{summary}"
+    );
+    // Binary messages are echoed as they came too: the codec-mode client's
+    // length-delimited frames, one per message, come back whole.
+    let args = ["--addr", &addr, "--transport", "ws", "--frames", "200"];
+    let summary = run_echo_client(&args);
+    assert!(
+        summary.contains("sent=200 received=200 reconnects=0 errors=0"),
+        "{summary}"
+    );
+    // A message over the server's max frame length ends its session (1009): the client
+    // says so.
+    let mut args = vec!["--addr", &addr, "--frames", "3", "--size", "70000"];
+    args.extend(["--timeout", "10"]);
+    args.extend(ws);
+    let client = run_example("echo_client", &args);
+    assert_eq!(
+        client.status.code(),
+        Some(1),
+        "a refused message is a failure"
+    );
+    server.signal_and_expect_clean_exit("-TERM");
+}
+
 /// A ws_chat member: a tokio-tungstenite client (a WebSocket implementation that is not
 /// this crate's, nor actix's).
 type Member = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
@@ -112,19 +149,17 @@ async fn join_chat(addr: &str) -> (Member, String) {
     (ws, welcome)
 }
 
-/// The next line the room sends a member: one binary message of UTF-8 text (pings and
-/// pongs skipped), 10 s at most.
+/// The next line the room sends a member: one text message, no framing inside (pings
+/// and pongs skipped), 10 s at most.
 async fn next_chat_line(ws: &mut Member) -> String {
     use futures::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match ws.next().await {
-                Some(Ok(Message::Binary(bytes))) => {
-                    return String::from_utf8(bytes.to_vec()).expect("UTF-8 text")
-                }
+                Some(Ok(Message::Text(text))) => return text.as_str().to_owned(),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                other => panic!("expected a line as a binary message, got {other:?}"),
+                other => panic!("expected a line as a text message, got {other:?}"),
             }
         }
     })
@@ -158,56 +193,58 @@ async fn ws_chat_serves_its_page_and_broadcasts_to_every_other_member() {
         page.starts_with("HTTP/1.1 200") && page.contains("new WebSocket"),
         "{page}"
     );
+    // Message mode: the page takes text messages as strings, nothing to decode.
+    assert!(
+        !page.contains("binaryType") && !page.contains("TextDecoder"),
+        "{page}"
+    );
 
     let (mut alice, welcome) = join_chat(&addr).await;
-    assert!(welcome.ends_with("; 0 others here\n"), "{welcome}");
+    assert!(welcome.ends_with("; 0 others here"), "{welcome}");
     let (mut bob, welcome) = join_chat(&addr).await;
-    assert!(welcome.ends_with("; 1 others here\n"), "{welcome}");
+    assert!(welcome.ends_with("; 1 others here"), "{welcome}");
     let bob_id = member_id(&welcome);
     let (mut carol, welcome) = join_chat(&addr).await;
-    assert!(welcome.ends_with("; 2 others here\n"), "{welcome}");
+    assert!(welcome.ends_with("; 2 others here"), "{welcome}");
     let carol_id = member_id(&welcome);
     assert_eq!(
         next_chat_line(&mut alice).await,
-        format!("* {bob_id} joined\n")
+        format!("* {bob_id} joined")
     );
     assert_eq!(
         next_chat_line(&mut alice).await,
-        format!("* {carol_id} joined\n")
+        format!("* {carol_id} joined")
     );
     assert_eq!(
         next_chat_line(&mut bob).await,
-        format!("* {carol_id} joined\n")
+        format!("* {carol_id} joined")
     );
 
     // Members send text, as the page's browsers do; every other member gets the line.
-    alice.send(Message::text("hello room\n")).await.unwrap();
+    alice.send(Message::text("hello room")).await.unwrap();
     let line = next_chat_line(&mut bob).await;
-    assert!(line.ends_with("] hello room\n"), "{line}");
+    assert!(line.ends_with("] hello room"), "{line}");
     let alice_id = line[1..].split(']').next().unwrap().to_owned();
     assert_eq!(next_chat_line(&mut carol).await, line);
     // ... and not its sender: alice's next line is bob's answer.
-    bob.send(Message::text("hi alice\n")).await.unwrap();
+    bob.send(Message::text("hi alice")).await.unwrap();
     assert_eq!(
         next_chat_line(&mut alice).await,
-        format!("[{bob_id}] hi alice\n")
+        format!("[{bob_id}] hi alice")
     );
     assert_eq!(
         next_chat_line(&mut carol).await,
-        format!("[{bob_id}] hi alice\n")
+        format!("[{bob_id}] hi alice")
     );
 
     tokio::time::timeout(Duration::from_secs(10), alice.close(None))
         .await
         .expect("close within 10 s")
         .expect("close sent");
-    assert_eq!(
-        next_chat_line(&mut bob).await,
-        format!("* {alice_id} left\n")
-    );
+    assert_eq!(next_chat_line(&mut bob).await, format!("* {alice_id} left"));
     assert_eq!(
         next_chat_line(&mut carol).await,
-        format!("* {alice_id} left\n")
+        format!("* {alice_id} left")
     );
     drop((bob, carol));
     server.signal_and_expect_clean_exit("-TERM");

@@ -14,7 +14,7 @@ use std::str::FromStr;
 use bytes::{Bytes, BytesMut};
 use getty::{EventListener, Session, SessionContext};
 
-/// `--name value` options, checked against the names an example knows.
+/// `--name value` options and `--name` flags, checked against the names an example knows.
 pub struct Options {
     values: HashMap<String, String>,
     usage: &'static str,
@@ -23,12 +23,22 @@ pub struct Options {
 impl Options {
     /// Parses the process arguments; exits with status 2 and `usage` on anything unknown.
     pub fn parse(known: &[&str], usage: &'static str) -> Self {
+        Self::parse_with_flags(known, &[], usage)
+    }
+
+    /// Like [`parse`](Self::parse), with `flags`: options that take no value (see
+    /// [`flag`](Self::flag)).
+    pub fn parse_with_flags(known: &[&str], flags: &[&str], usage: &'static str) -> Self {
         let mut values = HashMap::new();
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             if arg == "-h" || arg == "--help" {
                 println!("{usage}");
                 exit(0);
+            }
+            if let Some(flag) = arg.strip_prefix("--").filter(|n| flags.contains(n)) {
+                values.insert(flag.to_owned(), "true".to_owned());
+                continue;
             }
             let Some(name) = arg.strip_prefix("--").filter(|n| known.contains(n)) else {
                 eprintln!("unknown argument {arg:?}\n{usage}");
@@ -57,6 +67,11 @@ impl Options {
     pub fn get<T: FromStr>(&self, name: &str, default: T) -> T {
         self.opt(name).unwrap_or(default)
     }
+
+    /// Whether the flag `--name` was given.
+    pub fn flag(&self, name: &str) -> bool {
+        self.values.contains_key(name)
+    }
 }
 
 /// Echoes every frame back on the session it came from.
@@ -76,6 +91,31 @@ impl EventListener for Echo {
     }
 
     fn on_error(&mut self, session: &Session<Bytes>, error: &getty::Error) {
+        tracing::debug!(session = %session.id(), %error, "session error");
+    }
+}
+
+/// Echoes every WebSocket message back as it came, text as text and binary as binary
+/// (a message-mode session: `WsServer::start_messages`).
+pub struct MessageEcho;
+
+impl EventListener for MessageEcho {
+    type Codec = getty::transport::ws::WsMessages;
+    type Out = getty::transport::ws::WsMessage;
+
+    fn on_message(
+        &mut self,
+        session: &mut SessionContext<'_, Self>,
+        msg: getty::transport::ws::WsMessage,
+    ) {
+        if let Err(err) = session.write(msg) {
+            // As `Echo`: an echo the peer cannot be sent ends its session, said aloud.
+            tracing::warn!(%err, "cannot echo; closing the session");
+            session.close();
+        }
+    }
+
+    fn on_error(&mut self, session: &Session<Self::Out>, error: &getty::Error) {
         tracing::debug!(session = %session.id(), %error, "session error");
     }
 }
