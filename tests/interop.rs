@@ -154,14 +154,49 @@ async fn headless_chromium_round_trips_binary_frames_with_the_ws_echo_server() {
         .expect("ws server starts");
     let ws_url = format!("ws://{}/ws", server.inet_addr().unwrap());
 
+    let (report, _) = report_of_page_in_chromium(&browser_bin, page(&ws_url)).await;
+    assert_eq!(
+        report,
+        format!("echoed={FRAMES}&messages={FRAMES}&bad=0&code=1000"),
+        "every frame echoed intact, one message each, closed normally"
+    );
+    // The browser's close ran the handshake: the session closed once, without error.
+    common::eventually(Duration::from_secs(5), || server.stats().closed >= 1).await;
+    let stats = server.stats();
+    assert_eq!((stats.opened, stats.closed, stats.live_sessions), (1, 1, 0));
+    server.stop().await;
+}
+
+/// What a page's WebSocket upgrade to `/offered` on its own server asked for: the
+/// `Sec-WebSocket-Extensions` header the browser sent (the upgrade is refused).
+#[derive(Default)]
+struct Offered(Mutex<Option<String>>);
+
+/// Serves `html` on 127.0.0.1, opens it in headless Chromium, and returns the query
+/// string of the page's first `GET /report?...` (60 s at most), with the extensions the
+/// browser offered if the page tried a WebSocket to `/offered`.
+async fn report_of_page_in_chromium(browser_bin: &str, html: String) -> (String, Option<String>) {
     // The page's own HTTP server: serves it, and takes its report.
     let (tx, mut reports) = mpsc::unbounded_channel::<String>();
     let tx = web::Data::new(Mutex::new(tx));
-    let html = page(&ws_url);
+    let offered = web::Data::new(Offered::default());
+    let seen = offered.clone();
     let http = HttpServer::new(move || {
         let html = html.clone();
         App::new()
             .app_data(tx.clone())
+            .app_data(seen.clone())
+            .route(
+                "/offered",
+                web::get().to(
+                    |req: actix_web::HttpRequest, offered: web::Data<Offered>| async move {
+                        let header = req.headers().get("sec-websocket-extensions");
+                        let value = header.and_then(|v| v.to_str().ok()).unwrap_or_default();
+                        *offered.0.lock().unwrap() = Some(value.to_owned());
+                        HttpResponse::BadRequest().finish()
+                    },
+                ),
+            )
             .route(
                 "/",
                 web::get().to(move || {
@@ -189,9 +224,13 @@ async fn headless_chromium_round_trips_binary_frames_with_the_ws_echo_server() {
     let http_handle = http.handle();
     actix_rt::spawn(http);
 
-    let profile = std::env::temp_dir().join(format!("getty-chromium-{}", std::process::id()));
+    let profile = std::env::temp_dir().join(format!(
+        "getty-chromium-{}-{}",
+        std::process::id(),
+        page_addr.port()
+    ));
     let browser = ChildGuard::terminate_on_drop(
-        Command::new(&browser_bin)
+        Command::new(browser_bin)
             .args([
                 "--headless",
                 "--no-sandbox",
@@ -206,24 +245,140 @@ async fn headless_chromium_round_trips_binary_frames_with_the_ws_echo_server() {
             .spawn()
             .unwrap_or_else(|e| panic!("start {browser_bin}: {e}")),
     );
-
     let report = tokio::time::timeout(Duration::from_secs(60), reports.recv())
         .await
         .expect("the page reports within 60 s")
         .expect("a report");
     drop(browser);
-    assert_eq!(
-        report,
-        format!("echoed={FRAMES}&messages={FRAMES}&bad=0&code=1000"),
-        "every frame echoed intact, one message each, closed normally"
-    );
-    // The browser's close ran the handshake: the session closed once, without error.
-    common::eventually(Duration::from_secs(5), || server.stats().closed >= 1).await;
-    let stats = server.stats();
-    assert_eq!((stats.opened, stats.closed, stats.live_sessions), (1, 1, 0));
     http_handle.stop(false).await;
-    server.stop().await;
     let _ = std::fs::remove_dir_all(profile);
+    let offered = offered.0.lock().unwrap().clone();
+    (report, offered)
+}
+
+/// The page of the ws_chat test: first tries a WebSocket to its own server's `/offered`
+/// (which records the extensions the browser offers, and refuses), then joins the room
+/// at `ws_url`, says hello once welcomed, and reports, once it heard `lines` lines: how
+/// many came as JavaScript strings, how many ended with a newline, the extensions the
+/// server accepted, and every line.
+fn chat_page(ws_url: &str, lines: usize) -> String {
+    format!(
+        r#"<!doctype html>
+<html><body><pre id="result">running</pre>
+<script>
+const got = [];
+let strings = 0, newlines = 0;
+function report(params) {{
+  document.getElementById('result').textContent = params;
+  fetch('/report?' + params).catch(() => {{}});
+}}
+const probe = new WebSocket(`ws://${{location.host}}/offered`);
+probe.onclose = () => {{
+const ws = new WebSocket('{ws_url}');
+ws.onmessage = (ev) => {{
+  if (typeof ev.data === 'string') strings++;
+  if (String(ev.data).endsWith('\n')) newlines++;
+  got.push(String(ev.data));
+  if (got.length === 1) ws.send('hello from chromium');
+  if (got.length === {lines}) {{
+    const lines = encodeURIComponent(got.join('|'));
+    report(`strings=${{strings}}&newlines=${{newlines}}&extensions=${{ws.extensions}}&lines=${{lines}}`);
+    ws.close(1000);
+  }}
+}};
+ws.onerror = () => report('error=1');
+}};
+</script></body></html>"#
+    )
+}
+
+/// The next text message `member` gets (pings and pongs skipped), 60 s at most.
+async fn next_text(
+    member: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+) -> String {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let next = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match member.next().await {
+                Some(Ok(Message::Text(text))) => return text.as_str().to_owned(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a text message, got {other:?}"),
+            }
+        }
+    });
+    next.await.expect("a line within 60 s")
+}
+
+/// The ws_chat example with a real browser in its room: Chromium (which offers
+/// permessage-deflate in every handshake; the server accepts no extension, and the
+/// handshake goes through) sends a plain text line, which a tokio-tungstenite member
+/// gets as one text message, and gets the member's answer as a JavaScript string with no
+/// newline.
+#[actix_rt::test]
+#[ignore = "interop: needs chromium (Debian: apt-get install chromium)"]
+async fn headless_chromium_chats_in_plain_text_with_the_ws_chat_example() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let browser_bin = chromium();
+    let (mut chat, addr) = start_listening_example("ws_chat", &[]);
+    let tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let (mut member, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws"), tcp)
+        .await
+        .expect("upgrade");
+    let welcome = next_text(&mut member).await;
+    assert!(welcome.starts_with("* welcome"), "{welcome}");
+    // The browser: welcome, then (after its hello) the member's answer: 2 lines.
+    let browser =
+        report_of_page_in_chromium(&browser_bin, chat_page(&format!("ws://{addr}/ws"), 2));
+    let member_side = async {
+        let joined = next_text(&mut member).await;
+        assert!(joined.ends_with(" joined"), "{joined}");
+        let hello = next_text(&mut member).await;
+        assert!(
+            hello.ends_with("] hello from chromium"),
+            "one text message: {hello:?}"
+        );
+        member.send(Message::text("hi browser")).await.unwrap();
+    };
+    let ((report, offered), ()) = futures::join!(browser, member_side);
+    let offered = offered.expect("the page tried /offered first");
+    assert!(
+        offered.contains("permessage-deflate"),
+        "Chromium offers permessage-deflate: {offered:?}"
+    );
+    let lines = report.split("&lines=").nth(1).expect("lines in the report");
+    assert!(
+        report.starts_with("strings=2&newlines=0&extensions=&lines="),
+        "text arrives as strings, no newline, no extension: {report}"
+    );
+    assert!(
+        lines.ends_with("%5D%20hi%20browser"),
+        "the member's line: {lines}"
+    );
+    chat.signal_and_expect_clean_exit("-TERM");
+}
+
+// ---- RFC 6455 cases from Python ----------------------------------------------------------
+
+/// The server-side RFC 6455 cases of `tests/ws_rfc6455.rs` again, from outside Rust:
+/// Python's `websockets` for what a library sends, hand-built frames over a plain Python
+/// socket for what none would (see the script).
+#[test]
+#[ignore = "interop: needs python3-websockets (Debian: apt-get install python3-websockets)"]
+fn python_runs_the_rfc6455_cases_against_the_message_mode_echo_server() {
+    let python = python_with("websockets", "apt-get install -y python3-websockets");
+    let args = ["--transport", "ws", "--messages", "--max-frame", "1000"];
+    let (mut server, addr) = start_listening_example("echo_server", &args);
+    let out = output_within(
+        Command::new(python).args(["-c", include_str!("interop/ws_rfc6455.py"), &addr]),
+        Duration::from_secs(120),
+    );
+    let text = stdout_of_success(&out, "python RFC 6455 cases");
+    assert!(text.contains("rfc6455 ok 20"), "{text}");
+    server.signal_and_expect_clean_exit("-TERM");
 }
 
 // ---- Python's websockets package as the WebSocket client ------------------------------
