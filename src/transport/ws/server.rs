@@ -39,10 +39,12 @@ use crate::SessionConfig;
 /// Builds and starts a WebSocket server (getty's `NewWSServer`): an HTTP server that
 /// upgrades requests to one path and runs a session for each WebSocket.
 ///
-/// Each binary message is fed to the session's codec, which may find zero or more frames
-/// in it (a frame may also span messages), and each frame the session writes goes out as
-/// one binary message. The library answers pings, sends its own every ping interval, and
-/// runs the close handshake; see the [module docs](crate::transport::ws).
+/// In codec mode ([`start`](Self::start)) each binary message is fed to the session's
+/// codec, which may find zero or more frames in it (a frame may also span messages), and
+/// each frame the session writes goes out as one binary message; in message mode
+/// ([`start_messages`](Self::start_messages)) each message is one frame, text or binary.
+/// The library answers pings, sends its own every ping interval, and runs the close
+/// handshake; see the [module docs](crate::transport::ws).
 ///
 /// ```no_run
 /// # async fn run() -> getty::Result<()> {
