@@ -6,14 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use actix_http::ws::Message;
+use actix_http::ws::Codec;
+use actix_web::http::header::SEC_WEBSOCKET_EXTENSIONS;
 use actix_web::http::Uri;
+use bytes::BytesMut;
 use futures::future::poll_fn;
 use futures::stream::StreamExt;
-use futures::{Sink, SinkExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio_util::io::ReaderStream;
 
 use super::message::WsMessageCodec;
 use super::options::{WsBuilder, WsOptions};
+use super::outgoing::FrameEncoder;
+use super::payload_frames::PayloadFrames;
 use super::pipe::{Pipe, PipeWriter, CLOSE_LINGER};
 use super::reader_actor::{Stop, WsReader, WsReaderActor};
 use crate::endpoint::client::{Client, ClientHandle};
@@ -176,14 +181,28 @@ impl WsClient {
                         .finish(),
                     None => builder.finish(),
                 };
-                let (_, connection) = client
-                    .ws(&*url)
-                    .address(peer)
-                    .max_frame_size(max_frame)
+                let mut request = client.ws(&*url).address(peer).max_frame_size(max_frame);
+                if let Some(deflate) = options.deflate {
+                    request = request.set_header(SEC_WEBSOCKET_EXTENSIONS, deflate.client_offer());
+                }
+                let (response, connection) = request
                     .connect()
                     .await
                     .map_err(|err| Error::websocket(format!("connect to {url}: {err}")))?;
-                Ok::<_, Error>((peer, connection))
+                let answers = response.headers().get_all(SEC_WEBSOCKET_EXTENSIONS);
+                let answers = answers.filter_map(|v| v.to_str().ok());
+                // RFC 6455 §4.1: an extension the client did not offer fails the connection.
+                let agreed = match options.deflate {
+                    Some(deflate) => deflate.agreed(answers),
+                    None => match answers.into_iter().next() {
+                        Some(ext) => Err(format!(
+                            "the server answered an extension not offered: {ext}"
+                        )),
+                        None => Ok(None),
+                    },
+                }
+                .map_err(|why| Error::websocket(format!("connect to {url}: {why}")))?;
+                Ok::<_, Error>((peer, connection, agreed))
             }
         };
         let dial = move || {
@@ -192,7 +211,7 @@ impl WsClient {
         };
         let hook: Arc<SessionFactory<L>> = Arc::new(new_session);
         self.client
-            .start_with(dial, move |(peer, mut connection), slot| {
+            .start_with(dial, move |(peer, connection, agreed), slot| {
                 let local = Address::Inet(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
                 let Some((setup, listener, codec, slot)) = prepare_session(
                     &*hook,
@@ -204,20 +223,38 @@ impl WsClient {
                 ) else {
                     return;
                 };
-                // The hook may have changed the max frame length: the codec's limit follows it.
-                let limited = connection
-                    .codec_ref()
-                    .clone()
-                    .max_size(options.message_bound(setup.config()));
-                *connection.codec_mut() = limited;
-                let (sink, stream) = connection.split();
+                // The connection's socket from here on: frames are read and written by
+                // this crate (with RSV1 where permessage-deflate was agreed, which awc's
+                // codec refuses), starting with what awc read past the handshake. The
+                // hook may have changed the max frame length: the limit follows it.
+                let parts = connection.into_parts();
+                let (read, write) = tokio::io::split(parts.io);
+                let read_ahead =
+                    futures::stream::once(futures::future::ready(Ok(parts.read_buf.freeze())));
+                let chunks = read_ahead.chain(ReaderStream::new(read));
+                let bound = options.message_bound(setup.config());
+                let mut frames =
+                    PayloadFrames::new(chunks, Codec::new().client_mode().max_size(bound), bound);
+                if agreed.is_some() {
+                    frames = frames.allow_rsv1();
+                }
                 let pipe = Pipe::new();
                 let writer = PipeWriter::for_session(pipe.clone(), options);
+                let encoder = FrameEncoder::client(agreed.map(|a| a.deflater()));
+                let unsent = parts.write_buf;
                 let reader = ActorReader(|seat: ReaderSeat<L>| {
-                    let reader =
-                        WsReader::new(seat.codec, seat.shared, seat.logic, pipe.clone(), options);
-                    let actor = WsReaderActor::start(reader, stream);
-                    actix_rt::spawn(pump(pipe, sink, actor.clone().recipient()));
+                    let inflater = agreed.map(|a| a.inflater());
+                    let reader = WsReader::new(
+                        seat.codec,
+                        seat.shared,
+                        seat.logic,
+                        pipe.clone(),
+                        options,
+                        inflater,
+                    );
+                    let actor = WsReaderActor::start(reader, frames);
+                    let stop = actor.clone().recipient();
+                    actix_rt::spawn(pump(pipe, write, encoder, unsent, stop));
                     Some(actor.recipient())
                 });
                 start_session(setup, listener, codec, slot, writer, reader);
@@ -244,35 +281,55 @@ async fn resolve(url: &str) -> Result<SocketAddr> {
     first.ok_or_else(|| Error::websocket(format!("{host} resolves to no address")))
 }
 
-/// The only writer of a client connection: sends what the session's pipe holds, then
-/// waits for the close handshake, then drops the connection and stops the reader.
-async fn pump<S>(pipe: Pipe, mut sink: S, reader: Recipient<Stop>)
-where
-    S: Sink<Message> + Unpin,
+/// Bytes of encoded frames gathered before they are written.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// The only writer of a client connection: sends what the session's pipe holds (after
+/// `unsent`, what awc had not written yet), then waits for the close handshake, then
+/// drops its half of the connection and stops the reader (which drops the other).
+async fn pump<W>(
+    pipe: Pipe,
+    mut io: W,
+    mut encoder: FrameEncoder,
+    unsent: BytesMut,
+    reader: Recipient<Stop>,
+) where
+    W: AsyncWrite + Unpin,
 {
     let work = async {
+        let mut buf = unsent;
         loop {
-            let msg = match pipe.try_next() {
-                Some(msg) => msg,
-                None => {
-                    if sink.flush().await.is_err() {
-                        return;
-                    }
-                    match poll_fn(|cx| pipe.poll_next(cx)).await {
-                        Some(msg) => msg,
-                        None => break,
-                    }
+            // Everything ready goes out in one write.
+            while buf.len() < WRITE_CHUNK {
+                let Some(msg) = pipe.try_next() else { break };
+                if encoder.encode(msg, &mut buf).is_err() {
+                    return;
                 }
-            };
-            if sink.feed(msg).await.is_err() {
+            }
+            if !buf.is_empty() {
+                if io.write_all(&buf).await.is_err() {
+                    return;
+                }
+                buf.clear();
+                continue;
+            }
+            if io.flush().await.is_err() {
                 return;
             }
+            match poll_fn(|cx| pipe.poll_next(cx)).await {
+                Some(msg) => {
+                    if encoder.encode(msg, &mut buf).is_err() {
+                        return;
+                    }
+                }
+                None => break,
+            }
         }
-        if sink.flush().await.is_ok() && pipe.close_sent() {
+        if io.flush().await.is_ok() && pipe.close_sent() {
             let _ = tokio::time::timeout(CLOSE_LINGER, poll_fn(|cx| pipe.poll_finished(cx))).await;
         }
     };
-    // A peer that reads nothing would hold a flush forever: once the session let go of
+    // A peer that reads nothing would hold a write forever: once the session let go of
     // the writer, the pump gets the linger time and no more.
     let abandoned = async {
         poll_fn(|cx| pipe.poll_writer_gone(cx)).await;
@@ -283,6 +340,6 @@ where
         _ = abandoned => {}
     }
     pipe.mark_dead();
-    drop(sink);
+    drop(io);
     let _ = reader.try_send(Stop);
 }

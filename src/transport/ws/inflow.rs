@@ -8,6 +8,7 @@ use actix_http::ws::{CloseCode, CloseReason, Item, ProtocolError};
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
+use super::deflate::{InflateError, Inflater};
 use super::message::{BINARY, TEXT};
 use super::options::WsOptions;
 use super::utf8::Utf8Stream;
@@ -18,13 +19,17 @@ use crate::session::SessionShared;
 /// One message as the reader sees it, whichever side it came from.
 #[derive(Debug)]
 pub(crate) enum WsIn {
-    /// A whole binary (`text: false`) or text message.
+    /// A whole binary (`text: false`) or text message; `compressed` by
+    /// permessage-deflate.
     Data {
         bytes: Bytes,
         text: bool,
+        compressed: bool,
     },
-    /// A fragment of a message.
-    Continuation(Item),
+    /// A fragment of a message; for a first fragment, whether the message is compressed.
+    Continuation(Item, bool),
+    /// A frame with RSV1 where it may not be: this reason.
+    Misplaced(&'static str),
     Ping(Bytes),
     Pong,
     Close(Option<CloseReason>),
@@ -52,12 +57,16 @@ pub(crate) enum Step<T> {
 ///   (see [`message`](super::message) for how it reaches the codec).
 ///
 /// Either way a text message must be UTF-8 (checked fragment by fragment, RFC 6455
-/// §8.1: close code 1007), and one message may hold at most `bound` bytes (1009).
+/// §8.1: close code 1007), and one message may hold at most `bound` bytes (1009). A
+/// message compressed by permessage-deflate is inflated (within `bound`) once whole, and
+/// then goes on as any other.
 pub(crate) struct Inflow<D> {
     decoder: D,
     /// Codec mode: the bytes not decoded yet. Message mode: the fragments of the message
     /// being received.
     buf: BytesMut,
+    /// The compressed fragments of the message being received.
+    packed: BytesMut,
     /// Longest message; in codec mode also the longest undecoded frame.
     bound: usize,
     allow_text: bool,
@@ -67,6 +76,8 @@ pub(crate) struct Inflow<D> {
     fragment: Option<Fragment>,
     /// The UTF-8 check of the text message being received.
     utf8: Utf8Stream,
+    /// permessage-deflate, where it was agreed.
+    inflater: Option<Inflater>,
 }
 
 /// What is known of a fragmented message so far.
@@ -75,22 +86,30 @@ struct Fragment {
     /// Bytes received.
     len: usize,
     text: bool,
+    compressed: bool,
 }
 
 impl<D> Inflow<D>
 where
     D: Decoder<Error: Into<BoxError>>,
 {
-    pub(crate) fn new(decoder: D, shared: Arc<SessionShared>, options: WsOptions) -> Self {
+    pub(crate) fn new(
+        decoder: D,
+        shared: Arc<SessionShared>,
+        options: WsOptions,
+        inflater: Option<Inflater>,
+    ) -> Self {
         Inflow {
             decoder,
             buf: BytesMut::new(),
+            packed: BytesMut::new(),
             bound: options.message_bound(&shared.config),
             allow_text: options.allow_text || options.messages,
             messages: options.messages,
             shared,
             fragment: None,
             utf8: Utf8Stream::default(),
+            inflater,
         }
     }
 
@@ -105,12 +124,22 @@ where
             WsIn::Data { .. } if self.fragment.is_some() => {
                 protocol("a new message began inside a fragmented one")
             }
-            WsIn::Data { bytes, text } => {
+            WsIn::Data {
+                bytes,
+                text,
+                compressed,
+            } => {
                 if let Some(refused) = self.check_text(text) {
                     return refused;
                 }
                 if bytes.len() > self.bound {
                     return too_long(bytes.len(), self.bound);
+                }
+                if compressed {
+                    return match self.inflate(&bytes) {
+                        Ok(message) => self.whole(message, text),
+                        Err(failed) => failed,
+                    };
                 }
                 if text && (self.utf8.push(&bytes).is_err() || self.utf8.finish().is_err()) {
                     return not_utf8();
@@ -124,7 +153,8 @@ where
                     self.feed(&bytes)
                 }
             }
-            WsIn::Continuation(item) => self.on_fragment(item),
+            WsIn::Continuation(item, compressed) => self.on_fragment(item, compressed),
+            WsIn::Misplaced(reason) => protocol(reason),
             WsIn::Ping(payload) => Step::Pong(payload),
             WsIn::Pong => Step::Nothing,
             WsIn::Close(reason) => Step::Closed(reason),
@@ -140,7 +170,7 @@ where
         })
     }
 
-    fn on_fragment(&mut self, item: Item) -> Step<D::Item> {
+    fn on_fragment(&mut self, item: Item, compressed: bool) -> Step<D::Item> {
         let (bytes, first, last) = match item {
             Item::FirstText(b) => {
                 if let Some(refused) = self.check_text(true) {
@@ -155,18 +185,36 @@ where
         let so_far = match (first, self.fragment) {
             (Some(_), Some(_)) => return protocol("a fragmented message began inside another"),
             (None, None) => return protocol("a continuation frame without a first fragment"),
-            (Some(text), None) => Fragment { len: 0, text },
+            (Some(text), None) => Fragment {
+                len: 0,
+                text,
+                compressed,
+            },
             (None, Some(fragment)) => fragment,
         };
         let len = so_far.len.saturating_add(bytes.len());
         if len > self.bound {
             return too_long(len, self.bound);
         }
+        self.fragment = (!last).then_some(Fragment { len, ..so_far });
+        if so_far.compressed {
+            // Inflated once whole: a shared decompressor serves one message at a time.
+            self.packed.extend_from_slice(&bytes);
+            self.shared.note_reader_buffers(self.packed.capacity());
+            if !last {
+                return Step::Nothing;
+            }
+            let packed = std::mem::take(&mut self.packed);
+            self.shared.note_reader_buffers(0);
+            return match self.inflate(&packed) {
+                Ok(message) => self.whole(message, so_far.text),
+                Err(failed) => failed,
+            };
+        }
         if so_far.text && (self.utf8.push(&bytes).is_err() || (last && self.utf8.finish().is_err()))
         {
             return not_utf8();
         }
-        self.fragment = (!last).then_some(Fragment { len, ..so_far });
         if !self.messages {
             return self.feed(&bytes);
         }
@@ -180,6 +228,35 @@ where
         message.reserve(1);
         self.shared.note_reader_buffers(0);
         self.deliver(message, so_far.text)
+    }
+
+    /// Inflates a compressed message within the bound.
+    fn inflate(&mut self, packed: &[u8]) -> Result<BytesMut, Step<D::Item>> {
+        let Some(inflater) = &mut self.inflater else {
+            return Err(protocol("a compressed message, and no compression agreed"));
+        };
+        inflater
+            .inflate(packed, self.bound)
+            .map_err(|err| match err {
+                InflateError::TooLong(len) => too_long(len, self.bound),
+                InflateError::Invalid(why) => Step::Failed(
+                    Error::websocket(format!("compressed message does not inflate: {why}")),
+                    CloseCode::Invalid,
+                ),
+            })
+    }
+
+    /// A whole message, inflated: checked, then handed on as an uncompressed one.
+    fn whole(&mut self, message: BytesMut, text: bool) -> Step<D::Item> {
+        if text && std::str::from_utf8(&message).is_err() {
+            return not_utf8();
+        }
+        if self.messages {
+            self.shared.note_read(message.len());
+            self.deliver(message, text)
+        } else {
+            self.feed(&message)
+        }
     }
 
     /// Message mode: hands one whole message to the codec, which must make one frame

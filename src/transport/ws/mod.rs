@@ -75,9 +75,11 @@
 //! the peer's answer before the connection is dropped.
 
 mod client;
+mod deflate;
 mod inflow;
 pub mod message;
 mod options;
+mod outgoing;
 mod payload_frames;
 mod pipe;
 mod reader_actor;
@@ -85,6 +87,7 @@ mod server;
 mod utf8;
 
 pub use client::WsClient;
+pub use deflate::{PerMessageDeflate, DEFAULT_DEFLATE_THRESHOLD};
 pub use message::{MessageCodec, TextMessages, WsMessage, WsMessageCodec, WsMessages};
 pub use options::{WsBuilder, WsOptions};
 pub use server::WsServer;

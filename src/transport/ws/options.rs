@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use super::deflate::PerMessageDeflate;
+
 /// The WebSocket options of an endpoint; set through [`WsBuilder`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WsOptions {
@@ -12,6 +14,8 @@ pub struct WsOptions {
     pub(crate) allow_text: bool,
     /// Message mode (`start_messages`): each message is one frame and keeps its kind.
     pub(crate) messages: bool,
+    /// permessage-deflate, offered (client) or accepted (server).
+    pub(crate) deflate: Option<PerMessageDeflate>,
 }
 
 impl WsOptions {
@@ -45,6 +49,15 @@ pub trait WsBuilder: Sized {
     /// mode (`start_messages`) always takes text.
     fn allow_text(mut self, allow: bool) -> Self {
         self.ws_options().allow_text = allow;
+        self
+    }
+
+    /// Compresses messages with permessage-deflate (RFC 7692) when the peer agrees: a
+    /// client offers it, a server accepts an offer it can honour (browsers offer it in
+    /// every handshake). Default: off; a server then accepts no extension, and the
+    /// handshake goes on without one.
+    fn per_message_deflate(mut self, deflate: PerMessageDeflate) -> Self {
+        self.ws_options().deflate = Some(deflate);
         self
     }
 }

@@ -18,14 +18,29 @@ use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use tokio_util::codec::Decoder;
 
+use super::outgoing::RSV1;
+
 /// Longest header of a masked frame: 2 bytes, 8 more for a 64-bit length, 4 of mask.
 const MAX_HEADER: usize = 14;
+
+/// One frame as read, and whether it had RSV1 set: the first frame of a message
+/// permessage-deflate compressed (only when the extension was agreed).
+#[derive(Debug)]
+pub(crate) struct InFrame {
+    pub(crate) frame: Frame,
+    pub(crate) compressed: bool,
+}
 
 /// Frames decoded from a payload of byte chunks.
 pub(crate) struct PayloadFrames<S> {
     payload: S,
     codec: Codec,
     buf: BytesMut,
+    /// permessage-deflate was agreed: RSV1 may be set (actix-http's codec refuses any
+    /// reserved bit, so it is taken off the frame here and reported beside it).
+    rsv1_allowed: bool,
+    /// The frame at the front of the buffer had RSV1 set (taken off already).
+    rsv1: bool,
     /// Read more only while the buffer holds less than this: one whole frame of the
     /// largest size, so a partial frame can always be completed.
     read_below: usize,
@@ -42,7 +57,15 @@ impl<S> PayloadFrames<S> {
             buf: BytesMut::new(),
             read_below: max_payload.saturating_add(MAX_HEADER),
             done: false,
+            rsv1_allowed: false,
+            rsv1: false,
         }
+    }
+
+    /// Takes RSV1 as permessage-deflate's mark (the extension was agreed).
+    pub(crate) fn allow_rsv1(mut self) -> Self {
+        self.rsv1_allowed = true;
+        self
     }
 }
 
@@ -69,14 +92,22 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    type Item = Result<Frame, ProtocolError>;
+    type Item = Result<InFrame, ProtocolError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         loop {
             if !this.buf.is_empty() {
+                // The buffer always begins with the next frame's first byte.
+                if this.rsv1_allowed && this.buf[0] & RSV1 != 0 {
+                    this.buf[0] &= !RSV1;
+                    this.rsv1 = true;
+                }
                 match this.codec.decode(&mut this.buf) {
-                    Ok(Some(frame)) => return Poll::Ready(Some(Ok(frame))),
+                    Ok(Some(frame)) => {
+                        let compressed = std::mem::take(&mut this.rsv1);
+                        return Poll::Ready(Some(Ok(InFrame { frame, compressed })));
+                    }
                     Ok(None) => {}
                     Err(err) => {
                         // The codec would refuse the same bytes again: nothing more.
@@ -162,7 +193,11 @@ mod tests {
         let mut frames = PayloadFrames::new(payload, Codec::new(), 1000);
         let mut cx = Context::from_waker(noop_waker_ref());
         let mut lens = Vec::new();
-        while let Poll::Ready(Some(Ok(Frame::Binary(b)))) = frames.poll_next_unpin(&mut cx) {
+        while let Poll::Ready(Some(Ok(InFrame {
+            frame: Frame::Binary(b),
+            ..
+        }))) = frames.poll_next_unpin(&mut cx)
+        {
             lens.push(b.len());
         }
         assert_eq!(lens, [3, 300, 5]);
@@ -179,7 +214,10 @@ mod tests {
         let mut cx = Context::from_waker(noop_waker_ref());
         assert!(matches!(
             frames.poll_next_unpin(&mut cx),
-            Poll::Ready(Some(Ok(Frame::Binary(_))))
+            Poll::Ready(Some(Ok(InFrame {
+                frame: Frame::Binary(_),
+                compressed: false
+            })))
         ));
         // One chunk was enough for the first frame; nothing more was taken.
         assert_eq!(frames.payload.taken, 1);

@@ -7,13 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use actix_http::ws::{CloseCode, Frame, Message, ProtocolError};
+use actix_http::ws::{CloseCode, Frame, Item, Message, ProtocolError};
 use bytes::Bytes;
 use futures::Stream;
 use tokio_util::codec::Decoder;
 
+use super::deflate::Inflater;
 use super::inflow::{protocol_error, Inflow, Step, WsIn};
 use super::options::WsOptions;
+use super::payload_frames::InFrame;
 use super::pipe::Pipe;
 use crate::error::{BoxError, Error};
 use crate::session::{forward, Inbound, InboxSender, SessionShared, StopReading};
@@ -44,13 +46,14 @@ where
         logic: InboxSender<D::Item>,
         pipe: Pipe,
         options: WsOptions,
+        inflater: Option<Inflater>,
     ) -> Self {
         let ping_interval = options
             .ping_interval
             .unwrap_or(shared.config.cron_period)
             .max(Duration::from_millis(1));
         WsReader {
-            inflow: Inflow::new(decoder, shared.clone(), options),
+            inflow: Inflow::new(decoder, shared.clone(), options, inflater),
             logic,
             pipe,
             shared,
@@ -191,7 +194,7 @@ where
     /// lets it read.
     pub(crate) fn start<S>(reader: WsReader<D>, frames: S) -> Addr<Self>
     where
-        S: Stream<Item = Result<Frame, ProtocolError>> + Unpin + 'static,
+        S: Stream<Item = Result<InFrame, ProtocolError>> + Unpin + 'static,
     {
         let shared = reader.shared.clone();
         let released = Rc::new(Cell::new(false));
@@ -221,19 +224,35 @@ where
     }
 }
 
-impl<D> StreamHandler<Result<Frame, ProtocolError>> for WsReaderActor<D>
+impl<D> StreamHandler<Result<InFrame, ProtocolError>> for WsReaderActor<D>
 where
     D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + 'static,
 {
-    fn handle(&mut self, item: Result<Frame, ProtocolError>, ctx: &mut Context<Self>) {
-        let msg = match item {
-            Ok(Frame::Binary(bytes)) => WsIn::Data { bytes, text: false },
-            Ok(Frame::Text(bytes)) => WsIn::Data { bytes, text: true },
-            Ok(Frame::Continuation(item)) => WsIn::Continuation(item),
-            Ok(Frame::Ping(payload)) => WsIn::Ping(payload),
-            Ok(Frame::Pong(_)) => WsIn::Pong,
-            Ok(Frame::Close(reason)) => WsIn::Close(reason),
+    fn handle(&mut self, item: Result<InFrame, ProtocolError>, ctx: &mut Context<Self>) {
+        let InFrame { frame, compressed } = match item {
+            Ok(frame) => frame,
             Err(err) => return self.reader.on_protocol_error::<Self>(&err, ctx),
+        };
+        let msg = match frame {
+            Frame::Binary(bytes) => WsIn::Data {
+                bytes,
+                text: false,
+                compressed,
+            },
+            Frame::Text(bytes) => WsIn::Data {
+                bytes,
+                text: true,
+                compressed,
+            },
+            Frame::Continuation(item @ (Item::FirstText(_) | Item::FirstBinary(_))) => {
+                WsIn::Continuation(item, compressed)
+            }
+            // RFC 7692 §6.1: RSV1 marks only the first frame of a data message.
+            _ if compressed => WsIn::Misplaced("RSV1 on a continuation or control frame"),
+            Frame::Continuation(item) => WsIn::Continuation(item, false),
+            Frame::Ping(payload) => WsIn::Ping(payload),
+            Frame::Pong(_) => WsIn::Pong,
+            Frame::Close(reason) => WsIn::Close(reason),
         };
         self.reader.on_message::<Self>(msg, ctx);
     }

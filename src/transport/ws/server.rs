@@ -13,14 +13,15 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_http::ws::Codec;
+use actix_web::http::header::SEC_WEBSOCKET_EXTENSIONS;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
 use actix_web_actors::ws as aws;
 use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, Stream};
-use tokio_util::codec::Encoder;
 
 use super::message::WsMessageCodec;
 use super::options::{WsBuilder, WsOptions};
+use super::outgoing::FrameEncoder;
 use super::payload_frames::PayloadFrames;
 use super::pipe::{Pipe, PipeWriter, CLOSE_LINGER};
 use super::reader_actor::{WsReader, WsReaderActor};
@@ -326,6 +327,7 @@ async fn upgrade<L: EventListener>(
         tracing::debug!("server not accepting or max connections reached; upgrade refused");
         return HttpResponse::ServiceUnavailable().finish();
     }
+    let options = state.options;
     let mut response = match aws::handshake(&req) {
         Ok(response) => response,
         Err(err) => return err.error_response(),
@@ -345,17 +347,35 @@ async fn upgrade<L: EventListener>(
     ) else {
         return HttpResponse::Forbidden().finish();
     };
+    // permessage-deflate, if this server compresses and the client offered what it can
+    // honour; any other offer is declined by answering none.
+    let agreed = options.deflate.and_then(|deflate| {
+        let offers = req.headers().get_all(SEC_WEBSOCKET_EXTENSIONS);
+        let (answer, agreed) = deflate.accept(offers.filter_map(|v| v.to_str().ok()))?;
+        response.insert_header((SEC_WEBSOCKET_EXTENSIONS, answer));
+        Some(agreed)
+    });
     let pipe = Pipe::new();
     if let Some(ConnectionSocket(socket)) = req.conn_data::<ConnectionSocket>() {
         pipe.set_socket(socket.clone());
     }
-    let options = state.options;
     let writer = PipeWriter::for_session(pipe.clone(), options);
     let mut started = false;
     let reader = ActorReader(|seat: ReaderSeat<L>| {
-        let reader = WsReader::new(seat.codec, seat.shared, seat.logic, pipe.clone(), options);
+        let inflater = agreed.map(|a| a.inflater());
+        let reader = WsReader::new(
+            seat.codec,
+            seat.shared,
+            seat.logic,
+            pipe.clone(),
+            options,
+            inflater,
+        );
         let bound = reader.bound();
-        let frames = PayloadFrames::new(payload, Codec::new().max_size(bound), bound);
+        let mut frames = PayloadFrames::new(payload, Codec::new().max_size(bound), bound);
+        if agreed.is_some() {
+            frames = frames.allow_rsv1();
+        }
         started = true;
         Some(WsReaderActor::start(reader, frames).recipient())
     });
@@ -365,7 +385,7 @@ async fn upgrade<L: EventListener>(
     }
     response.streaming(WsBody {
         pipe,
-        encoder: Codec::new(),
+        encoder: FrameEncoder::server(agreed.map(|a| a.deflater())),
         linger: None,
     })
 }
@@ -375,7 +395,7 @@ async fn upgrade<L: EventListener>(
 /// [`CLOSE_LINGER`]); actix-web then closes the connection.
 struct WsBody {
     pipe: Pipe,
-    encoder: Codec,
+    encoder: FrameEncoder,
     linger: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
