@@ -106,7 +106,7 @@ impl PerMessageDeflate {
             .into_iter()
             .flat_map(|header| header.split(','))
             .filter_map(|ext| Params::parse(ext, NAME))
-            .find(|p| p.valid && p.server_max_window_bits.is_none_or(|bits| bits == 15))?;
+            .find(|p| p.valid && matches!(p.server_max_window_bits, None | Some(15)))?;
         // We compress with context only if we want to and the client lets us; we ask the
         // client to compress without it unless we keep a decompressor per session.
         let ours = self.context_takeover && !offer.server_no_context_takeover;
@@ -151,7 +151,8 @@ impl PerMessageDeflate {
             }
             let theirs_without_context = p.server_no_context_takeover;
             let ours_without_context = p.client_no_context_takeover;
-            if !self.context_takeover && !(theirs_without_context && ours_without_context) {
+            let both_without = theirs_without_context && ours_without_context;
+            if !self.context_takeover && !both_without {
                 return Err("the server kept a context this client asked it to drop".to_owned());
             }
             agreed = Some(Agreed {
