@@ -240,6 +240,34 @@ mod tests {
     }
 
     #[test]
+    fn rsv1_is_reported_beside_its_frame_where_allowed_and_refused_elsewhere() {
+        let mut wire = client_frames(vec![binary(3), binary(4)]);
+        wire[0] |= RSV1; // the first frame's header
+        let chunks = |wire: &[u8]| {
+            // Byte by byte: RSV1 is seen before the frame is whole.
+            let chunks = wire.iter().map(|b| Bytes::copy_from_slice(&[*b])).collect();
+            Chunks { chunks, taken: 0 }
+        };
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let mut frames = PayloadFrames::new(chunks(&wire), Codec::new(), 100).allow_rsv1();
+        let mut seen = Vec::new();
+        while let Poll::Ready(Some(Ok(InFrame {
+            frame: Frame::Binary(b),
+            compressed,
+        }))) = frames.poll_next_unpin(&mut cx)
+        {
+            seen.push((b.len(), compressed));
+        }
+        assert_eq!(seen, [(3, true), (4, false)]);
+        // Without the extension agreed, the codec refuses the reserved bit.
+        let mut frames = PayloadFrames::new(chunks(&wire), Codec::new(), 100);
+        assert!(matches!(
+            frames.poll_next_unpin(&mut cx),
+            Poll::Ready(Some(Err(_)))
+        ));
+    }
+
+    #[test]
     fn a_payload_error_is_an_io_error_and_ends_the_stream() {
         let payload = futures::stream::iter(vec![Err::<Bytes, _>("reset".to_owned())]);
         let mut frames = PayloadFrames::new(payload, Codec::new(), 100);
