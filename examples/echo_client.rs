@@ -31,7 +31,9 @@
 //! `--tls-ca`) and sends each frame as one binary WebSocket message, against
 //! `echo_server --transport ws`. With `--messages` it runs in message mode instead and
 //! sends each frame as one text message of `--size` bytes (at least 32), with no framing
-//! inside, against `echo_server --transport ws --messages`.
+//! inside, against `echo_server --transport ws --messages`. `--deflate` offers
+//! permessage-deflate (RFC 7692), each message compressed on its own;
+//! `--deflate-context` with context takeover.
 //!
 //! `--transport udp` runs the same over connected UDP sockets (`UdpClient`), one frame
 //! per datagram, against `echo_server --transport udp`. UDP may lose datagrams: a lost
@@ -52,7 +54,7 @@ use getty::{ClientEvent, SessionConfig, TcpClient, TlsClientConfig, UdpClient, U
 
 const USAGE: &str =
     "usage: echo_client [--transport tcp|unix|udp|ws] [--addr HOST:PORT] [--path FILE|/URL-PATH] [--conns N] [--frames M] [--size S] [--depth D] \
-[--timeout SECS] [--duration SECS] [--reconnect-interval MS] [--compress deflate|deflate-fast|deflate-best|deflate-huffman|snappy] [--messages] [--tls-ca CA.pem [--tls-server-name NAME]]";
+[--timeout SECS] [--duration SECS] [--reconnect-interval MS] [--compress deflate|deflate-fast|deflate-best|deflate-huffman|snappy] [--messages] [--deflate | --deflate-context] [--tls-ca CA.pem [--tls-server-name NAME]]";
 
 #[actix::main]
 async fn main() {
@@ -72,7 +74,7 @@ async fn main() {
             "tls-ca",
             "tls-server-name",
         ],
-        &["messages"],
+        &["messages", "deflate", "deflate-context"],
         USAGE,
     );
     let addr: String = opts.get("addr", "127.0.0.1:7000".to_owned());
@@ -87,6 +89,7 @@ async fn main() {
     let compress = common::framing::from_options(&opts, USAGE);
     let interval = Duration::from_millis(opts.get("reconnect-interval", 300));
     let messages = opts.flag("messages");
+    let deflate = common::deflate_from_options(&opts, &transport, USAGE);
     if messages && (transport != "ws" || compress.is_some()) {
         eprintln!("--messages is for --transport ws, without --compress\n{USAGE}");
         std::process::exit(2);
@@ -174,10 +177,14 @@ async fn main() {
             "ws" => {
                 let url_path = path.map_or("/ws".to_owned(), |p| p.display().to_string());
                 let url_path = url_path.trim_start_matches('/');
+                let with_deflate = |client: WsClient| match deflate {
+                    Some(deflate) => client.per_message_deflate(deflate),
+                    None => client,
+                };
                 match tls {
                     Some(tls) => {
                         let url = format!("wss://{addr}/{url_path}");
-                        match WsClient::new(url).tls(tls) {
+                        match WsClient::new(url).tls(tls).map(with_deflate) {
                             Ok(client) if messages => start!(client, start_messages, texts),
                             Ok(client) => start!(client),
                             Err(err) => {
@@ -188,7 +195,7 @@ async fn main() {
                         }
                     }
                     None => {
-                        let client = WsClient::new(format!("ws://{addr}/{url_path}"));
+                        let client = with_deflate(WsClient::new(format!("ws://{addr}/{url_path}")));
                         if messages {
                             start!(client, start_messages, texts)
                         } else {

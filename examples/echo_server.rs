@@ -8,7 +8,8 @@
 //! cargo run --release --example echo_server -- --transport unix --path /tmp/echo.sock
 //! cargo run --release --example echo_server -- --transport udp --addr 127.0.0.1:7000
 //! cargo run --release --example echo_server -- --transport ws --addr 127.0.0.1:7000 \
-//!     [--path /ws] [--messages] [--tls-cert CERT.pem --tls-key KEY.pem]
+//!     [--path /ws] [--messages] [--deflate | --deflate-context] \
+//!     [--tls-cert CERT.pem --tls-key KEY.pem]
 //! ```
 //! `--transport` is `tcp` (the default), `unix` (listening at `--path`; a stale socket
 //! file there is removed, and the file is removed again on stop), or `udp` (one frame
@@ -19,7 +20,9 @@
 //! frames as over TCP, each echo goes back as one binary message, and with `--tls-cert`
 //! it serves `wss://`). With `--messages` the WebSocket server runs in message mode
 //! instead: it echoes each message as it came, text as text and binary as binary, with
-//! no framing inside (`--compress` does not apply).
+//! no framing inside (`--compress` does not apply). `--deflate` accepts permessage-deflate
+//! (RFC 7692) from clients that offer it, each message compressed on its own;
+//! `--deflate-context` with context takeover.
 //! Prints `listening on <address>` once it accepts; on SIGINT or SIGTERM it stops
 //! gracefully (every session flushes its echoes and closes) and exits 0.
 //!
@@ -57,7 +60,7 @@ use getty::{ServerHandle, SessionConfig, TcpServer, TlsServerConfig, UdpServer, 
 const USAGE: &str =
     "usage: echo_server [--transport tcp|unix|udp|ws] [--addr HOST:PORT] [--path FILE|/URL-PATH] \
 [--max-frame BYTES] [--read-timeout SECS] [--threads N] [--memory-budget MIB] [--write-high-water KIB] \
-[--stats-every SECS] [--reuse-port true] [--drain-secs SECS] [--compress deflate|deflate-fast|deflate-best|deflate-huffman|snappy] [--messages] [--tls-cert CERT.pem --tls-key KEY.pem]";
+[--stats-every SECS] [--reuse-port true] [--drain-secs SECS] [--compress deflate|deflate-fast|deflate-best|deflate-huffman|snappy] [--messages] [--deflate | --deflate-context] [--tls-cert CERT.pem --tls-key KEY.pem]";
 
 fn main() {
     let opts = Options::parse_with_flags(
@@ -77,7 +80,7 @@ fn main() {
             "tls-cert",
             "tls-key",
         ],
-        &["messages"],
+        &["messages", "deflate", "deflate-context"],
         USAGE,
     );
     tracing_subscriber::fmt()
@@ -107,6 +110,7 @@ fn main() {
         .map_or(common::DRAIN_DEADLINE, Duration::from_secs_f64);
     let transport: String = opts.get("transport", "tcp".to_owned());
     let messages = opts.flag("messages");
+    let deflate = common::deflate_from_options(&opts, &transport, USAGE);
     if messages && (transport != "ws" || compress.is_some()) {
         eprintln!("--messages is for --transport ws, without --compress\n{USAGE}");
         std::process::exit(2);
@@ -138,6 +142,9 @@ fn main() {
                     .workers(threads);
                 if let Some(tls) = tls {
                     server = server.tls(tls);
+                }
+                if let Some(deflate) = deflate {
+                    server = server.per_message_deflate(deflate);
                 }
                 if messages {
                     server

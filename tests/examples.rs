@@ -93,6 +93,26 @@ fn ws_echo_client_checks_ws_echo_server_in_message_mode() {
     let mut args = vec!["--threads", "2", "--max-frame", "65536"];
     args.extend(ws);
     let (mut server, addr) = start_echo_server(&args);
+    // Both sides with permessage-deflate, on a second server.
+    let mut deflating = args.clone();
+    deflating.push("--deflate");
+    let (mut compressing, compressing_addr) = start_echo_server(&deflating);
+    let mut deflated = vec![
+        "--addr",
+        &compressing_addr,
+        "--conns",
+        "4",
+        "--frames",
+        "300",
+    ];
+    deflated.extend(["--size", "500", "--deflate"]);
+    deflated.extend(ws);
+    let summary = run_echo_client(&deflated);
+    assert!(
+        summary.contains("sent=1200 received=1200 reconnects=0 errors=0"),
+        "{summary}"
+    );
+    compressing.signal_and_expect_clean_exit("-TERM");
     // Text messages of 1,000 bytes, each echoed as one text message.
     let mut args = vec!["--addr", &addr, "--conns", "8", "--frames", "500"];
     args.extend(["--size", "1000", "--timeout", "60"]);
@@ -100,6 +120,16 @@ fn ws_echo_client_checks_ws_echo_server_in_message_mode() {
     let summary = run_echo_client(&args);
     assert!(
         summary.contains("sent=4000 received=4000 reconnects=0 errors=0"),
+        "{summary}"
+    );
+    // With permessage-deflate offered (with context takeover): the server does not
+    // compress (started without the option), and the run goes on uncompressed.
+    let mut args = vec!["--addr", &addr, "--conns", "2", "--frames", "100"];
+    args.extend(["--size", "300", "--deflate-context"]);
+    args.extend(ws);
+    let summary = run_echo_client(&args);
+    assert!(
+        summary.contains("sent=200 received=200 reconnects=0 errors=0"),
         "{summary}"
     );
     // Binary messages are echoed as they came too: the codec-mode client's

@@ -28,7 +28,7 @@ use common::process::{
     ChildGuard,
 };
 use getty::prelude::*;
-use getty::transport::ws::WsServer;
+use getty::transport::ws::{PerMessageDeflate, WsServer};
 use getty::{EventListener, LengthDelimited, SessionContext};
 use tokio::sync::mpsc;
 
@@ -118,7 +118,7 @@ ws.onmessage = (ev) => {{
   if (echoed === FRAMES) ws.close(1000, 'done');
 }};
 ws.onerror = () => report('error=1');
-ws.onclose = (ev) => report(`echoed=${{echoed}}&messages=${{messages}}&bad=${{bad}}&code=${{ev.code}}`);
+ws.onclose = (ev) => report(`echoed=${{echoed}}&messages=${{messages}}&bad=${{bad}}&code=${{ev.code}}&extensions=${{encodeURIComponent(ws.extensions)}}`);
 </script></body></html>"#
     )
 }
@@ -143,28 +143,39 @@ fn chromium() -> String {
 #[ignore = "interop: needs chromium (Debian: apt-get install chromium)"]
 async fn headless_chromium_round_trips_binary_frames_with_the_ws_echo_server() {
     let browser_bin = chromium();
-    let server = WsServer::new("127.0.0.1:0")
-        .path("/ws")
-        .workers(1)
-        .start(|setup| {
-            let max = setup.config().max_frame_length;
-            Ok((Echo, LengthDelimited::with_max_frame_length(max)))
-        })
-        .await
-        .expect("ws server starts");
-    let ws_url = format!("ws://{}/ws", server.inet_addr().unwrap());
+    // Without permessage-deflate (Chromium's offer declined), then with it.
+    for deflate in [None, Some(PerMessageDeflate::new())] {
+        let mut server = WsServer::new("127.0.0.1:0").path("/ws").workers(1);
+        if let Some(deflate) = deflate {
+            server = server.per_message_deflate(deflate);
+        }
+        let server = server
+            .start(|setup| {
+                let max = setup.config().max_frame_length;
+                Ok((Echo, LengthDelimited::with_max_frame_length(max)))
+            })
+            .await
+            .expect("ws server starts");
+        let ws_url = format!("ws://{}/ws", server.inet_addr().unwrap());
 
-    let (report, _) = report_of_page_in_chromium(&browser_bin, page(&ws_url)).await;
-    assert_eq!(
-        report,
-        format!("echoed={FRAMES}&messages={FRAMES}&bad=0&code=1000"),
-        "every frame echoed intact, one message each, closed normally"
-    );
-    // The browser's close ran the handshake: the session closed once, without error.
-    common::eventually(Duration::from_secs(5), || server.stats().closed >= 1).await;
-    let stats = server.stats();
-    assert_eq!((stats.opened, stats.closed, stats.live_sessions), (1, 1, 0));
-    server.stop().await;
+        let (report, _) = report_of_page_in_chromium(&browser_bin, page(&ws_url)).await;
+        let extensions = match deflate {
+            None => "",
+            Some(_) => {
+                "permessage-deflate%3B%20server_no_context_takeover%3B%20client_no_context_takeover"
+            }
+        };
+        assert_eq!(
+            report,
+            format!("echoed={FRAMES}&messages={FRAMES}&bad=0&code=1000&extensions={extensions}"),
+            "every frame echoed intact, one message each, closed normally"
+        );
+        // The browser's close ran the handshake: the session closed once, without error.
+        common::eventually(Duration::from_secs(5), || server.stats().closed >= 1).await;
+        let stats = server.stats();
+        assert_eq!((stats.opened, stats.closed, stats.live_sessions), (1, 1, 0));
+        server.stop().await;
+    }
 }
 
 /// What a page's WebSocket upgrade to `/offered` on its own server asked for: the
@@ -359,6 +370,50 @@ async fn headless_chromium_chats_in_plain_text_with_the_ws_chat_example() {
         "the member's line: {lines}"
     );
     chat.signal_and_expect_clean_exit("-TERM");
+}
+
+/// Offers permessage-deflate (the `websockets` default), checks it was agreed, and
+/// round-trips JSON chat lines as text and a run of zeros as binary, each whole.
+const PYTHON_DEFLATE_CLIENT: &str = r#"
+import asyncio, json, sys, websockets
+async def main(url):
+    async with websockets.connect(url, max_size=None, open_timeout=10) as ws:
+        names = [e.name for e in ws.extensions]
+        assert names == ['permessage-deflate'], names
+        lines = [json.dumps({'type': 'chat', 'from': f'user{i % 7}', 'text': f'line {i}: ready?'}) for i in range(200)]
+        for line in lines + [bytes(30000)]:
+            await ws.send(line)
+            echo = await asyncio.wait_for(ws.recv(), 10)
+            assert echo == line, (line, echo)
+    print('python deflate ok', len(lines) + 1)
+asyncio.run(main(sys.argv[1]))
+"#;
+
+/// permessage-deflate against an implementation that is not this crate: Python's
+/// `websockets` offers it, `echo_server --messages` accepts it (each message on its own,
+/// then with context takeover), and every message comes back whole.
+#[test]
+#[ignore = "interop: needs python3-websockets (Debian: apt-get install python3-websockets)"]
+fn python_websockets_compresses_with_the_message_mode_echo_server() {
+    let python = python_with("websockets", "apt-get install -y python3-websockets");
+    for deflate in ["--deflate", "--deflate-context"] {
+        let args = [
+            "--transport",
+            "ws",
+            "--messages",
+            "--max-frame",
+            "65536",
+            deflate,
+        ];
+        let (mut server, addr) = start_listening_example("echo_server", &args);
+        let out = output_within(
+            Command::new(python).args(["-c", PYTHON_DEFLATE_CLIENT, &format!("ws://{addr}/ws")]),
+            Duration::from_secs(60),
+        );
+        let text = stdout_of_success(&out, "python websockets with permessage-deflate");
+        assert!(text.contains("python deflate ok 201"), "{deflate}: {text}");
+        server.signal_and_expect_clean_exit("-TERM");
+    }
 }
 
 // ---- RFC 6455 cases from Python ----------------------------------------------------------

@@ -95,6 +95,24 @@ impl EventListener for Echo {
     }
 }
 
+/// permessage-deflate from `--deflate` (each message on its own) or `--deflate-context`
+/// (with context takeover), for `--transport ws` only; exits 2 otherwise.
+pub fn deflate_from_options(
+    opts: &Options,
+    transport: &str,
+    usage: &str,
+) -> Option<getty::transport::ws::PerMessageDeflate> {
+    let (alone, context) = (opts.flag("deflate"), opts.flag("deflate-context"));
+    if !alone && !context {
+        return None;
+    }
+    if transport != "ws" || (alone && context) {
+        eprintln!("--deflate or --deflate-context, with --transport ws\n{usage}");
+        exit(2);
+    }
+    Some(getty::transport::ws::PerMessageDeflate::new().context_takeover(context))
+}
+
 /// Echoes every WebSocket message back as it came, text as text and binary as binary
 /// (a message-mode session: `WsServer::start_messages`).
 pub struct MessageEcho;
