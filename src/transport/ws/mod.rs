@@ -44,7 +44,7 @@
 //! | --- | --- | --- |
 //! | Text and binary messages of any size up to the limit come back whole, of their kind | — | 1.1.1–1.1.7, 1.2.x |
 //! | A ping's payload comes back in its pong; a ping over 125 bytes fails | 1002 | 2.1, 2.3, 2.4, 2.5 |
-//! | Reserved bits set (no extension negotiated) | 1002 | 3.1–3.7 |
+//! | Reserved bits set (no extension negotiated; with permessage-deflate, RSV1 anywhere but a message's first frame) | 1002 | 3.1–3.7 |
 //! | Reserved opcodes, data (3–7) and control (11–15) | 1002 | 4.1.x, 4.2.x |
 //! | A fragmented control frame; a continuation with no message begun; a new message inside a fragmented one | 1002 | 5.1, 5.2, 5.9, 5.18 |
 //! | Fragments reassembled, with pings (answered) and pongs between them | — | 5.3–5.7 |
@@ -57,6 +57,21 @@
 //! In codec mode a fragment's bytes go to the codec as they arrive, so a frame the codec
 //! found in the first fragments of a message that later fails may already have been
 //! handled; message mode hands nothing over before the message is whole and checked.
+//!
+//! ## Compression: permessage-deflate
+//! With [`per_message_deflate`](WsBuilder::per_message_deflate) a client offers RFC 7692's
+//! permessage-deflate and a server accepts the first offer it can honour (browsers offer
+//! it in every handshake); without it a server accepts no extension and the handshake
+//! goes on uncompressed, as RFC 6455 wants. Compressed messages carry RSV1 on their first
+//! frame; a message under the [threshold](PerMessageDeflate::threshold) goes as it is.
+//! A compressed message is inflated within the session's limit: one that would inflate
+//! past it ends the session with close code 1009 before the memory is spent, and data
+//! that does not inflate ends it with 1007. Without context takeover (the default) each
+//! message is compressed on its own and sessions keep no compressor state; with it
+//! ([`PerMessageDeflate::context_takeover`]) repeated content compresses far better, for
+//! a compressor and a decompressor per session. A server window smaller than 15 bits
+//! cannot be honoured (flate2's deflate has no smaller window): a server declines such an
+//! offer, a client fails a connection whose server asks it of the client.
 //!
 //! ## Heartbeats are built in
 //! Every session sends a ping each ping interval (default: its cron period) and answers
