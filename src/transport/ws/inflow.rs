@@ -200,12 +200,12 @@ where
         if so_far.compressed {
             // Inflated once whole: a shared decompressor serves one message at a time.
             self.packed.extend_from_slice(&bytes);
-            self.shared.note_reader_buffers(self.packed.capacity());
+            self.note_buffers();
             if !last {
                 return Step::Nothing;
             }
             let packed = std::mem::take(&mut self.packed);
-            self.shared.note_reader_buffers(0);
+            self.note_buffers();
             return match self.inflate(&packed) {
                 Ok(message) => self.whole(message, so_far.text),
                 Err(failed) => failed,
@@ -221,13 +221,19 @@ where
         self.shared.note_read(bytes.len());
         self.buf.extend_from_slice(&bytes);
         if !last {
-            self.shared.note_reader_buffers(self.buf.capacity());
+            self.note_buffers();
             return Step::Nothing;
         }
         let mut message = std::mem::take(&mut self.buf);
         message.reserve(1);
-        self.shared.note_reader_buffers(0);
+        self.note_buffers();
         self.deliver(message, so_far.text)
+    }
+
+    /// Reports the memory the reader's buffers hold, for the endpoint's budget.
+    fn note_buffers(&self) {
+        let held = self.buf.capacity() + self.packed.capacity();
+        self.shared.note_reader_buffers(held);
     }
 
     /// Inflates a compressed message within the bound.
@@ -281,7 +287,7 @@ where
     fn feed(&mut self, bytes: &[u8]) -> Step<D::Item> {
         self.shared.note_read(bytes.len());
         self.buf.extend_from_slice(bytes);
-        self.shared.note_reader_buffers(self.buf.capacity());
+        self.note_buffers();
         let mut batch = Vec::new();
         let result = decode_available(&mut self.decoder, &mut self.buf, self.bound, &mut batch);
         if !batch.is_empty() {
