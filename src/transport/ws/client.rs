@@ -238,9 +238,8 @@ impl WsClient {
                 if agreed.is_some() {
                     frames = frames.allow_rsv1();
                 }
-                let pipe = Pipe::new();
+                let pipe = Pipe::new(FrameEncoder::client(agreed.map(|a| a.deflater())));
                 let writer = PipeWriter::for_session(pipe.clone(), options);
-                let encoder = FrameEncoder::client(agreed.map(|a| a.deflater()));
                 let unsent = parts.write_buf;
                 let reader = ActorReader(|seat: ReaderSeat<L>| {
                     let inflater = agreed.map(|a| a.inflater());
@@ -254,7 +253,7 @@ impl WsClient {
                     );
                     let actor = WsReaderActor::start(reader, frames);
                     let stop = actor.clone().recipient();
-                    actix_rt::spawn(pump(pipe, write, encoder, unsent, stop));
+                    actix_rt::spawn(pump(pipe, write, unsent, stop));
                     Some(actor.recipient())
                 });
                 start_session(setup, listener, codec, slot, writer, reader);
@@ -281,44 +280,31 @@ async fn resolve(url: &str) -> Result<SocketAddr> {
     first.ok_or_else(|| Error::websocket(format!("{host} resolves to no address")))
 }
 
-/// Bytes of encoded frames gathered before they are written.
-const WRITE_CHUNK: usize = 64 * 1024;
-
 /// The only writer of a client connection: sends what the session's pipe holds (after
 /// `unsent`, what awc had not written yet), then waits for the close handshake, then
 /// drops its half of the connection and stops the reader (which drops the other).
-async fn pump<W>(
-    pipe: Pipe,
-    mut io: W,
-    mut encoder: FrameEncoder,
-    unsent: BytesMut,
-    reader: Recipient<Stop>,
-) where
+async fn pump<W>(pipe: Pipe, mut io: W, unsent: BytesMut, reader: Recipient<Stop>)
+where
     W: AsyncWrite + Unpin,
 {
     let work = async {
-        let mut buf = unsent;
+        if !unsent.is_empty() && io.write_all(&unsent).await.is_err() {
+            return;
+        }
         loop {
             // Everything ready goes out in one write.
-            while buf.len() < WRITE_CHUNK {
-                let Some(msg) = pipe.try_next() else { break };
-                if encoder.encode(msg, &mut buf).is_err() {
+            if let Some(chunk) = pipe.take_chunk() {
+                if io.write_all(&chunk).await.is_err() {
                     return;
                 }
-            }
-            if !buf.is_empty() {
-                if io.write_all(&buf).await.is_err() {
-                    return;
-                }
-                buf.clear();
                 continue;
             }
             if io.flush().await.is_err() {
                 return;
             }
-            match poll_fn(|cx| pipe.poll_next(cx)).await {
-                Some(msg) => {
-                    if encoder.encode(msg, &mut buf).is_err() {
+            match poll_fn(|cx| pipe.poll_chunk(cx)).await {
+                Some(chunk) => {
+                    if io.write_all(&chunk).await.is_err() {
                         return;
                     }
                 }

@@ -3,13 +3,13 @@
 //!
 //! The logic actor writes through a [`PipeWriter`] (an `AsyncWrite` taking one whole
 //! encoded frame per write, which becomes one message: binary in codec mode, of the kind
-//! the codec chose in message mode). The reader actor queues
-//! control messages (pings, pongs) and learns of the peer's close. The pump (the HTTP
-//! response body on the server, a task owning the socket's sink on the client) takes
-//! messages out in order: control messages first, then data, then the close frame. The
-//! pump is the only writer of the socket, so messages never interleave, and the queue is
-//! bounded in bytes, so a peer that does not read stalls the writer (`Pending`) instead
-//! of growing memory.
+//! the codec chose in message mode), encoded at once into wire frames, all of them in one
+//! buffer. The reader actor queues control messages (pings, pongs) and learns of the
+//! peer's close. The pump (the HTTP response body on the server, a task owning the
+//! socket's write half on the client) takes what is ready as one chunk of wire bytes:
+//! control frames first, then the data frames, then the close frame. The pump is the only
+//! writer of the socket, so frames never interleave, and the queue is bounded in bytes,
+//! so a peer that does not read stalls the writer (`Pending`) instead of growing memory.
 //!
 //! Everything of one session lives on one arbiter, so the state is an `Rc<RefCell<..>>`
 //! borrowed only for the length of a call.
@@ -23,12 +23,12 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use actix_http::ws::{CloseCode, CloseReason, Message};
-use bytes::Bytes;
-use bytestring::ByteString;
+use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWrite;
 
 use super::message::{BINARY, TEXT};
 use super::options::WsOptions;
+use super::outgoing::FrameEncoder;
 use crate::session::{MessageLimit, SessionWriter};
 
 /// Encoded bytes the pipe holds before the writer must wait for the pump. One message
@@ -51,10 +51,11 @@ enum CloseState {
     Sent,
 }
 
-#[derive(Debug)]
 struct State {
-    data: VecDeque<Message>,
-    data_bytes: usize,
+    /// Data frames, encoded: whole frames, in order.
+    data: BytesMut,
+    /// Encodes every frame of this side (masked on a client; compressed where agreed).
+    encoder: FrameEncoder,
     control: VecDeque<Message>,
     close: CloseState,
     /// The peer's close frame arrived (the handshake completes once ours is sent).
@@ -87,14 +88,27 @@ impl State {
 }
 
 /// Shared handle onto one session's outgoing queue (see the module docs).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Pipe(Rc<RefCell<State>>);
 
+impl std::fmt::Debug for Pipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.0.borrow();
+        f.debug_struct("Pipe")
+            .field("data", &s.data.len())
+            .field("control", &s.control.len())
+            .field("close", &s.close)
+            .field("dead", &s.dead)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Pipe {
-    pub(crate) fn new() -> Self {
+    /// A pipe whose frames `encoder` encodes.
+    pub(crate) fn new(encoder: FrameEncoder) -> Self {
         Pipe(Rc::new(RefCell::new(State {
-            data: VecDeque::new(),
-            data_bytes: 0,
+            data: BytesMut::new(),
+            encoder,
             control: VecDeque::new(),
             close: CloseState::Open,
             close_received: None,
@@ -157,40 +171,48 @@ impl Pipe {
     pub(crate) fn mark_dead(&self) {
         let mut s = self.0.borrow_mut();
         s.dead = true;
-        s.data.clear();
-        s.data_bytes = 0;
+        s.data = BytesMut::new();
         s.control.clear();
         s.wake_writer();
         s.wake_pump();
     }
 
-    /// For the pump: the next message to send, if one is ready now.
-    pub(crate) fn try_next(&self) -> Option<Message> {
+    /// For the pump: the wire bytes ready now, if any: the control frames, then every
+    /// data frame, then the close frame once no data is left before it.
+    pub(crate) fn take_chunk(&self) -> Option<Bytes> {
         let mut s = self.0.borrow_mut();
+        let s = &mut *s;
         if s.dead {
             return None;
         }
-        if let Some(msg) = s.control.pop_front() {
-            return Some(msg);
+        let mut chunk = BytesMut::new();
+        while let Some(msg) = s.control.pop_front() {
+            s.encoder.control(msg, &mut chunk);
         }
-        if let Some(msg) = s.data.pop_front() {
-            s.data_bytes -= payload_len(&msg);
+        if !s.data.is_empty() {
+            // Taken whole, without a copy when there is no control frame before it; the
+            // buffer's memory comes back to `data` once the chunk is written and dropped.
+            if chunk.is_empty() {
+                chunk = s.data.split();
+            } else {
+                chunk.extend_from_slice(&s.data);
+                s.data.clear();
+            }
             s.wake_writer();
-            return Some(msg);
         }
         if let CloseState::Queued(reason) = &s.close {
             let reason = reason.clone();
             s.close = CloseState::Sent;
-            return Some(Message::Close(reason));
+            s.encoder.control(Message::Close(reason), &mut chunk);
         }
-        None
+        (!chunk.is_empty()).then(|| chunk.freeze())
     }
 
-    /// For the pump: the next message, `Pending` until there is one, `None` once nothing
+    /// For the pump: the next chunk, `Pending` until there is one, `None` once nothing
     /// more will ever be sent (the close frame went, or the connection is gone).
-    pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
-        if let Some(msg) = self.try_next() {
-            return Poll::Ready(Some(msg));
+    pub(crate) fn poll_chunk(&self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        if let Some(chunk) = self.take_chunk() {
+            return Poll::Ready(Some(chunk));
         }
         let mut s = self.0.borrow_mut();
         if s.dead || s.close == CloseState::Sent {
@@ -241,34 +263,25 @@ fn broken(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::BrokenPipe, what.to_owned())
 }
 
-/// The payload bytes of a data message.
-fn payload_len(msg: &Message) -> usize {
-    match msg {
-        Message::Text(text) => text.len(),
-        Message::Binary(bytes) => bytes.len(),
-        _ => 0,
-    }
-}
-
-/// The message one write of an encoded frame becomes: in codec mode a binary message
-/// of all of it; in message mode the kind is its last byte (see
-/// [`message`](super::message)).
-fn to_message(buf: &[u8], messages: bool) -> io::Result<Message> {
+/// What one write of an encoded frame is sent as: in codec mode a binary message of all
+/// of it; in message mode the kind is its last byte (see [`message`](super::message)),
+/// and the sealed codecs that write it mark only UTF-8 as text.
+fn split_kind(buf: &[u8], messages: bool) -> io::Result<(&[u8], bool)> {
     if !messages {
-        return Ok(Message::Binary(Bytes::copy_from_slice(buf)));
+        return Ok((buf, false));
     }
-    let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_owned());
     match buf.split_last() {
-        Some((&TEXT, payload)) => ByteString::try_from(Bytes::copy_from_slice(payload))
-            .map(Message::Text)
-            .map_err(|_| invalid("a text message must be valid UTF-8")),
-        Some((&BINARY, payload)) => Ok(Message::Binary(Bytes::copy_from_slice(payload))),
-        _ => Err(invalid("a message-mode write without its kind")),
+        Some((&TEXT, payload)) => Ok((payload, true)),
+        Some((&BINARY, payload)) => Ok((payload, false)),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a message-mode write without its kind",
+        )),
     }
 }
 
 /// The session's write half: each `poll_write` is one whole encoded frame, sent as one
-/// message (see [`to_message`]). Dropping it without a shutdown closes with code 1001
+/// message (see [`split_kind`]). Dropping it without a shutdown closes with code 1001
 /// (going away).
 #[derive(Debug)]
 pub(crate) struct PipeWriter {
@@ -309,13 +322,13 @@ impl AsyncWrite for PipeWriter {
         if s.close != CloseState::Open {
             return Poll::Ready(Err(broken("websocket closing")));
         }
-        if s.data_bytes >= PIPE_LIMIT {
+        if s.data.len() >= PIPE_LIMIT {
             s.writer = Some(cx.waker().clone());
             return Poll::Pending;
         }
-        let msg = to_message(buf, self.messages)?;
-        s.data_bytes += payload_len(&msg);
-        s.data.push_back(msg);
+        let (payload, text) = split_kind(buf, self.messages)?;
+        let s = &mut *s;
+        s.encoder.data(payload, text, &mut s.data);
         s.wake_pump();
         Poll::Ready(Ok(buf.len()))
     }
@@ -366,25 +379,54 @@ impl Drop for PipeWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_http::ws::{Codec, Frame};
     use futures::task::noop_waker_ref;
+    use tokio_util::codec::Decoder;
 
     fn write(w: &mut PipeWriter, bytes: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(w).poll_write(&mut Context::from_waker(noop_waker_ref()), bytes)
     }
 
+    fn server_pipe() -> Pipe {
+        Pipe::new(FrameEncoder::server(None))
+    }
+
+    /// The frames of the next chunk, as a client reads them.
+    fn frames(pipe: &Pipe) -> Vec<Frame> {
+        let mut chunk = BytesMut::from(&pipe.take_chunk().unwrap_or_default()[..]);
+        let mut codec = Codec::new().client_mode();
+        let mut frames = Vec::new();
+        while let Some(frame) = codec.decode(&mut chunk).unwrap() {
+            frames.push(frame);
+        }
+        assert!(chunk.is_empty(), "whole frames only");
+        frames
+    }
+
     #[test]
     fn control_first_then_data_then_close() {
-        let pipe = Pipe::new();
+        let pipe = server_pipe();
         let mut w = PipeWriter::new(pipe.clone(), false);
         assert!(matches!(write(&mut w, b"one"), Poll::Ready(Ok(3))));
+        assert!(matches!(write(&mut w, b"two"), Poll::Ready(Ok(3))));
         pipe.push_control(Message::Ping(Bytes::new()));
         drop(w); // queues a close behind the data
-        assert!(matches!(pipe.try_next(), Some(Message::Ping(_))));
-        assert!(matches!(pipe.try_next(), Some(Message::Binary(b)) if &b[..] == b"one"));
+        let got = frames(&pipe);
+        assert!(matches!(&got[0], Frame::Ping(_)), "{got:?}");
         assert!(
-            matches!(pipe.try_next(), Some(Message::Close(Some(r))) if r.code == CloseCode::Away)
+            matches!(&got[1], Frame::Binary(b) if &b[..] == b"one"),
+            "{got:?}"
         );
-        assert!(pipe.try_next().is_none());
+        assert!(
+            matches!(&got[2], Frame::Binary(b) if &b[..] == b"two"),
+            "{got:?}"
+        );
+        assert!(
+            matches!(&got[3], Frame::Close(Some(r)) if r.code == CloseCode::Away),
+            "{got:?}"
+        );
+        assert_eq!(got.len(), 4);
+        assert!(pipe.take_chunk().is_none());
         assert!(!pipe.is_finished(), "waits for the peer's close");
         pipe.close_received(None);
         assert!(pipe.is_finished());
@@ -392,12 +434,12 @@ mod tests {
 
     #[test]
     fn bounded_and_refuses_after_close() {
-        let pipe = Pipe::new();
+        let pipe = server_pipe();
         let mut w = PipeWriter::new(pipe.clone(), false);
         let big = vec![0u8; PIPE_LIMIT];
         assert!(matches!(write(&mut w, &big), Poll::Ready(Ok(_))));
         assert!(write(&mut w, b"x").is_pending());
-        assert!(pipe.try_next().is_some());
+        assert!(pipe.take_chunk().is_some());
         assert!(matches!(write(&mut w, b"x"), Poll::Ready(Ok(1))));
         pipe.close(None);
         assert!(matches!(write(&mut w, b"x"), Poll::Ready(Err(_))));
@@ -405,26 +447,34 @@ mod tests {
 
     #[test]
     fn message_mode_writes_keep_their_kind() {
-        let pipe = Pipe::new();
+        let pipe = server_pipe();
         let mut w = PipeWriter::new(pipe.clone(), true);
         assert!(matches!(write(&mut w, b"hi\x01"), Poll::Ready(Ok(3))));
         assert!(matches!(write(&mut w, b"\xFF\x02"), Poll::Ready(Ok(2))));
-        assert!(matches!(pipe.try_next(), Some(Message::Text(t)) if &t[..] == "hi"));
-        assert!(matches!(pipe.try_next(), Some(Message::Binary(b)) if &b[..] == b"\xFF"));
-        // Text that is not UTF-8, and a write with no kind: refused, nothing queued.
-        assert!(matches!(write(&mut w, b"\xFF\x01"), Poll::Ready(Err(_))));
+        // A write with no kind: refused, nothing queued.
         assert!(matches!(write(&mut w, b""), Poll::Ready(Err(_))));
         assert!(matches!(write(&mut w, b"x\x07"), Poll::Ready(Err(_))));
-        assert!(pipe.try_next().is_none());
+        let got = frames(&pipe);
+        assert!(
+            matches!(&got[0], Frame::Text(t) if &t[..] == b"hi"),
+            "{got:?}"
+        );
+        assert!(
+            matches!(&got[1], Frame::Binary(b) if &b[..] == b"\xFF"),
+            "{got:?}"
+        );
+        assert_eq!(got.len(), 2);
     }
 
     #[test]
     fn echoes_the_peers_close_code() {
-        let pipe = Pipe::new();
+        let pipe = server_pipe();
         pipe.close_received(Some(CloseCode::Protocol.into()));
         pipe.close(Some(CloseCode::Normal.into()));
+        let got = frames(&pipe);
         assert!(
-            matches!(pipe.try_next(), Some(Message::Close(Some(r))) if r.code == CloseCode::Protocol)
+            matches!(&got[..], [Frame::Close(Some(r))] if r.code == CloseCode::Protocol),
+            "{got:?}"
         );
         assert!(pipe.is_finished());
     }

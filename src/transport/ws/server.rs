@@ -16,7 +16,7 @@ use actix_http::ws::Codec;
 use actix_web::http::header::SEC_WEBSOCKET_EXTENSIONS;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
 use actix_web_actors::ws as aws;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{FutureExt, Stream};
 
 use super::message::WsMessageCodec;
@@ -49,7 +49,7 @@ use crate::SessionConfig;
 ///
 /// ```no_run
 /// # async fn run() -> getty::Result<()> {
-/// use bytes::{Bytes, BytesMut};
+/// use bytes::Bytes;
 /// use getty::transport::ws::WsServer;
 /// use getty::{EventListener, LengthDelimited, SessionContext};
 ///
@@ -355,7 +355,7 @@ async fn upgrade<L: EventListener>(
         response.insert_header((SEC_WEBSOCKET_EXTENSIONS, answer));
         Some(agreed)
     });
-    let pipe = Pipe::new();
+    let pipe = Pipe::new(FrameEncoder::server(agreed.map(|a| a.deflater())));
     if let Some(ConnectionSocket(socket)) = req.conn_data::<ConnectionSocket>() {
         pipe.set_socket(socket.clone());
     }
@@ -383,11 +383,7 @@ async fn upgrade<L: EventListener>(
     if !started {
         return HttpResponse::InternalServerError().finish();
     }
-    response.streaming(WsBody {
-        pipe,
-        encoder: FrameEncoder::server(agreed.map(|a| a.deflater())),
-        linger: None,
-    })
+    response.streaming(WsBody { pipe, linger: None })
 }
 
 /// The response body of one upgraded connection: sends what the session's pipe holds.
@@ -395,29 +391,16 @@ async fn upgrade<L: EventListener>(
 /// [`CLOSE_LINGER`]); actix-web then closes the connection.
 struct WsBody {
     pipe: Pipe,
-    encoder: FrameEncoder,
     linger: Option<Pin<Box<tokio::time::Sleep>>>,
 }
-
-/// Bytes of encoded messages gathered into one chunk of the body.
-const BODY_CHUNK: usize = 64 * 1024;
 
 impl Stream for WsBody {
     type Item = std::result::Result<Bytes, std::io::Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        let mut buf = BytesMut::new();
-        while buf.len() < BODY_CHUNK {
-            let Some(msg) = this.pipe.try_next() else {
-                break;
-            };
-            if let Err(err) = this.encoder.encode(msg, &mut buf) {
-                return Poll::Ready(Some(Err(std::io::Error::other(err.to_string()))));
-            }
-        }
-        if !buf.is_empty() {
-            return Poll::Ready(Some(Ok(buf.freeze())));
+        if let Some(chunk) = this.pipe.take_chunk() {
+            return Poll::Ready(Some(Ok(chunk)));
         }
         if this.pipe.is_finished() {
             return Poll::Ready(None);
