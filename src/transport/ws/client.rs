@@ -246,7 +246,7 @@ impl WsClient {
                     let reader = WsReader::new(
                         seat.codec,
                         seat.shared,
-                        seat.logic,
+                        (seat.logic, seat.batches),
                         pipe.clone(),
                         options,
                         inflater,

@@ -35,12 +35,24 @@ pub(crate) enum WsIn {
     Close(Option<CloseReason>),
 }
 
-/// What the reader must do after a message.
+impl WsIn {
+    /// The message bytes it carries.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            WsIn::Data { bytes, .. } => bytes.len(),
+            WsIn::Continuation(Item::FirstText(b) | Item::FirstBinary(b), _)
+            | WsIn::Continuation(Item::Continue(b) | Item::Last(b), _) => b.len(),
+            WsIn::Ping(b) => b.len(),
+            WsIn::Misplaced(_) | WsIn::Pong | WsIn::Close(_) => 0,
+        }
+    }
+}
+
+/// What the reader must do after a message (the frames it decoded are in the batch it
+/// passed).
 #[derive(Debug)]
-pub(crate) enum Step<T> {
+pub(crate) enum Step {
     Nothing,
-    /// Hand these frames to the logic actor.
-    Frames(Vec<T>),
     /// Answer a ping.
     Pong(Bytes),
     /// The peer closed.
@@ -118,7 +130,17 @@ where
         self.bound
     }
 
-    pub(crate) fn on_message(&mut self, msg: WsIn) -> Step<D::Item> {
+    /// Bytes read and not yet decoded (codec mode).
+    pub(crate) fn undecoded(&self) -> usize {
+        if self.messages {
+            0
+        } else {
+            self.buf.len()
+        }
+    }
+
+    /// Takes one message from the peer; the frames decoded from it go to `batch`.
+    pub(crate) fn on_message(&mut self, msg: WsIn, batch: &mut Vec<D::Item>) -> Step {
         self.shared.note_alive();
         match msg {
             WsIn::Data { .. } if self.fragment.is_some() => {
@@ -137,7 +159,7 @@ where
                 }
                 if compressed {
                     return match self.inflate(&bytes) {
-                        Ok(message) => self.whole(message, text),
+                        Ok(message) => self.whole(message, text, batch),
                         Err(failed) => failed,
                     };
                 }
@@ -148,12 +170,12 @@ where
                     self.shared.note_read(bytes.len());
                     let mut message = BytesMut::with_capacity(bytes.len() + 1);
                     message.extend_from_slice(&bytes);
-                    self.deliver(message, text)
+                    self.deliver(message, text, batch)
                 } else {
-                    self.feed(&bytes)
+                    self.feed(&bytes, batch)
                 }
             }
-            WsIn::Continuation(item, compressed) => self.on_fragment(item, compressed),
+            WsIn::Continuation(item, compressed) => self.on_fragment(item, compressed, batch),
             WsIn::Misplaced(reason) => protocol(reason),
             WsIn::Ping(payload) => Step::Pong(payload),
             WsIn::Pong => Step::Nothing,
@@ -161,7 +183,7 @@ where
         }
     }
 
-    fn check_text(&self, text: bool) -> Option<Step<D::Item>> {
+    fn check_text(&self, text: bool) -> Option<Step> {
         (text && !self.allow_text).then(|| {
             Step::Failed(
                 Error::websocket("text message refused: this session takes binary messages"),
@@ -170,7 +192,7 @@ where
         })
     }
 
-    fn on_fragment(&mut self, item: Item, compressed: bool) -> Step<D::Item> {
+    fn on_fragment(&mut self, item: Item, compressed: bool, batch: &mut Vec<D::Item>) -> Step {
         let (bytes, first, last) = match item {
             Item::FirstText(b) => {
                 if let Some(refused) = self.check_text(true) {
@@ -207,7 +229,7 @@ where
             let packed = std::mem::take(&mut self.packed);
             self.note_buffers();
             return match self.inflate(&packed) {
-                Ok(message) => self.whole(message, so_far.text),
+                Ok(message) => self.whole(message, so_far.text, batch),
                 Err(failed) => failed,
             };
         }
@@ -216,7 +238,7 @@ where
             return not_utf8();
         }
         if !self.messages {
-            return self.feed(&bytes);
+            return self.feed(&bytes, batch);
         }
         self.shared.note_read(bytes.len());
         self.buf.extend_from_slice(&bytes);
@@ -227,7 +249,7 @@ where
         let mut message = std::mem::take(&mut self.buf);
         message.reserve(1);
         self.note_buffers();
-        self.deliver(message, so_far.text)
+        self.deliver(message, so_far.text, batch)
     }
 
     /// Reports the memory the reader's buffers hold, for the endpoint's budget.
@@ -237,7 +259,7 @@ where
     }
 
     /// Inflates a compressed message within the bound.
-    fn inflate(&mut self, packed: &[u8]) -> Result<BytesMut, Step<D::Item>> {
+    fn inflate(&mut self, packed: &[u8]) -> Result<BytesMut, Step> {
         let Some(inflater) = &mut self.inflater else {
             return Err(protocol("a compressed message, and no compression agreed"));
         };
@@ -253,27 +275,26 @@ where
     }
 
     /// A whole message, inflated: checked, then handed on as an uncompressed one.
-    fn whole(&mut self, message: BytesMut, text: bool) -> Step<D::Item> {
+    fn whole(&mut self, message: BytesMut, text: bool, batch: &mut Vec<D::Item>) -> Step {
         if text && std::str::from_utf8(&message).is_err() {
             return not_utf8();
         }
         if self.messages {
             self.shared.note_read(message.len());
-            self.deliver(message, text)
+            self.deliver(message, text, batch)
         } else {
-            self.feed(&message)
+            self.feed(&message, batch)
         }
     }
 
     /// Message mode: hands one whole message to the codec, which must make one frame
     /// of it.
-    fn deliver(&mut self, mut message: BytesMut, text: bool) -> Step<D::Item> {
+    fn deliver(&mut self, mut message: BytesMut, text: bool, batch: &mut Vec<D::Item>) -> Step {
         message.put_u8(if text { TEXT } else { BINARY });
         match self.decoder.decode(&mut message) {
             Ok(Some(frame)) => {
-                self.shared.note_forwarded(0);
-                self.shared.note_frames(1);
-                Step::Frames(vec![frame])
+                batch.push(frame);
+                Step::Nothing
             }
             Ok(None) => Step::Failed(
                 Error::websocket("the codec made no frame of a message"),
@@ -284,43 +305,39 @@ where
     }
 
     /// Codec mode: feeds message bytes to the codec's byte stream.
-    fn feed(&mut self, bytes: &[u8]) -> Step<D::Item> {
+    fn feed(&mut self, bytes: &[u8], batch: &mut Vec<D::Item>) -> Step {
         self.shared.note_read(bytes.len());
         self.buf.extend_from_slice(bytes);
         self.note_buffers();
-        let mut batch = Vec::new();
-        let result = decode_available(&mut self.decoder, &mut self.buf, self.bound, &mut batch);
-        if !batch.is_empty() {
-            self.shared.note_forwarded(self.buf.len());
-            self.shared.note_frames(batch.len());
-        }
-        match result {
-            // Frames decoded before the error are dropped with the session.
+        let before = batch.len();
+        match decode_available(&mut self.decoder, &mut self.buf, self.bound, batch) {
+            Ok(()) => Step::Nothing,
+            // Frames of this message decoded before the error are dropped with the
+            // session.
             Err(err) => {
+                batch.truncate(before);
                 let code = match err.kind() {
                     ErrorKind::FrameTooLong { .. } => CloseCode::Size,
                     _ => CloseCode::Invalid,
                 };
                 Step::Failed(err, code)
             }
-            Ok(()) if batch.is_empty() => Step::Nothing,
-            Ok(()) => Step::Frames(batch),
         }
     }
 }
 
-fn not_utf8<T>() -> Step<T> {
+fn not_utf8() -> Step {
     Step::Failed(
         Error::websocket("text message is not valid UTF-8"),
         CloseCode::Invalid,
     )
 }
 
-fn protocol<T>(reason: &str) -> Step<T> {
+fn protocol(reason: &str) -> Step {
     Step::Failed(Error::websocket(reason), CloseCode::Protocol)
 }
 
-fn too_long<T>(len: usize, max: usize) -> Step<T> {
+fn too_long(len: usize, max: usize) -> Step {
     Step::Failed(Error::frame_too_long(len, max), CloseCode::Size)
 }
 

@@ -1,5 +1,10 @@
 //! What the server's and the client's WebSocket reader actors share: reacting to each
 //! incoming message, pings, and the end of the connection.
+//!
+//! Frames decoded from the messages that one read of the socket brought are handed to
+//! the logic actor as one batch: the reader gathers them until the connection has
+//! nothing more ready (or a batch is full), so a busy session pays for one hand-over,
+//! one clock read and one wake-up per read instead of per message.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -18,7 +23,12 @@ use super::options::WsOptions;
 use super::payload_frames::InFrame;
 use super::pipe::Pipe;
 use crate::error::{BoxError, Error};
-use crate::session::{forward, Inbound, InboxSender, SessionShared, StopReading};
+use crate::session::{forward, BatchPool, Inbound, InboxSender, SessionShared, StopReading};
+
+/// Frames or bytes past which a batch goes to the logic actor without waiting for the
+/// connection to run dry: bounds the memory and the delay a batch adds.
+const BATCH_FRAMES: usize = 64;
+const BATCH_BYTES: usize = 64 * 1024;
 
 /// The reader's part of one WebSocket session, whatever actor runs it.
 pub(crate) struct WsReader<D: Decoder<Item: Send + 'static>> {
@@ -34,6 +44,11 @@ pub(crate) struct WsReader<D: Decoder<Item: Send + 'static>> {
     /// connection vanished), `stopped` sends it so the session still ends.
     last: Option<Error>,
     last_delivered: Rc<Cell<bool>>,
+    /// Frames decoded and not handed over yet, and the message bytes they came from.
+    pending: Vec<D::Item>,
+    pending_bytes: usize,
+    /// Batch vectors the logic actor gives back.
+    batches: BatchPool<D::Item>,
 }
 
 impl<D> WsReader<D>
@@ -43,7 +58,7 @@ where
     pub(crate) fn new(
         decoder: D,
         shared: Arc<SessionShared>,
-        logic: InboxSender<D::Item>,
+        (logic, batches): (InboxSender<D::Item>, BatchPool<D::Item>),
         pipe: Pipe,
         options: WsOptions,
         inflater: Option<Inflater>,
@@ -61,6 +76,9 @@ where
             ended: false,
             last: None,
             last_delivered: Rc::new(Cell::new(false)),
+            pending: Vec::new(),
+            pending_bytes: 0,
+            batches,
         }
     }
 
@@ -88,11 +106,15 @@ where
         if self.ended {
             return;
         }
-        match self.inflow.on_message(msg) {
-            Step::Nothing => {}
-            Step::Frames(batch) => {
-                let upto = self.shared.forwarded_upto();
-                forward::<A, _>(&self.logic, Inbound::Frames(batch, upto), None, ctx);
+        if self.pending.is_empty() {
+            self.pending = self.batches.take(16);
+        }
+        self.pending_bytes += msg.len();
+        match self.inflow.on_message(msg, &mut self.pending) {
+            Step::Nothing => {
+                if self.pending.len() >= BATCH_FRAMES || self.pending_bytes >= BATCH_BYTES {
+                    self.flush::<A>(ctx);
+                }
             }
             Step::Pong(payload) => self.pipe.push_control(Message::Pong(payload)),
             Step::Closed(reason) => {
@@ -102,6 +124,25 @@ where
             }
             Step::Failed(err, code) => self.fail::<A>(err, code, ctx),
         }
+    }
+
+    /// Hands the frames gathered so far to the logic actor. Called when the connection
+    /// has nothing more ready (the reader is about to wait, for the peer or for leave to
+    /// read), when a batch is full, and before the session's last message.
+    pub(crate) fn flush<A>(&mut self, ctx: &mut A::Context)
+    where
+        A: Actor,
+        A::Context: AsyncContext<A>,
+    {
+        self.pending_bytes = 0;
+        if self.pending.is_empty() || self.ended {
+            return;
+        }
+        let batch = std::mem::take(&mut self.pending);
+        self.shared.note_forwarded(self.inflow.undecoded());
+        self.shared.note_frames(batch.len());
+        let upto = self.shared.forwarded_upto();
+        forward::<A, _>(&self.logic, Inbound::Frames(batch, upto), None, ctx);
     }
 
     /// The WebSocket codec refused what the peer sent.
@@ -129,12 +170,14 @@ where
         self.end::<A>(Some(err), ctx);
     }
 
-    /// Sends the last message (EOF, or the error that ends the session), then stops.
+    /// Sends the last message (EOF, or the error that ends the session) after the frames
+    /// gathered before it, then stops.
     fn end<A>(&mut self, cause: Option<Error>, ctx: &mut A::Context)
     where
         A: Actor,
         A::Context: AsyncContext<A>,
     {
+        self.flush::<A>(ctx);
         self.ended = true;
         self.last = cause.clone();
         let msg = match cause {
@@ -203,6 +246,7 @@ where
                 frames,
                 shared,
                 released: released.clone(),
+                yielded: false,
             });
             WsReaderActor { reader, released }
         })
@@ -224,11 +268,15 @@ where
     }
 }
 
-impl<D> StreamHandler<Result<InFrame, ProtocolError>> for WsReaderActor<D>
+impl<D> StreamHandler<Read<Result<InFrame, ProtocolError>>> for WsReaderActor<D>
 where
     D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + 'static,
 {
-    fn handle(&mut self, item: Result<InFrame, ProtocolError>, ctx: &mut Context<Self>) {
+    fn handle(&mut self, item: Read<Result<InFrame, ProtocolError>>, ctx: &mut Context<Self>) {
+        let item = match item {
+            Read::Item(item) => item,
+            Read::Idle => return self.reader.flush::<Self>(ctx),
+        };
         let InFrame { frame, compressed } = match item {
             Ok(frame) => frame,
             Err(err) => return self.reader.on_protocol_error::<Self>(&err, ctx),
@@ -279,27 +327,52 @@ where
     }
 }
 
+/// What the reader's stream yields: a frame, or word that nothing more is ready now.
+pub(crate) enum Read<T> {
+    Item(T),
+    /// The connection has nothing more ready, or the reader must wait for leave to read:
+    /// hand over the frames gathered so far.
+    Idle,
+}
+
 /// Frames taken only while the session lets its reader read: not while it pauses
 /// reading (its write queue is full, or the application asked) or the endpoint's memory
 /// budget holds it back. Pausing in the stream, rather than with `ctx.wait`, leaves the
-/// actor's mailbox open, so a paused reader still hears [`StopReading`].
+/// actor's mailbox open, so a paused reader still hears [`StopReading`]. Before it
+/// waits, for the peer or for leave to read, it yields [`Read::Idle`] once after any
+/// frames, so the reader hands them over: a reader waiting for room with frames held
+/// back would wait for ever.
 struct WhileAllowed<S> {
     frames: S,
     shared: Arc<SessionShared>,
     released: Rc<Cell<bool>>,
+    /// Frames were yielded since the last `Idle`.
+    yielded: bool,
 }
 
 impl<S: Stream + Unpin> Stream for WhileAllowed<S> {
-    type Item = S::Item;
+    type Item = Read<S::Item>;
 
     fn poll_next(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<S::Item>> {
-        if !self.released.get() && self.shared.poll_read_allowed(cx).is_pending() {
-            return std::task::Poll::Pending;
+    ) -> std::task::Poll<Option<Read<S::Item>>> {
+        use std::task::Poll;
+        let allowed = self.released.get() || self.shared.poll_read_allowed(cx).is_ready();
+        let next = if allowed {
+            std::pin::Pin::new(&mut self.frames).poll_next(cx)
+        } else {
+            Poll::Pending
+        };
+        match next {
+            Poll::Ready(Some(item)) => {
+                self.yielded = true;
+                Poll::Ready(Some(Read::Item(item)))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending if std::mem::take(&mut self.yielded) => Poll::Ready(Some(Read::Idle)),
+            Poll::Pending => Poll::Pending,
         }
-        std::pin::Pin::new(&mut self.frames).poll_next(cx)
     }
 }
 

@@ -366,7 +366,7 @@ async fn upgrade<L: EventListener>(
         let reader = WsReader::new(
             seat.codec,
             seat.shared,
-            seat.logic,
+            (seat.logic, seat.batches),
             pipe.clone(),
             options,
             inflater,
