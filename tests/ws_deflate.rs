@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
+use common::ws::{masked_frame, MessageSender};
 use common::{within, within_for, SECS5};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use futures::{SinkExt, StreamExt};
@@ -88,25 +88,8 @@ fn inflate(payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// One masked client frame; `first` is the whole first byte (FIN, RSV, opcode).
 fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = BytesMut::new();
-    out.put_u8(first);
-    match payload.len() {
-        n if n < 126 => out.put_u8(0x80 | n as u8),
-        n if n <= 0xffff => {
-            out.put_u8(0x80 | 126);
-            out.put_u16(n as u16);
-        }
-        n => {
-            out.put_u8(0x80 | 127);
-            out.put_u64(n as u64);
-        }
-    }
-    let key = [9u8, 8, 7, 6];
-    out.put_slice(&key);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    out.to_vec()
+    masked_frame(first, payload)
 }
 
 struct Raw {
@@ -302,28 +285,6 @@ async fn counting_proxy(
     (addr, rx)
 }
 
-/// Sends `messages` on open, keeps the echoes.
-struct Sender {
-    messages: Vec<WsMessage>,
-    got: Arc<Mutex<Vec<WsMessage>>>,
-}
-
-impl EventListener for Sender {
-    type Codec = WsMessages;
-    type Out = WsMessage;
-
-    fn on_open(&mut self, s: &mut SessionContext<'_, Self>) -> getty::Result<()> {
-        for msg in self.messages.clone() {
-            s.write(msg)?;
-        }
-        Ok(())
-    }
-
-    fn on_message(&mut self, _: &mut SessionContext<'_, Self>, msg: WsMessage) {
-        self.got.lock().unwrap().push(msg);
-    }
-}
-
 /// Echoes `messages` through a client and a server with these settings; the bytes on
 /// the wire each way.
 async fn echo_through_proxy(
@@ -344,7 +305,7 @@ async fn echo_through_proxy(
         .reconnect_interval(Duration::from_secs(60))
         .session_config(config)
         .start_messages(move |_| {
-            let sender = Sender {
+            let sender = MessageSender {
                 messages: to_send.clone(),
                 got: sink.clone(),
             };
@@ -420,7 +381,7 @@ async fn a_client_whose_offer_is_declined_goes_on_uncompressed() {
     let client = WsClient::new(url)
         .per_message_deflate(PerMessageDeflate::new())
         .start_messages(move |_| {
-            let sender = Sender {
+            let sender = MessageSender {
                 messages: to_send.clone(),
                 got: sink.clone(),
             };

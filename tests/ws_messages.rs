@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
+use common::ws::MessageSender;
 use common::{within, within_for, SECS5};
 use futures::{SinkExt, StreamExt};
 use getty::actor::{ActorListener, EventKind, SessionEvent};
@@ -46,28 +47,6 @@ impl EventListener for Echo {
     }
 }
 
-/// Sends `messages` on open and keeps what comes back.
-struct Sender {
-    messages: Vec<WsMessage>,
-    got: Arc<Mutex<Vec<WsMessage>>>,
-}
-
-impl EventListener for Sender {
-    type Codec = WsMessages;
-    type Out = WsMessage;
-
-    fn on_open(&mut self, s: &mut SessionContext<'_, Self>) -> getty::Result<()> {
-        for msg in self.messages.clone() {
-            s.write(msg)?;
-        }
-        Ok(())
-    }
-
-    fn on_message(&mut self, _: &mut SessionContext<'_, Self>, msg: WsMessage) {
-        self.got.lock().unwrap().push(msg);
-    }
-}
-
 #[actix_rt::test]
 async fn messages_keep_their_bounds_and_kinds_between_client_and_server() {
     let server_stats = Arc::new(Mutex::new(None));
@@ -100,7 +79,7 @@ async fn messages_keep_their_bounds_and_kinds_between_client_and_server() {
     let client = WsClient::new(format!("ws://{}/m", server.inet_addr().unwrap()))
         .session_config(config())
         .start_messages(move |_| {
-            let sender = Sender {
+            let sender = MessageSender {
                 messages: to_send.clone(),
                 got: sink.clone(),
             };

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use common::ws::upgrade_request;
+use bytes::{Bytes, BytesMut};
+use common::ws::{masked_frame, upgrade_request};
 use common::{within, within_for, SECS5};
 use futures::{SinkExt, StreamExt};
 use getty::config::FRAME_HEADER_ALLOWANCE;
@@ -183,24 +183,8 @@ fn frame(fin: bool, rsv: u8, opcode: u8, payload: &[u8]) -> Raw {
 
 /// A frame as a client puts it on the wire: masked.
 fn masked(raw: &Raw) -> Vec<u8> {
-    let (fin, rsv, opcode, payload) = (raw.fin, raw.rsv, raw.opcode, &raw.payload[..]);
-    let mut out = BytesMut::new();
-    out.put_u8(if fin { 0x80 } else { 0 } | (rsv & 0x7) << 4 | opcode);
-    match payload.len() {
-        n if n < 126 => out.put_u8(0x80 | n as u8),
-        n if n <= 0xffff => {
-            out.put_u8(0x80 | 126);
-            out.put_u16(n as u16);
-        }
-        n => {
-            out.put_u8(0x80 | 127);
-            out.put_u64(n as u64);
-        }
-    }
-    let key = [0x37u8, 0xfa, 0x21, 0x3d];
-    out.put_slice(&key);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    out.to_vec()
+    let first = if raw.fin { 0x80 } else { 0 } | (raw.rsv & 0x7) << 4 | raw.opcode;
+    masked_frame(first, &raw.payload)
 }
 
 /// A frame as a server sends it, through tungstenite's raw frames.

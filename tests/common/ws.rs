@@ -84,3 +84,52 @@ pub async fn wait_closed(log: &Log, n: usize) {
     })
     .await;
 }
+
+/// One masked client frame built byte by byte, as no WebSocket library would refuse to:
+/// `first` is its whole first byte (FIN, the reserved bits, the opcode).
+pub fn masked_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    use bytes::BufMut;
+    let mut out = bytes::BytesMut::new();
+    out.put_u8(first);
+    match payload.len() {
+        n if n < 126 => out.put_u8(0x80 | n as u8),
+        n if n <= 0xffff => {
+            out.put_u8(0x80 | 126);
+            out.put_u16(n as u16);
+        }
+        n => {
+            out.put_u8(0x80 | 127);
+            out.put_u64(n as u64);
+        }
+    }
+    let key = [0x37u8, 0xfa, 0x21, 0x3d];
+    out.put_slice(&key);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    out.to_vec()
+}
+
+/// A message-mode listener that sends `messages` on open and keeps what comes back.
+pub struct MessageSender {
+    pub messages: Vec<getty::transport::ws::WsMessage>,
+    pub got: Arc<std::sync::Mutex<Vec<getty::transport::ws::WsMessage>>>,
+}
+
+impl getty::EventListener for MessageSender {
+    type Codec = getty::transport::ws::WsMessages;
+    type Out = getty::transport::ws::WsMessage;
+
+    fn on_open(&mut self, s: &mut getty::SessionContext<'_, Self>) -> getty::Result<()> {
+        for msg in self.messages.clone() {
+            s.write(msg)?;
+        }
+        Ok(())
+    }
+
+    fn on_message(
+        &mut self,
+        _: &mut getty::SessionContext<'_, Self>,
+        msg: getty::transport::ws::WsMessage,
+    ) {
+        self.got.lock().unwrap().push(msg);
+    }
+}
