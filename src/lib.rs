@@ -185,6 +185,7 @@ pub mod defaults;
 mod endpoint;
 mod error;
 mod listener;
+pub mod metrics;
 pub mod pool;
 pub mod session;
 pub mod transport;

@@ -18,6 +18,7 @@ use crate::endpoint::{
 };
 use crate::error::{Error, Result};
 use crate::listener::EventListener;
+use crate::metrics::{EndpointMetrics, Role};
 use crate::session::{AnySession, SessionId};
 use crate::transport::Address;
 use crate::transport::Transport;
@@ -160,7 +161,9 @@ impl Client {
         O: Fn(C, SessionSlot) + Send + Sync + 'static,
     {
         let options = self.options;
-        let endpoint = Arc::new(EndpointShared::new(options.memory_budget, true));
+        let label = options.metrics_label.as_ref();
+        let metrics = EndpointMetrics::register(label, &self.kind, Role::Client);
+        let endpoint = Arc::new(EndpointShared::new(options.memory_budget, true, metrics));
         let pool = Arc::new(ArbiterPool::start(options.workers));
         let dialer = Dialer {
             dial: Arc::new(move || dial().boxed_local()),
@@ -200,6 +203,7 @@ impl Client {
             max_failed_dials: options.max_reconnect_attempts,
             failed_in_a_row: 0,
             gave_up: false,
+            dialed: false,
         };
         let supervisor = Supervisor::new(endpoint.clone(), &options.session_config)
             .with_redial(redial)

@@ -30,6 +30,7 @@ pub struct ServerOptions {
     pub(crate) memory_budget: usize,
     pub(crate) on_establish_error: Option<EstablishHook>,
     pub(crate) reuse_port: bool,
+    pub(crate) metrics_label: Option<Arc<str>>,
 }
 
 impl Default for ServerOptions {
@@ -41,6 +42,7 @@ impl Default for ServerOptions {
             memory_budget: defaults::DEFAULT_MEMORY_BUDGET,
             on_establish_error: None,
             reuse_port: false,
+            metrics_label: None,
         }
     }
 }
@@ -54,6 +56,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("memory_budget", &self.memory_budget)
             .field("on_establish_error", &self.on_establish_error.is_some())
             .field("reuse_port", &self.reuse_port)
+            .field("metrics_label", &self.metrics_label)
             .finish()
     }
 }
@@ -77,6 +80,12 @@ impl ServerOptions {
     /// The endpoint's memory budget in bytes.
     pub fn memory_budget(&self) -> usize {
         self.memory_budget
+    }
+
+    /// The `endpoint` label of the server's metrics, if one was set (otherwise its
+    /// transport kind; see [`ServerBuilder::metrics_label`]).
+    pub fn metrics_label(&self) -> Option<&str> {
+        self.metrics_label.as_deref()
     }
 
     /// Fails with [`ErrorKind::Config`](crate::ErrorKind::Config) for each option in
@@ -194,6 +203,17 @@ pub trait ServerBuilder: Sized {
         self
     }
 
+    /// The value of the `endpoint` label on this server's metrics (see
+    /// [`crate::metrics`] for the metrics and how to export them), so that an operator
+    /// tells apart the servers of one process: `.metrics_label("chat")`. Recorded only
+    /// once the application installed a `metrics` recorder, before `start`. Default:
+    /// the transport kind, `tcp`, `tls`, `unix`, `udp` or `ws` (servers with the same
+    /// label add up into the same series).
+    fn metrics_label(mut self, label: impl Into<String>) -> Self {
+        self.server_options().metrics_label = Some(Arc::from(label.into()));
+        self
+    }
+
     /// Calls `hook`, on the session's arbiter, for every accepted connection whose
     /// establishing failed (a TLS handshake, say); such connections never open a session
     /// and are counted in
@@ -216,6 +236,7 @@ pub struct ClientOptions {
     pub(crate) memory_budget: usize,
     pub(crate) on_event: Option<EventHook>,
     pub(crate) max_reconnect_attempts: Option<u32>,
+    pub(crate) metrics_label: Option<Arc<str>>,
 }
 
 impl Default for ClientOptions {
@@ -230,6 +251,7 @@ impl Default for ClientOptions {
             memory_budget: defaults::DEFAULT_MEMORY_BUDGET,
             on_event: None,
             max_reconnect_attempts: None,
+            metrics_label: None,
         }
     }
 }
@@ -246,6 +268,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("memory_budget", &self.memory_budget)
             .field("on_event", &self.on_event.is_some())
             .field("max_reconnect_attempts", &self.max_reconnect_attempts)
+            .field("metrics_label", &self.metrics_label)
             .finish()
     }
 }
@@ -264,6 +287,12 @@ impl ClientOptions {
     /// The config each session starts with.
     pub fn session_config(&self) -> &SessionConfig {
         &self.session_config
+    }
+
+    /// The `endpoint` label of the client's metrics, if one was set (otherwise its
+    /// transport kind; see [`ClientBuilder::metrics_label`]).
+    pub fn metrics_label(&self) -> Option<&str> {
+        self.metrics_label.as_deref()
     }
 }
 
@@ -359,6 +388,16 @@ pub trait ClientBuilder: Sized {
         self
     }
 
+    /// The value of the `endpoint` label on this client's metrics (see
+    /// [`crate::metrics`]): sessions, traffic, dials, reconnects and the backoff, e.g.
+    /// `.metrics_label("backend")`. Recorded only once the application installed a
+    /// `metrics` recorder, before `start`. Default: the transport kind, `tcp-client`,
+    /// `tls-client`, `unix-client`, `udp-client` or `ws-client`.
+    fn metrics_label(mut self, label: impl Into<String>) -> Self {
+        self.client_options().metrics_label = Some(Arc::from(label.into()));
+        self
+    }
+
     /// Calls `hook` on the client's supervisor (the arbiter that called `start`) each
     /// time a session comes up or goes down or a dial fails. It must return quickly.
     /// Default: none.
@@ -402,5 +441,8 @@ mod tests {
         assert_eq!(options.max_connections(), usize::MAX);
         let options = Builder(options).workers(0).max_connections(5).0;
         assert_eq!((options.workers(), options.max_connections()), (1, 5));
+        assert_eq!(options.metrics_label(), None);
+        let options = Builder(options).metrics_label("chat").0;
+        assert_eq!(options.metrics_label(), Some("chat"));
     }
 }

@@ -21,6 +21,7 @@ use crate::endpoint::{
 };
 use crate::error::Result;
 use crate::listener::EventListener;
+use crate::metrics::{EndpointMetrics, Role};
 use crate::transport::{Accepted, Address};
 use crate::SessionConfig;
 
@@ -108,7 +109,9 @@ impl Server {
         );
         self.options.refuse("Server::serve", &[listens_elsewhere])?;
         let options = self.options;
-        let endpoint = Arc::new(EndpointShared::new(options.memory_budget, false));
+        let label = options.metrics_label.as_ref();
+        let metrics = EndpointMetrics::register(label, &self.kind, Role::Server);
+        let endpoint = Arc::new(EndpointShared::new(options.memory_budget, false, metrics));
         let supervisor = Supervisor::new(endpoint.clone(), &options.session_config).start();
         let pool = Arc::new(ArbiterPool::start(options.workers()));
         let acceptor = Acceptor {

@@ -1,5 +1,6 @@
-//! What every endpoint (server or client, any transport) shares: session counting, the
-//! `new_session` hook, and the slot that ties a session to its endpoint.
+//! What every endpoint (server or client, any transport) shares: session counting (in
+//! its own counters and its metrics), the `new_session` hook, and the slot that ties a
+//! session to its endpoint.
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -13,9 +14,10 @@ use crate::endpoint::budget::Budget;
 use crate::endpoint::supervisor::{DialFailed, Gone, Register, Supervisor};
 use crate::error::{Error, Result};
 use crate::listener::EventListener;
+use crate::metrics::{CloseCause, EndpointMetrics};
 use crate::session::{
     next_session_id, start_session, AnySession, ByteReader, Control, SessionId, SessionSetup,
-    SessionShared, SessionWriter,
+    SessionShared, SessionStats, SessionWriter,
 };
 use crate::transport::{Address, Transport};
 use crate::SessionConfig;
@@ -64,7 +66,8 @@ pub struct EndpointStats {
     /// Opened sessions that have closed since.
     pub closed: u64,
     /// Accepted connections whose [`Accepted::establish`](crate::transport::Accepted::establish)
-    /// failed (a failed or timed-out handshake, say), servers only.
+    /// failed (a failed or timed-out handshake, say), and requests to a WebSocket
+    /// server's path that were no valid WebSocket upgrade; servers only.
     pub establish_failures: u64,
     /// Bytes the sessions hold buffered (write queues, frames read and not yet handled,
     /// datagrams queued for per-peer sessions), as they last reported them; the endpoint's
@@ -97,12 +100,19 @@ pub(crate) struct EndpointShared {
     sessions: Option<Mutex<BTreeMap<SessionId, AnySession>>>,
     /// The memory budget its sessions' buffered bytes count against.
     budget: Arc<Budget>,
+    /// Its metric handles, registered when it started.
+    metrics: EndpointMetrics,
 }
 
 impl EndpointShared {
     /// An endpoint whose sessions may hold `memory_budget` bytes buffered between them;
-    /// with `lists_sessions`, it keeps a list of its open sessions (clients do).
-    pub(crate) fn new(memory_budget: usize, lists_sessions: bool) -> Self {
+    /// with `lists_sessions`, it keeps a list of its open sessions (clients do). It
+    /// records to `metrics`.
+    pub(crate) fn new(
+        memory_budget: usize,
+        lists_sessions: bool,
+        metrics: EndpointMetrics,
+    ) -> Self {
         EndpointShared {
             live: AtomicUsize::new(0),
             open: AtomicUsize::new(0),
@@ -117,7 +127,13 @@ impl EndpointShared {
             stop: Notify::new(),
             sessions: lists_sessions.then(|| Mutex::new(BTreeMap::new())),
             budget: Budget::new(memory_budget),
+            metrics,
         }
+    }
+
+    /// The endpoint's metric handles.
+    pub(crate) fn metrics(&self) -> &EndpointMetrics {
+        &self.metrics
     }
 
     pub(crate) fn live(&self) -> usize {
@@ -126,10 +142,23 @@ impl EndpointShared {
 
     pub(crate) fn count_refused(&self) {
         self.refused.fetch_add(1, Ordering::Relaxed);
+        self.metrics.refused.increment(1);
     }
 
-    pub(crate) fn count_attempt(&self) {
+    /// A dial starts; `redial`: it is not of the client's first round.
+    pub(crate) fn count_attempt(&self, redial: bool) {
         self.connect_attempts.fetch_add(1, Ordering::Relaxed);
+        self.metrics.dials.increment(1);
+        if redial {
+            self.metrics.reconnects.increment(1);
+        }
+    }
+
+    /// A connection failed to establish before it had a slot (a WebSocket request that
+    /// was no valid upgrade).
+    pub(crate) fn count_establish_failure(&self) {
+        self.establish_failures.fetch_add(1, Ordering::Relaxed);
+        self.metrics.establish_failures.increment(1);
     }
 
     /// Marks the endpoint stopping and wakes whatever waits in [`stopped`](Self::stopped).
@@ -141,6 +170,7 @@ impl EndpointShared {
     /// The client gave up dialing.
     pub(crate) fn give_up(&self) {
         self.gave_up.store(true, Ordering::Release);
+        self.metrics.gave_up.set(1.0);
     }
 
     pub(crate) fn is_stopping(&self) -> bool {
@@ -199,8 +229,8 @@ pub(crate) enum Outcome {
     Refused,
     /// A dial that never connected.
     NotConnected,
-    /// Opened, then closed.
-    Closed,
+    /// Opened, then closed, for this cause.
+    Closed(CloseCause),
 }
 
 /// A session's place in its endpoint, from accept (or dial) to gone. It counts toward
@@ -213,6 +243,8 @@ pub(crate) struct SessionSlot {
     id: SessionId,
     opened: bool,
     released: bool,
+    /// The session's counters as last added to the endpoint's metrics.
+    reported: SessionStats,
 }
 
 impl SessionSlot {
@@ -224,6 +256,7 @@ impl SessionSlot {
             id: next_session_id(),
             opened: false,
             released: false,
+            reported: SessionStats::default(),
         }
     }
 
@@ -247,6 +280,8 @@ impl SessionSlot {
         self.opened = true;
         self.endpoint.opened.fetch_add(1, Ordering::Relaxed);
         self.endpoint.open.fetch_add(1, Ordering::Relaxed);
+        self.endpoint.metrics.opened.increment(1);
+        self.endpoint.metrics.sessions_open.increment(1.0);
         let session = self.endpoint.listed().map(|mut list| {
             let session = handle();
             list.insert(session.id(), session.clone());
@@ -264,16 +299,22 @@ impl SessionSlot {
         self.endpoint
             .connect_failures
             .fetch_add(1, Ordering::Relaxed);
+        self.endpoint.metrics.dial_failures.increment(1);
         self.supervisor.do_send(DialFailed(error));
         self.release(Outcome::NotConnected);
     }
 
     /// An accepted connection failed to establish; the slot is released right after.
     pub(crate) fn establish_failed(mut self) {
-        self.endpoint
-            .establish_failures
-            .fetch_add(1, Ordering::Relaxed);
+        self.endpoint.count_establish_failure();
         self.release(Outcome::NotConnected);
+    }
+
+    /// Adds what the session's counters gained since the last report to the endpoint's
+    /// metrics: once per pass of its write loop and once at its end, never per frame.
+    #[inline]
+    pub(crate) fn report_traffic(&mut self, now: SessionStats) {
+        self.endpoint.metrics.add_traffic(now, &mut self.reported);
     }
 
     /// The dial (or establishing) was given up because the endpoint is stopping.
@@ -288,12 +329,14 @@ impl SessionSlot {
         match outcome {
             Outcome::Refused => self.endpoint.count_refused(),
             Outcome::NotConnected => {}
-            Outcome::Closed => {
+            Outcome::Closed(cause) => {
                 self.endpoint.closed.fetch_add(1, Ordering::Relaxed);
+                self.endpoint.metrics.closed(cause);
             }
         }
         if self.opened {
             self.endpoint.open.fetch_sub(1, Ordering::Relaxed);
+            self.endpoint.metrics.sessions_open.decrement(1.0);
             self.endpoint.unlist(self.id);
         }
         self.endpoint.live.fetch_sub(1, Ordering::AcqRel);
@@ -304,8 +347,9 @@ impl SessionSlot {
 
 impl Drop for SessionSlot {
     fn drop(&mut self) {
+        // Its session vanished with its arbiter: as a stop on this side.
         self.release(if self.opened {
-            Outcome::Closed
+            Outcome::Closed(CloseCause::Stop)
         } else {
             Outcome::Refused
         });

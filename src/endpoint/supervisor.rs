@@ -125,6 +125,8 @@ pub(crate) struct Redial {
     pub(crate) failed_in_a_row: u32,
     /// Set once the client gave up: it dials no more.
     pub(crate) gave_up: bool,
+    /// Set once the first dial round started: dials from then on are reconnects.
+    pub(crate) dialed: bool,
 }
 
 /// A dial failed before a session existed.
@@ -223,15 +225,17 @@ impl Supervisor {
             return;
         };
         redial.timer = None;
+        self.endpoint.metrics().reconnect_backoff.set(0.0);
         if redial.gave_up {
             return;
         }
         redial.backoff.new_round();
+        let redialing = std::mem::replace(&mut redial.dialed, true);
         // `live` counts every slot from its dial to its end, and only this actor creates
         // slots, so this never dials past the connection number.
         let missing = redial.wanted.saturating_sub(self.endpoint.live());
         for _ in 0..missing {
-            self.endpoint.count_attempt();
+            self.endpoint.count_attempt(redialing);
             (redial.dial)(SessionSlot::new(self.endpoint.clone(), ctx.address()));
         }
     }
@@ -247,6 +251,8 @@ impl Supervisor {
         if redial.timer.is_none() && !redial.gave_up {
             let delay = redial.backoff.next_delay();
             tracing::debug!(?delay, "re-dial scheduled");
+            let backoff = &self.endpoint.metrics().reconnect_backoff;
+            backoff.set(delay.as_secs_f64());
             redial.timer = Some(ctx.run_later(delay, |act, ctx| act.dial_missing(ctx)));
         }
     }
@@ -408,6 +414,7 @@ impl Handler<DialFailed> for Supervisor {
         if let Some(timer) = redial.timer.take() {
             ctx.cancel_future(timer);
         }
+        self.endpoint.metrics().reconnect_backoff.set(0.0);
         let failed_dials = redial.failed_in_a_row;
         self.endpoint.give_up();
         tracing::warn!(failed_dials, %error, "client gave up dialing");
@@ -445,6 +452,7 @@ impl Handler<Shutdown> for Supervisor {
             self.endpoint.begin_stop();
             if let Some(timer) = self.redial.as_mut().and_then(|r| r.timer.take()) {
                 ctx.cancel_future(timer); // no dial after a stop, even mid-backoff
+                self.endpoint.metrics().reconnect_backoff.set(0.0);
             }
             let longest_wait = self
                 .sessions

@@ -7,6 +7,7 @@
 //! here, each with a unit test below.
 
 use crate::error::Error;
+use crate::metrics::CloseCause;
 
 /// Life phases of a session, kept in an atomic so handles on any thread can see them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +69,8 @@ pub(crate) struct CloseMachine {
     end_after_backlog: Option<Option<Error>>,
     /// The error that is ending the session, if one is.
     cause: Option<Error>,
+    /// What began the close, for the metrics (a stop until a close begins otherwise).
+    closed_by: CloseCause,
 }
 
 impl CloseMachine {
@@ -79,6 +82,7 @@ impl CloseMachine {
             reader_done: false,
             end_after_backlog: None,
             cause: None,
+            closed_by: CloseCause::Stop,
         }
     }
 
@@ -103,6 +107,12 @@ impl CloseMachine {
     /// The error that is ending the session, if one is.
     pub(crate) fn cause(&self) -> Option<&Error> {
         self.cause.as_ref()
+    }
+
+    /// What began the close: the peer's end, a stop on this side, or the error that
+    /// began it (an error met later while closing does not change it).
+    pub(crate) fn closed_by(&self) -> CloseCause {
+        self.closed_by
     }
 
     /// The flag a callback's `close()` sets, lent to the callback's context for the
@@ -205,7 +215,7 @@ impl CloseMachine {
             return Decision::Continue;
         }
         if backlog_empty {
-            self.begin(cause)
+            self.begin_for(cause, CloseCause::PeerEof)
         } else {
             self.end_after_backlog = Some(cause);
             Decision::Continue
@@ -220,7 +230,7 @@ impl CloseMachine {
     pub(crate) fn backlog_drained(&mut self) -> Decision {
         match self.end_after_backlog.take() {
             None => Decision::Continue,
-            Some(cause) => self.begin(cause),
+            Some(cause) => self.begin_for(cause, CloseCause::PeerEof),
         }
     }
 
@@ -323,10 +333,19 @@ impl CloseMachine {
     /// is nothing to close gracefully (a refusal ends the session), and once a close
     /// began its cause is settled.
     fn begin(&mut self, cause: Option<Error>) -> Decision {
+        self.begin_for(cause, CloseCause::Stop)
+    }
+
+    /// [`begin`](Self::begin), where `quiet` is what began the close if it carries no
+    /// error (the peer's end, or a stop).
+    fn begin_for(&mut self, cause: Option<Error>, quiet: CloseCause) -> Decision {
         if self.phase != Phase::Open {
             return Decision::Continue;
         }
         self.phase = Phase::Closing;
+        self.closed_by = cause
+            .as_ref()
+            .map_or(quiet, |err| CloseCause::of(err.kind()));
         self.cause = cause;
         Decision::Close
     }

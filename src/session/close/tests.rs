@@ -3,6 +3,7 @@
 
 use super::{CloseMachine, Decision, Phase};
 use crate::error::Error;
+use crate::metrics::CloseCause;
 
 /// A distinct error, told apart from others by its message.
 fn err(name: &str) -> Error {
@@ -330,4 +331,37 @@ fn on_close_is_decided_exactly_once_whatever_the_order() {
             );
         }
     }
+}
+
+#[test]
+fn what_began_the_close_is_its_cause_for_the_metrics() {
+    let mut machine = open();
+    assert_eq!(machine.peer_eof(true), Decision::Close);
+    assert_eq!(machine.closed_by(), CloseCause::PeerEof);
+    // A write that fails while closing does not change what began the close.
+    assert_eq!(machine.write_failed(err("reset")), ENDED);
+    assert_eq!(machine.closed_by(), CloseCause::PeerEof);
+
+    let mut machine = open();
+    assert_eq!(machine.peer_eof(false), Decision::Continue);
+    assert_eq!(machine.backlog_drained(), Decision::Close);
+    assert_eq!(machine.closed_by(), CloseCause::PeerEof);
+
+    let mut machine = open();
+    assert_eq!(machine.stop(), Decision::Close);
+    assert_eq!(machine.peer_eof(true), Decision::Continue);
+    assert_eq!(machine.closed_by(), CloseCause::Stop, "the stop came first");
+
+    let mut machine = open();
+    let timeout = Error::read_timeout(std::time::Duration::from_secs(1));
+    assert_eq!(machine.failed(timeout), Decision::Close);
+    assert_eq!(machine.closed_by(), CloseCause::ReadTimeout);
+
+    let mut machine = open();
+    assert_eq!(machine.read_failed(err("reset"), true), Decision::Close);
+    assert_eq!(machine.closed_by(), CloseCause::Io);
+
+    let mut machine = open();
+    assert_eq!(machine.stopped(), ENDED, "its arbiter stopped it");
+    assert_eq!(machine.closed_by(), CloseCause::Stop);
 }

@@ -70,6 +70,7 @@ impl<L: EventListener> Demux<L> {
                     // An unconnected socket reports no ICMP errors; anything here is
                     // about the socket, not one peer.
                     self.counters.recv_errors.fetch_add(1, Relaxed);
+                    self.endpoint.metrics().udp_receive_errors.increment(1);
                     tracing::warn!(%err, "udp receive failed; pausing");
                     tokio::select! {
                         _ = &mut stop => return,
@@ -89,7 +90,7 @@ impl<L: EventListener> Demux<L> {
                 // The endpoint's memory budget is spent and this peer holds its share:
                 // UDP may lose datagrams, and this one goes, as for a full queue.
                 if len > 0 && shared.charge.over_share(shared.charge.held().max(pending)) {
-                    self.counters.dropped.fetch_add(1, Relaxed);
+                    self.count_dropped();
                     tracing::debug!(%peer, "memory budget spent; datagram dropped");
                     return;
                 }
@@ -98,7 +99,7 @@ impl<L: EventListener> Demux<L> {
                     Ok(()) => return,
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         shared.pending_in.fetch_sub(len, Relaxed);
-                        self.counters.dropped.fetch_add(1, Relaxed);
+                        self.count_dropped();
                         tracing::debug!(%peer, "peer session queue full; datagram dropped");
                         return;
                     }
@@ -112,6 +113,12 @@ impl<L: EventListener> Demux<L> {
             }
         };
         self.open(peer, incoming);
+    }
+
+    /// Counts a datagram dropped, in the server's stats and its metrics.
+    fn count_dropped(&self) {
+        self.counters.dropped.fetch_add(1, Relaxed);
+        self.endpoint.metrics().udp_dropped.increment(1);
     }
 
     /// Makes a session for a new peer, with `first` as its first datagram.
@@ -136,7 +143,7 @@ impl<L: EventListener> Demux<L> {
         let (queue, datagrams) = mpsc::channel(self.peer_queue);
         if queue.try_send(first).is_err() {
             // Cannot happen (a fresh queue has room); the datagram would be lost.
-            self.counters.dropped.fetch_add(1, Relaxed);
+            self.count_dropped();
         }
         let destination = Destination::Peer(peer);
         let writer =

@@ -23,6 +23,7 @@ use crate::endpoint::supervisor::{Shutdown, Supervisor};
 use crate::endpoint::{run_new_session, EndpointShared, NewSession, SessionSlot};
 use crate::error::{BoxError, Result};
 use crate::listener::EventListener;
+use crate::metrics::{EndpointMetrics, Role};
 use crate::session::{start_session, AnySession, ItemReader, SessionSetup};
 use crate::transport::Address;
 use crate::SessionConfig;
@@ -170,7 +171,7 @@ impl UdpServer {
             .refuse("UdpServer::start_shared", &unsupported)?;
         let (socket, local_addr) = self.bind().await?;
         let config = self.options.session_config.clone();
-        let (endpoint, supervisor) = start_supervisor(&config, self.options.memory_budget);
+        let (endpoint, supervisor) = start_supervisor(&config, &self.options, false);
         let slot = SessionSlot::new(endpoint.clone(), supervisor.clone());
         // One session serves every peer: its frames carry their own addresses.
         let peer = Address::other("*");
@@ -229,11 +230,11 @@ impl UdpServer {
             .refuse("UdpServer::start_per_peer", &unsupported)?;
         let (socket, local_addr) = self.bind().await?;
         let max_peers = self.options.max_connections();
-        let mut config = self.options.session_config;
+        let mut config = self.options.session_config.clone();
         if let Some(idle) = self.peer_idle_timeout {
             config.read_timeout = Some(idle);
         }
-        let (endpoint, supervisor) = start_supervisor(&config, self.options.memory_budget);
+        let (endpoint, supervisor) = start_supervisor(&config, &self.options, true);
         let counters = Arc::new(Counters::default());
         let demux = Demux {
             socket: socket.clone(),
@@ -267,11 +268,16 @@ impl UdpServer {
     }
 }
 
+/// The endpoint and supervisor of a UDP server whose sessions start with `config`;
+/// `per_peer`: one that demultiplexes (and may drop datagrams).
 fn start_supervisor(
     config: &SessionConfig,
-    memory_budget: usize,
+    options: &ServerOptions,
+    per_peer: bool,
 ) -> (Arc<EndpointShared>, Addr<Supervisor>) {
-    let endpoint = Arc::new(EndpointShared::new(memory_budget, false));
+    let label = options.metrics_label.as_ref();
+    let metrics = EndpointMetrics::register(label, "udp", Role::UdpServer { per_peer });
+    let endpoint = Arc::new(EndpointShared::new(options.memory_budget, false, metrics));
     let supervisor = Supervisor::new(endpoint.clone(), config).start();
     (endpoint, supervisor)
 }

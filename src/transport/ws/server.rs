@@ -32,6 +32,7 @@ use crate::endpoint::supervisor::Supervisor;
 use crate::endpoint::{prepare_session, EndpointShared, NewSession, SessionFactory, SessionSlot};
 use crate::error::{Error, Result};
 use crate::listener::EventListener;
+use crate::metrics::{EndpointMetrics, Role};
 use crate::session::{start_session, ActorReader, ReaderSeat};
 use crate::transport::tls::TlsServerConfig;
 use crate::transport::Address;
@@ -206,7 +207,13 @@ impl WsServer {
             Some(tls) => Some(rustls_for_actix(tls)?),
             None => None,
         };
-        let endpoint = Arc::new(EndpointShared::new(self.server.memory_budget, false));
+        let label = self.server.metrics_label.as_ref();
+        let metrics = EndpointMetrics::register(label, "ws", Role::Server);
+        let endpoint = Arc::new(EndpointShared::new(
+            self.server.memory_budget,
+            false,
+            metrics,
+        ));
         let supervisor = Supervisor::new(endpoint.clone(), &self.server.session_config).start();
         let accepting = Arc::new(AtomicBool::new(true));
         let state = Arc::new(ServerState::<L> {
@@ -330,7 +337,12 @@ async fn upgrade<L: EventListener>(
     let options = state.options;
     let mut response = match aws::handshake(&req) {
         Ok(response) => response,
-        Err(err) => return err.error_response(),
+        Err(err) => {
+            // A request to the WebSocket path that is no valid upgrade: its handshake
+            // failed, as a TLS one does on a TCP server.
+            endpoint.count_establish_failure();
+            return err.error_response();
+        }
     };
     let Some(peer) = req.peer_addr() else {
         return HttpResponse::BadRequest().finish();
