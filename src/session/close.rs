@@ -65,8 +65,9 @@ pub(crate) struct CloseMachine {
     /// The reader reported its end (EOF or error), or its queue ended.
     reader_done: bool,
     /// The peer's EOF (`None`) or a read error that arrived while frames still waited
-    /// in the backlog; it ends the session once they are delivered.
-    end_after_backlog: Option<Option<Error>>,
+    /// in the backlog, with what began it for the metrics; it ends the session once they
+    /// are delivered.
+    end_after_backlog: Option<(Option<Error>, CloseCause)>,
     /// The error that is ending the session, if one is.
     cause: Option<Error>,
     /// What began the close, for the metrics (a stop until a close begins otherwise).
@@ -190,7 +191,16 @@ impl CloseMachine {
     /// flushed, before the close: the close waits for the backlog to drain
     /// ([`backlog_drained`](Self::backlog_drained)), then flushes like any graceful close.
     pub(crate) fn peer_eof(&mut self, backlog_empty: bool) -> Decision {
-        self.reader_ended(None, backlog_empty)
+        self.reader_ended(None, backlog_empty, CloseCause::PeerEof)
+    }
+
+    /// Reading ended because this side stopped what the reader reads (a per-peer UDP
+    /// server stopped its demultiplexer). `backlog_empty` as for
+    /// [`peer_eof`](Self::peer_eof).
+    ///
+    /// Rule: as for the EOF, but the close is this side's doing (a stop), not the peer's.
+    pub(crate) fn source_stopped(&mut self, backlog_empty: bool) -> Decision {
+        self.reader_ended(None, backlog_empty, CloseCause::Stop)
     }
 
     /// Reading failed with `err`. `backlog_empty` as for [`peer_eof`](Self::peer_eof).
@@ -198,7 +208,7 @@ impl CloseMachine {
     /// Rule: as for the EOF, frames read before the error are delivered first; then the
     /// session closes with `err` as its cause.
     pub(crate) fn read_failed(&mut self, err: Error, backlog_empty: bool) -> Decision {
-        self.reader_ended(Some(err), backlog_empty)
+        self.reader_ended(Some(err), backlog_empty, CloseCause::PeerEof)
     }
 
     /// The reader is gone (its queue ended). `backlog_empty` as for
@@ -207,17 +217,23 @@ impl CloseMachine {
     /// Rule: only the reader's first end counts: its queue ending after its last item
     /// (EOF or error) says nothing new; a queue ending with no last item is an EOF.
     pub(crate) fn reader_gone(&mut self, backlog_empty: bool) -> Decision {
-        self.reader_ended(None, backlog_empty)
+        self.reader_ended(None, backlog_empty, CloseCause::PeerEof)
     }
 
-    fn reader_ended(&mut self, cause: Option<Error>, backlog_empty: bool) -> Decision {
+    /// `quiet`: what began the close when `cause` is no error.
+    fn reader_ended(
+        &mut self,
+        cause: Option<Error>,
+        backlog_empty: bool,
+        quiet: CloseCause,
+    ) -> Decision {
         if std::mem::replace(&mut self.reader_done, true) {
             return Decision::Continue;
         }
         if backlog_empty {
-            self.begin_for(cause, CloseCause::PeerEof)
+            self.begin_for(cause, quiet)
         } else {
-            self.end_after_backlog = Some(cause);
+            self.end_after_backlog = Some((cause, quiet));
             Decision::Continue
         }
     }
@@ -230,7 +246,7 @@ impl CloseMachine {
     pub(crate) fn backlog_drained(&mut self) -> Decision {
         match self.end_after_backlog.take() {
             None => Decision::Continue,
-            Some(cause) => self.begin_for(cause, CloseCause::PeerEof),
+            Some((cause, quiet)) => self.begin_for(cause, quiet),
         }
     }
 

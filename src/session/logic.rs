@@ -296,6 +296,10 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
                 let decision = self.close.peer_eof(self.backlog.is_empty());
                 self.carry_out(decision, ctx);
             }
+            Inbound::Stopped => {
+                let decision = self.close.source_stopped(self.backlog.is_empty());
+                self.carry_out(decision, ctx);
+            }
             Inbound::Failed(err) => {
                 let err = err.with_session(self.session.id());
                 let decision = self.close.read_failed(err, self.backlog.is_empty());

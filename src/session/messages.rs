@@ -29,6 +29,9 @@ pub(crate) enum Inbound<Item> {
     Frames(Vec<Item>, u64),
     /// The peer finished sending (EOF).
     Eof,
+    /// Reading ended because this side stopped the source (a per-peer UDP server's
+    /// demultiplexer stopped): handled as an EOF, but no peer ended the session.
+    Stopped,
     /// Reading failed; the session ends with this error.
     Failed(Error),
     /// One datagram (or one ICMP report) went wrong: `on_error` hears of it and the

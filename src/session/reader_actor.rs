@@ -97,7 +97,7 @@ where
     D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + 'static,
 {
     fn handle(&mut self, item: Inbound<D::Item>, ctx: &mut Context<Self>) {
-        let last = matches!(item, Inbound::Failed(_) | Inbound::Eof);
+        let last = matches!(item, Inbound::Failed(_) | Inbound::Eof | Inbound::Stopped);
         self.forward(item, last, ctx);
     }
 

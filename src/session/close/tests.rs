@@ -348,6 +348,15 @@ fn what_began_the_close_is_its_cause_for_the_metrics() {
     assert_eq!(machine.closed_by(), CloseCause::PeerEof);
 
     let mut machine = open();
+    assert_eq!(machine.source_stopped(false), Decision::Continue);
+    assert_eq!(machine.backlog_drained(), Decision::Close);
+    assert_eq!(
+        machine.closed_by(),
+        CloseCause::Stop,
+        "a demultiplexer stopped"
+    );
+
+    let mut machine = open();
     assert_eq!(machine.stop(), Decision::Close);
     assert_eq!(machine.peer_eof(true), Decision::Continue);
     assert_eq!(machine.closed_by(), CloseCause::Stop, "the stop came first");

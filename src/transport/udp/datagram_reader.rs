@@ -51,6 +51,11 @@ impl Incoming {
 pub(crate) trait DatagramSource: Unpin + 'static {
     /// The next datagram; `Ready(None)` once there will be no more.
     fn poll_datagram(&mut self, cx: &mut Context<'_>) -> Poll<Option<Incoming>>;
+
+    /// Whether the source's end is this side's doing (a stop), not the peer's.
+    fn ends_by_stop(&self) -> bool {
+        false
+    }
 }
 
 /// Receives from a socket into a buffer one byte longer than the max datagram size, so
@@ -134,6 +139,11 @@ impl DatagramSource for QueueSource {
                 .fetch_sub(bytes.len(), Ordering::Relaxed);
         }
         next
+    }
+
+    /// The queue ends when the demultiplexer stops: no UDP peer ends a session.
+    fn ends_by_stop(&self) -> bool {
+        true
     }
 }
 
@@ -219,7 +229,8 @@ impl<Dec: DecodeDatagram, Src: DatagramSource> Stream for DatagramReader<Dec, Sr
                 Poll::Pending => return this.emit(batch, None),
                 Poll::Ready(None) => {
                     this.done = true;
-                    return this.emit(batch, None);
+                    let end = this.source.ends_by_stop().then_some(Inbound::Stopped);
+                    return this.emit(batch, end);
                 }
                 Poll::Ready(Some(incoming)) => incoming,
             };
