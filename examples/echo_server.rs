@@ -4,7 +4,7 @@
 //! cargo run --release --example echo_server -- --addr 127.0.0.1:7000 \
 //!     [--max-frame BYTES] [--read-timeout SECS] [--threads N] [--memory-budget MIB] \
 //!     [--write-high-water KIB] [--reuse-port true] [--drain-secs SECS] \
-//!     [--tls-cert CERT.pem --tls-key KEY.pem]
+//!     [--tls-cert CERT.pem --tls-key KEY.pem] [--metrics-addr HOST:PORT]
 //! cargo run --release --example echo_server -- --transport unix --path /tmp/echo.sock
 //! cargo run --release --example echo_server -- --transport udp --addr 127.0.0.1:7000
 //! cargo run --release --example echo_server -- --transport ws --addr 127.0.0.1:7000 \
@@ -25,6 +25,12 @@
 //! `--deflate-context` with context takeover.
 //! Prints `listening on <address>` once it accepts; on SIGINT or SIGTERM it stops
 //! gracefully (every session flushes its echoes and closes) and exits 0.
+//!
+//! `--metrics-addr HOST:PORT` (any transport) serves the server's metrics (see
+//! `getty::metrics`: sessions, closes by cause, frames, bytes, refusals, drops) in the
+//! Prometheus text format at `GET http://HOST:PORT/metrics`, and prints
+//! `metrics on http://HOST:PORT/metrics` on the line after `listening on` (port 0 picks
+//! a free port). The `endpoint` label is the transport: `tcp`, `tls`, `unix`, `udp`, `ws`.
 //!
 //! `--compress deflate|deflate-fast|deflate-best|deflate-huffman|snappy` compresses each frame on its
 //! own (`getty::codec::Compressed`: a method byte and a length before each frame; frames
@@ -60,7 +66,8 @@ use getty::{ServerHandle, SessionConfig, TcpServer, TlsServerConfig, UdpServer, 
 const USAGE: &str =
     "usage: echo_server [--transport tcp|unix|udp|ws] [--addr HOST:PORT] [--path FILE|/URL-PATH] \
 [--max-frame BYTES] [--read-timeout SECS] [--threads N] [--memory-budget MIB] [--write-high-water KIB] \
-[--stats-every SECS] [--reuse-port true] [--drain-secs SECS] [--compress deflate|deflate-fast|deflate-best|deflate-huffman|snappy] [--messages] [--deflate | --deflate-context] [--tls-cert CERT.pem --tls-key KEY.pem]";
+[--stats-every SECS] [--reuse-port true] [--drain-secs SECS] [--compress deflate|deflate-fast|deflate-best|deflate-huffman|snappy] [--messages] [--deflate | --deflate-context] [--tls-cert CERT.pem --tls-key KEY.pem] \
+[--metrics-addr HOST:PORT]";
 
 fn main() {
     let opts = Options::parse_with_flags(
@@ -79,6 +86,7 @@ fn main() {
             "compress",
             "tls-cert",
             "tls-key",
+            "metrics-addr",
         ],
         &["messages", "deflate", "deflate-context"],
         USAGE,
@@ -117,6 +125,7 @@ fn main() {
     }
     let path: Option<std::path::PathBuf> = opts.opt("path");
     let tls = tls_config(&opts);
+    let metrics_addr: Option<String> = opts.opt("metrics-addr");
     let hook = move |setup: &mut getty::SessionSetup| {
         let max = setup.config().max_frame_length;
         Ok((Echo, Framing::new(compress, max)))
@@ -124,6 +133,11 @@ fn main() {
 
     let system = actix::System::new();
     let result = system.block_on(async move {
+        // The recorder first: each endpoint registers its metrics as it starts.
+        let metrics = match metrics_addr {
+            Some(addr) => Some(common::metrics::serve(&addr)?),
+            None => None,
+        };
         let server: ServerHandle = match transport.as_str() {
             "tcp" => {
                 let mut server =
@@ -195,7 +209,12 @@ fn main() {
         };
         let watched = server.clone();
         print_stats_every(stats_every, move || watched.stats());
-        common::serve_until_signal(&server, drain).await?;
+        let more: Vec<String> = metrics
+            .map(|addr| format!("metrics on http://{addr}/metrics"))
+            .into_iter()
+            .collect();
+        common::announce(&server, &more)?;
+        common::stop_on_signal(&server, drain).await?;
         eprintln!("stopped: {:?} {:?}", server.stats(), server.udp_stats());
         Ok::<_, getty::Error>(())
     });

@@ -9,8 +9,10 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::process::{
-    example, output_within, start_listening_example, stdout_of_success, tls_cert_files, ChildGuard,
+    example, output_within, start_example_lines, start_listening_example, stdout_of_success,
+    tls_cert_files, ChildGuard,
 };
+use common::scrape::{sample, scrape, scrape_until};
 
 /// How long an example that runs to its end may take (they finish in seconds).
 const RUN_LIMIT: Duration = Duration::from_secs(120);
@@ -709,4 +711,77 @@ fn ws_echo_client_checks_ws_echo_server_over_wss() {
         "{summary}"
     );
     server.signal_and_expect_clean_exit("-TERM");
+}
+
+/// echo_server --metrics-addr over `transport` (plus `extra` options), whose metrics
+/// are labelled with the transport's name: scraped before, during and after a 3 s
+/// echo_client run of 4 connections, the counters move while the load runs, add up to
+/// the client's own count after it, and the open-sessions gauge returns to 0 once the
+/// sessions close, each for `cause`.
+fn metrics_follow_echo_load(transport: &str, extra: &[&str], cause: &str) {
+    let endpoint = transport;
+    let mut args = vec!["--transport", transport, "--addr", "127.0.0.1:0"];
+    args.extend(["--metrics-addr", "127.0.0.1:0"]);
+    args.extend(extra);
+    let (mut server, addr, more) = start_example_lines("echo_server", &args, 1);
+    let metrics = more[0]
+        .strip_prefix("metrics on http://")
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("`metrics on http://HOST:PORT/metrics`, got {more:?}"))
+        .to_owned();
+    let series = |name: &str| format!("{name}{{endpoint=\"{endpoint}\"}}");
+    let value = |page: &str, name: &str| {
+        sample(page, &series(name)).unwrap_or_else(|| panic!("{} on\n{page}", series(name)))
+    };
+    let page = scrape(&metrics);
+    assert_eq!(value(&page, "getty_frames_received_total"), 0.0, "{page}");
+    assert_eq!(value(&page, "getty_sessions_open"), 0.0, "{page}");
+
+    let client = ["--transport", transport, "--addr", &addr, "--conns", "4"];
+    let client = [&client[..], &["--duration", "3", "--size", "100"]].concat();
+    let client = spawn_echo_client(client.iter().map(|a| a.to_string()).collect());
+    let page = scrape_until(&metrics, "four sessions echoing", |page| {
+        sample(page, &series("getty_sessions_open")) == Some(4.0)
+            && sample(page, &series("getty_frames_received_total")) > Some(0.0)
+    });
+    let during = value(&page, "getty_frames_received_total");
+    scrape_until(&metrics, "more frames while the load runs", |page| {
+        sample(page, &series("getty_frames_received_total")) > Some(during)
+    });
+
+    let out = client.join().expect("echo_client finishes within 60 s");
+    let text = stdout_of_success(&out, "echo_client");
+    let summary = text.lines().last().expect("summary line");
+    assert_eq!(summary_field(summary, "errors"), 0, "{summary}");
+    let page = scrape_until(&metrics, "every session closed", |page| {
+        sample(page, &series("getty_sessions_open")) == Some(0.0)
+    });
+    let closed =
+        format!("getty_sessions_closed_total{{endpoint=\"{endpoint}\",cause=\"{cause}\"}}");
+    assert_eq!(sample(&page, &closed), Some(4.0), "{page}");
+    assert_eq!(value(&page, "getty_sessions_opened_total"), 4.0);
+    let sent = summary_field(summary, "sent") as f64;
+    assert_eq!(
+        value(&page, "getty_frames_received_total"),
+        sent,
+        "{summary}"
+    );
+    assert_eq!(value(&page, "getty_frames_sent_total"), sent, "{summary}");
+    server.signal_and_expect_clean_exit("-TERM");
+}
+
+#[test]
+fn echo_server_metrics_are_scraped_while_tcp_echo_load_runs() {
+    metrics_follow_echo_load("tcp", &[], "peer_eof");
+}
+
+#[test]
+fn echo_server_metrics_are_scraped_while_ws_echo_load_runs() {
+    metrics_follow_echo_load("ws", &[], "peer_eof");
+}
+
+#[test]
+fn echo_server_metrics_are_scraped_while_udp_echo_load_runs() {
+    // UDP peers never hang up: their sessions end at the idle timeout.
+    metrics_follow_echo_load("udp", &["--read-timeout", "1"], "read_timeout");
 }

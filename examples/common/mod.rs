@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each example uses a part
 
 pub mod framing;
+pub mod metrics;
 pub mod pinger;
 pub mod pubsub;
 pub mod room;
@@ -161,18 +162,35 @@ pub async fn wait_for_signal() -> std::io::Result<Ending> {
 }
 
 /// Prints `listening on <address>` (flushed: tests and scripts wait for it) and serves
-/// until a signal. SIGINT or SIGTERM stop the server gracefully: every session flushes
-/// and closes. SIGUSR2 hands over to a next process bound to the same address with
-/// `reuse_port` (a rolling restart): the server drains, each session closes once it has
-/// flushed what it owes, its peer re-dials (to the next process), and what is still open
-/// after `drain_deadline` is stopped.
+/// until a signal, as [`stop_on_signal`] says.
 pub async fn serve_until_signal(
     server: &getty::ServerHandle,
     drain_deadline: std::time::Duration,
 ) -> std::io::Result<()> {
+    announce(server, &[])?;
+    stop_on_signal(server, drain_deadline).await
+}
+
+/// Prints `listening on <address>`, then each line of `more`, and flushes: tests and
+/// scripts wait for the first line.
+pub fn announce(server: &getty::ServerHandle, more: &[String]) -> std::io::Result<()> {
     use std::io::Write;
     println!("listening on {}", server.local_addr());
-    std::io::stdout().flush()?;
+    for line in more {
+        println!("{line}");
+    }
+    std::io::stdout().flush()
+}
+
+/// Serves until a signal. SIGINT or SIGTERM stop the server gracefully: every session
+/// flushes and closes. SIGUSR2 hands over to a next process bound to the same address
+/// with `reuse_port` (a rolling restart): the server drains, each session closes once it
+/// has flushed what it owes, its peer re-dials (to the next process), and what is still
+/// open after `drain_deadline` is stopped.
+pub async fn stop_on_signal(
+    server: &getty::ServerHandle,
+    drain_deadline: std::time::Duration,
+) -> std::io::Result<()> {
     match wait_for_signal().await? {
         Ending::Stop => server.stop().await,
         Ending::HandOver => {

@@ -236,19 +236,40 @@ pub fn stdout_of_success(out: &Output, what: &str) -> String {
 
 /// Reads the first line of a child's stdout, waiting at most `limit`.
 pub fn first_line(stdout: std::process::ChildStdout, limit: Duration) -> String {
+    first_lines(stdout, 1, limit).remove(0)
+}
+
+/// Reads the first `n` lines of a child's stdout, waiting at most `limit` for them all.
+pub fn first_lines(stdout: std::process::ChildStdout, n: usize, limit: Duration) -> Vec<String> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
+        let mut stdout = BufReader::new(stdout);
+        let mut lines = Vec::new();
+        for _ in 0..n {
+            let mut line = String::new();
+            let _ = stdout.read_line(&mut line);
+            lines.push(line);
+        }
+        let _ = tx.send(lines);
     });
     rx.recv_timeout(limit)
-        .unwrap_or_else(|_| panic!("no line on stdout within {limit:?}"))
+        .unwrap_or_else(|_| panic!("not {n} lines on stdout within {limit:?}"))
 }
 
 /// Starts example `name` with `args` and returns it with the address it prints as its
 /// first line, `listening on <addr>` (30 s at most).
 pub fn start_example(name: &str, args: &[&str]) -> (ChildGuard, String) {
+    let (guard, addr, _) = start_example_lines(name, args, 0);
+    (guard, addr)
+}
+
+/// [`start_example`], also returning the `more` lines the example prints after its
+/// `listening on` line.
+pub fn start_example_lines(
+    name: &str,
+    args: &[&str],
+    more: usize,
+) -> (ChildGuard, String, Vec<String>) {
     let mut child = Command::new(example(name))
         .args(args)
         .stdin(Stdio::null())
@@ -258,13 +279,18 @@ pub fn start_example(name: &str, args: &[&str]) -> (ChildGuard, String) {
         .unwrap_or_else(|e| panic!("start {name}: {e}"));
     let stdout = child.stdout.take().expect("stdout");
     let guard = ChildGuard::new(child);
-    let line = first_line(stdout, Duration::from_secs(30));
+    let mut lines = first_lines(stdout, 1 + more, Duration::from_secs(30));
+    let line = lines.remove(0);
     let addr = line
         .trim()
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("{name} prints `listening on <addr>`, got {line:?}"))
         .to_owned();
-    (guard, addr)
+    (
+        guard,
+        addr,
+        lines.into_iter().map(|l| l.trim().to_owned()).collect(),
+    )
 }
 
 /// Starts example `name` on a free loopback port (unless `extra` gives its own `--addr`:
