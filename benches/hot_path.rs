@@ -1,8 +1,9 @@
 //! Hot-path benchmarks: decoding and encoding batches of small frames; a whole session
 //! (read, decode, dispatch to the listener, encode, write) over an in-memory pipe, with
 //! no kernel and no second thread, per frame and per batch; and a pipelined echo through
-//! a real getty server over loopback; and 1 KiB text frames through the compressing
-//! codec adapter, none against deflate against snappy.
+//! a real getty server over loopback; 1 KiB text frames through the compressing codec
+//! adapter, none against deflate against snappy; and the in-memory session with no
+//! metrics recorder installed against the same with a Prometheus recorder.
 //!
 //! `cargo bench --bench hot_path`. For comparisons with raw tokio and plain actix, use
 //! `../shared/yardstick` against `examples/echo_server` (see README).
@@ -128,14 +129,17 @@ fn echo(c: &mut Criterion) {
     group.finish();
 }
 
-/// The session's own cost: client and server share one actix system on this thread and
-/// talk through a tokio duplex pipe handed to [`Server::serve`], so what is measured is
-/// the reader actor, the hop to the logic actor, the listener, the write queue and the
-/// pipe, with no syscall.
-fn session_in_memory(c: &mut Criterion) {
-    let system = actix::System::new();
+/// The client's two halves of an in-memory echo session.
+type PipeClient = (
+    FramedWrite<tokio::io::WriteHalf<tokio::io::DuplexStream>, LengthDelimited>,
+    FramedRead<tokio::io::ReadHalf<tokio::io::DuplexStream>, LengthDelimited>,
+);
+
+/// Starts an echo server (one arbiter, this thread) on `system` and connects it to a
+/// tokio duplex pipe; returns the client's ends of the pipe.
+fn pipe_echo(system: &actix::SystemRunner) -> PipeClient {
     let (connect, incoming) = futures::channel::mpsc::unbounded();
-    let (mut sink, mut echoes) = system.block_on(async move {
+    system.block_on(async move {
         // Kept running by the system between measurements.
         let server = Server::new()
             .kind("pipe")
@@ -151,30 +155,83 @@ fn session_in_memory(c: &mut Criterion) {
             FramedWrite::new(w, LengthDelimited::new()),
             FramedRead::new(r, LengthDelimited::new()),
         )
-    });
+    })
+}
+
+/// Times `iters` rounds of `depth` pipelined 64-byte frames and their echoes.
+fn pipe_rounds(
+    system: &actix::SystemRunner,
+    client: &mut PipeClient,
+    depth: usize,
+    iters: u64,
+) -> Duration {
+    let (sink, echoes) = client;
     let payload = Bytes::from(vec![1u8; SIZE]);
+    system.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            for _ in 0..depth {
+                sink.feed(payload.clone()).await.unwrap();
+            }
+            sink.flush().await.unwrap();
+            for _ in 0..depth {
+                echoes.next().await.unwrap().unwrap();
+            }
+        }
+        start.elapsed()
+    })
+}
+
+/// The session's own cost: client and server share one actix system on this thread and
+/// talk through a tokio duplex pipe handed to [`Server::serve`], so what is measured is
+/// the reader actor, the hop to the logic actor, the listener, the write queue and the
+/// pipe, with no syscall.
+fn session_in_memory(c: &mut Criterion) {
+    let system = actix::System::new();
+    let mut client = pipe_echo(&system);
     let mut group = c.benchmark_group("session_in_memory");
     for depth in [1usize, 16, FRAMES] {
         group.throughput(Throughput::Elements(depth as u64));
         group.bench_function(format!("{depth} pipelined x 64 B"), |b| {
-            b.iter_custom(|iters| {
-                system.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        for _ in 0..depth {
-                            sink.feed(payload.clone()).await.unwrap();
-                        }
-                        sink.flush().await.unwrap();
-                        for _ in 0..depth {
-                            echoes.next().await.unwrap().unwrap();
-                        }
-                    }
-                    start.elapsed()
-                })
-            })
+            b.iter_custom(|iters| pipe_rounds(&system, &mut client, depth, iters))
         });
     }
     group.finish();
+}
+
+/// What the metrics cost on the session's hot path: the in-memory echo with no recorder
+/// installed (every metric handle a no-op), then, in a session started after a
+/// Prometheus recorder was installed (the endpoint registers its handles at start),
+/// with every update recorded. Run last: the recorder stays installed for the process.
+fn metrics_overhead(c: &mut Criterion) {
+    let system = actix::System::new();
+    let mut group = c.benchmark_group("metrics");
+    let mut client = pipe_echo(&system);
+    for depth in [1usize, 16] {
+        group.throughput(Throughput::Elements(depth as u64));
+        group.bench_function(format!("no recorder, {depth} pipelined x 64 B"), |b| {
+            b.iter_custom(|iters| pipe_rounds(&system, &mut client, depth, iters))
+        });
+    }
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let page = recorder.handle();
+    metrics::set_global_recorder(recorder).expect("the bench's only recorder");
+    let mut client = pipe_echo(&system);
+    for depth in [1usize, 16] {
+        group.throughput(Throughput::Elements(depth as u64));
+        group.bench_function(
+            format!("prometheus recorder, {depth} pipelined x 64 B"),
+            |b| b.iter_custom(|iters| pipe_rounds(&system, &mut client, depth, iters)),
+        );
+    }
+    group.finish();
+    // What the recorded session's page says, as a check that it recorded.
+    let frames = page
+        .render()
+        .lines()
+        .find(|l| l.starts_with("getty_frames_received_total"))
+        .map(str::to_owned);
+    println!("recorded: {frames:?}");
 }
 
 /// 1 KiB text-like frames (JSON chat lines from a small vocabulary, as a chat or a
@@ -266,5 +323,12 @@ fn compression(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, codec, compression, session_in_memory, echo);
+criterion_group!(
+    benches,
+    codec,
+    compression,
+    session_in_memory,
+    echo,
+    metrics_overhead
+);
 criterion_main!(benches);
