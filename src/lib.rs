@@ -164,6 +164,12 @@
 //! sessions read datagrams (one frame each, with the peer address on the unconnected
 //! server) through the same reader, logic and supervisor actors, and the same listener.
 //!
+//! ## Metrics
+//! Every endpoint records its sessions, closes by cause, traffic, refusals and (clients)
+//! dials and reconnects through the [`metrics`](::metrics) facade, labelled with
+//! `metrics_label` on its builder; the application installs the exporter it wants. See
+//! [`metrics`] for the table of names, types and labels.
+//!
 //! ## Guarantees
 //! - Backpressure both ways: a full read queue stops reading; a full write queue refuses
 //!   writes with [`ErrorKind::QueueFull`]. Nothing is dropped silently and nothing is

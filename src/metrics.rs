@@ -1,4 +1,4 @@
-//! Metrics an operator can scrape, through the [`metrics`](::metrics) facade: getty
+//! Metrics an operator can scrape, through the [`metrics`] facade: getty
 //! records, the application picks the exporter by installing a recorder (for Prometheus,
 //! `metrics-exporter-prometheus`). With no recorder installed nothing is recorded, and
 //! every update costs a test of an empty handle.
