@@ -14,10 +14,12 @@
 //! up into the same series (the client gauges, which are set rather than added to, then
 //! show whichever client set them last).
 //!
-//! Nothing is looked up or allocated per frame: frames, bytes, refused writes and soft
-//! errors are added from each session's own counters ([`SessionStats`]) once per pass of
-//! its write loop (once per batch of frames read or written) and when it closes, so a
-//! scrape may lag a session's traffic by one batch.
+//! The sessions' hot path (read, decode, dispatch, encode, write) does no metric work at
+//! all: frames, bytes, refused writes and soft errors are added from each session's own
+//! counters ([`SessionStats`]) by its endpoint's supervisor, on its tick at most every
+//! 200 ms and once more when the session is gone. So a scrape may lag a session's
+//! traffic by a fraction of a second, and a session that never opened (refused) adds
+//! none. Sessions opening and closing are recorded as they happen.
 //!
 //! | name | type | labels | what it counts |
 //! |---|---|---|---|
@@ -311,7 +313,7 @@ impl EndpointMetrics {
     }
 
     /// Adds what a session's counters (`now`) gained since they were last added
-    /// (`reported`, updated here). A few loads and compares when nothing changed.
+    /// (`reported`, updated here).
     pub(crate) fn add_traffic(&self, now: SessionStats, reported: &mut SessionStats) {
         add(
             &self.frames_received,

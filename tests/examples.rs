@@ -753,20 +753,18 @@ fn metrics_follow_echo_load(transport: &str, extra: &[&str], cause: &str) {
     let text = stdout_of_success(&out, "echo_client");
     let summary = text.lines().last().expect("summary line");
     assert_eq!(summary_field(summary, "errors"), 0, "{summary}");
-    let page = scrape_until(&metrics, "every session closed", |page| {
+    // Traffic is counted every 200 ms and as each session goes: wait for both.
+    let sent = summary_field(summary, "sent") as f64;
+    let page = scrape_until(&metrics, "every session closed and counted", |page| {
         sample(page, &series("getty_sessions_open")) == Some(0.0)
+            && sample(page, &series("getty_frames_sent_total")) == Some(sent)
     });
     let closed =
         format!("getty_sessions_closed_total{{endpoint=\"{endpoint}\",cause=\"{cause}\"}}");
     assert_eq!(sample(&page, &closed), Some(4.0), "{page}");
     assert_eq!(value(&page, "getty_sessions_opened_total"), 4.0);
-    let sent = summary_field(summary, "sent") as f64;
-    assert_eq!(
-        value(&page, "getty_frames_received_total"),
-        sent,
-        "{summary}"
-    );
-    assert_eq!(value(&page, "getty_frames_sent_total"), sent, "{summary}");
+    let received = value(&page, "getty_frames_received_total");
+    assert_eq!(received, sent, "{summary}");
     server.signal_and_expect_clean_exit("-TERM");
 }
 

@@ -1,7 +1,9 @@
 //! Metrics through the `metrics` facade, checked with exact counts against a recorder
 //! installed for this whole test binary (a global recorder, since sessions run on
 //! arbiter threads of their own). Each test gives its endpoints labels of their own, so
-//! the tests can run side by side.
+//! the tests can run side by side. Traffic reaches the metrics through the endpoint's
+//! supervisor (every 200 ms, and as each session goes), so the checks of traffic come
+//! after a stop (which waits until every session is gone) or wait for the count.
 
 mod common;
 
@@ -213,11 +215,11 @@ async fn writes_refused_for_room_are_counted_as_the_writers_saw_them() {
     }
     drop(client);
     wait_until(SECS5, "the close", || server.stats().closed == 1).await;
+    server.stop().await;
     let refused = refused_now();
     assert!(refused > 0 && refused < 64, "{refused} of 64 refused");
     assert_eq!(counter(WRITES_REFUSED, label), refused);
     assert_eq!(counter(FRAMES_SENT, label), 64 - refused);
-    server.stop().await;
 }
 
 /// Echoes; the first session's first frame waits (blocking its arbiter, and with it the
@@ -340,13 +342,13 @@ async fn ws_sessions_and_failed_upgrades_are_counted_under_the_ws_label() {
     }
     within(SECS5, peer.close(None)).await.unwrap();
     wait_until(SECS5, "the close", || server.stats().closed == 1).await;
+    server.stop().await;
     assert_eq!(counter(SESSIONS_OPENED, label), 1);
     assert_eq!(closed(label, "peer_eof"), 1);
     assert_eq!(gauge(SESSIONS_OPEN, label), 0.0);
     assert_eq!(counter(FRAMES_RECEIVED, label), 2);
     assert_eq!(counter(FRAMES_SENT, label), 2);
     assert_eq!(counter(RECEIVED_BYTES, label), 13);
-    server.stop().await;
 }
 
 #[actix::test]

@@ -17,7 +17,7 @@ use crate::listener::EventListener;
 use crate::metrics::{CloseCause, EndpointMetrics};
 use crate::session::{
     next_session_id, start_session, AnySession, ByteReader, Control, SessionId, SessionSetup,
-    SessionShared, SessionStats, SessionWriter,
+    SessionShared, SessionWriter,
 };
 use crate::transport::{Address, Transport};
 use crate::SessionConfig;
@@ -243,8 +243,6 @@ pub(crate) struct SessionSlot {
     id: SessionId,
     opened: bool,
     released: bool,
-    /// The session's counters as last added to the endpoint's metrics.
-    reported: SessionStats,
 }
 
 impl SessionSlot {
@@ -256,7 +254,6 @@ impl SessionSlot {
             id: next_session_id(),
             opened: false,
             released: false,
-            reported: SessionStats::default(),
         }
     }
 
@@ -308,13 +305,6 @@ impl SessionSlot {
     pub(crate) fn establish_failed(mut self) {
         self.endpoint.count_establish_failure();
         self.release(Outcome::NotConnected);
-    }
-
-    /// Adds what the session's counters gained since the last report to the endpoint's
-    /// metrics: once per pass of its write loop and once at its end, never per frame.
-    #[inline]
-    pub(crate) fn report_traffic(&mut self, now: SessionStats) {
-        self.endpoint.metrics.add_traffic(now, &mut self.reported);
     }
 
     /// The dial (or establishing) was given up because the endpoint is stopping.

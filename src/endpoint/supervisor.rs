@@ -20,91 +20,32 @@ use crate::endpoint::client::{ClientEvent, EventHook};
 use crate::endpoint::reconnect::Backoff;
 use crate::endpoint::{EndpointShared, SessionSlot};
 use crate::error::Error;
-use crate::session::{AnySession, Control, SessionId, SessionShared};
+use crate::metrics::EndpointMetrics;
+use crate::session::{AnySession, Control, SessionId, SessionShared, SessionStats};
 use crate::SessionConfig;
 
-/// Shortest and longest supervisor tick. Timers fire within one tick of being due.
-const MIN_TICK: Duration = Duration::from_millis(5);
-const MAX_TICK: Duration = Duration::from_millis(250);
+pub(crate) use timers::{tick_for, Timers};
+
+/// Shortest time between two reports of the sessions' traffic to the endpoint's metrics.
+const TRAFFIC_PERIOD_MS: u64 = 200;
 /// Time granted past the longest wait time before a stop stops waiting for a session
 /// whose arbiter does not answer (for example a callback that never returns).
 const STOP_GRACE: Duration = Duration::from_secs(1);
-
-/// The tick that serves `config`: a quarter of its shortest timer, within bounds.
-pub(crate) fn tick_for(config: &SessionConfig) -> Duration {
-    let shortest = [config.read_timeout, config.write_timeout]
-        .into_iter()
-        .flatten()
-        .fold(config.cron_period, Duration::min);
-    (shortest / 4).clamp(MIN_TICK, MAX_TICK)
-}
-
-/// One session's timers, in process milliseconds (see `clock`). Socket-free.
-#[derive(Debug, Clone)]
-pub(crate) struct Timers {
-    cron_period_ms: u64,
-    read_timeout_ms: Option<u64>,
-    write_timeout_ms: Option<u64>,
-    next_cron_ms: u64,
-    /// The last-read time a read timeout was reported for: reported once per silence,
-    /// again only after a newer read started a new one.
-    read_reported: Option<u64>,
-    /// The stall start a write timeout was reported for, likewise.
-    write_reported: Option<u64>,
-}
-
-impl Timers {
-    pub(crate) fn new(config: &SessionConfig, now_ms: u64) -> Self {
-        let ms = |d: Duration| d.as_millis().max(1) as u64;
-        Timers {
-            cron_period_ms: ms(config.cron_period),
-            read_timeout_ms: config.read_timeout.map(ms),
-            write_timeout_ms: config.write_timeout.map(ms),
-            next_cron_ms: now_ms + ms(config.cron_period),
-            read_reported: None,
-            write_reported: None,
-        }
-    }
-
-    /// What is due at `now_ms`, given when the session last read and since when its
-    /// writes have been stalled (0: not stalled). Timeouts come before cron.
-    pub(crate) fn due(
-        &mut self,
-        now_ms: u64,
-        last_read_ms: u64,
-        stalled_ms: u64,
-    ) -> Option<Control> {
-        if let Some(limit) = self.write_timeout_ms {
-            let new_stall = self.write_reported != Some(stalled_ms);
-            if stalled_ms != 0 && new_stall && now_ms.saturating_sub(stalled_ms) >= limit {
-                self.write_reported = Some(stalled_ms);
-                return Some(Control::WriteTimeout);
-            }
-        }
-        if let Some(limit) = self.read_timeout_ms {
-            let new_silence = self.read_reported != Some(last_read_ms);
-            if new_silence && now_ms.saturating_sub(last_read_ms) >= limit {
-                self.read_reported = Some(last_read_ms);
-                return Some(Control::ReadTimeout);
-            }
-        }
-        if now_ms >= self.next_cron_ms {
-            // A late tick fires once, then the schedule resumes from now: no bursts.
-            self.next_cron_ms += self.cron_period_ms;
-            if self.next_cron_ms <= now_ms {
-                self.next_cron_ms = now_ms + self.cron_period_ms;
-            }
-            return Some(Control::Cron);
-        }
-        None
-    }
-}
 
 struct Watched {
     shared: Arc<SessionShared>,
     control: Recipient<Control>,
     timers: Timers,
     opened_ms: u64,
+    /// The session's counters as last added to the endpoint's metrics.
+    reported: SessionStats,
+}
+
+impl Watched {
+    /// Adds what the session's counters gained since the last report to `metrics`.
+    fn report_traffic(&mut self, metrics: &EndpointMetrics) {
+        metrics.add_traffic(self.shared.stats.snapshot(), &mut self.reported);
+    }
 }
 
 /// A client's re-dial state: the supervisor alone decides when to dial, so there is one
@@ -175,6 +116,8 @@ pub(crate) struct Supervisor {
     sessions: HashMap<SessionId, Watched>,
     tick: Duration,
     ticker: Option<SpawnHandle>,
+    /// When the sessions' traffic is next due to be reported, in `clock` milliseconds.
+    next_traffic_ms: u64,
     /// Set once a stop began: who waits for the last session to go.
     stop_waiters: Option<Vec<oneshot::Sender<()>>>,
     /// Set once a drain began: who waits for the last session to go.
@@ -191,6 +134,7 @@ impl Supervisor {
             sessions: HashMap::new(),
             tick: tick_for(default_config),
             ticker: None,
+            next_traffic_ms: 0,
             stop_waiters: None,
             drain_waiters: None,
             redial: None,
@@ -266,7 +210,18 @@ impl Supervisor {
 
     fn check_timers(&mut self) {
         let now = clock::now_ms();
+        // Rule: the sessions' traffic reaches the metrics from here, off their hot path
+        // (which does no metric work at all): every session's counters at most every
+        // TRAFFIC_PERIOD_MS, and once more when it is gone.
+        let traffic = now >= self.next_traffic_ms;
+        if traffic {
+            self.next_traffic_ms = now + TRAFFIC_PERIOD_MS;
+        }
+        let metrics = self.endpoint.metrics();
         for watched in self.sessions.values_mut() {
+            if traffic {
+                watched.report_traffic(metrics);
+            }
             let shared = &watched.shared;
             // A session held back (by the memory budget, or with its reader paused for
             // its write queue or backlog) learns it may go on when its logic actor runs
@@ -353,6 +308,7 @@ impl Handler<Register> for Supervisor {
                 control: msg.control,
                 timers,
                 opened_ms: now,
+                reported: SessionStats::default(),
             },
         );
         if let Some(redial) = self.redial.as_mut() {
@@ -369,8 +325,9 @@ impl Handler<Gone> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, Gone(id): Gone, ctx: &mut Context<Self>) {
-        let watched = self.sessions.remove(&id);
-        if let Some(w) = &watched {
+        let mut watched = self.sessions.remove(&id);
+        if let Some(w) = &mut watched {
+            w.report_traffic(self.endpoint.metrics());
             self.emit(ClientEvent::SessionDown { id });
             tracing::debug!(%id, up_ms = clock::now_ms() - w.opened_ms, "session gone");
         }
@@ -480,6 +437,8 @@ impl Handler<Shutdown> for Supervisor {
         })
     }
 }
+
+mod timers;
 
 #[cfg(test)]
 mod tests;

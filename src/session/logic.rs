@@ -224,8 +224,6 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
         self.shared().note_queue(0, false, 0);
         self.shared().charge.release();
         self.shared().set_phase(Phase::Closed);
-        self.slot
-            .report_traffic(self.session.shared().stats.snapshot());
         self.slot.release(if on_close {
             Outcome::Closed(self.close.closed_by())
         } else {

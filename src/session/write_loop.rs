@@ -149,10 +149,6 @@ impl<L: EventListener, W: AsyncWrite + Unpin + 'static> LogicActor<L, W> {
             (true, false) => self.stalled_ms,
         };
         self.account();
-        // Once per pass, not per frame: what the session's counters gained goes to the
-        // endpoint's metrics.
-        self.slot
-            .report_traffic(self.session.shared().stats.snapshot());
         let shared = self.session.shared();
         shared.note_queue(self.out.len(), self.out.is_writable(), self.stalled_ms);
         if progressed {

@@ -1,5 +1,6 @@
 //! Unit tests of `supervisor`.
 
+use super::timers::{MAX_TICK, MIN_TICK};
 use super::*;
 
 fn config(cron_ms: u64, read_ms: Option<u64>, write_ms: Option<u64>) -> SessionConfig {
