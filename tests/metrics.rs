@@ -222,10 +222,13 @@ async fn writes_refused_for_room_are_counted_as_the_writers_saw_them() {
     assert_eq!(counter(FRAMES_SENT, label), 64 - refused);
 }
 
+/// Where the gated listener says it is waiting, and where it waits to be told go.
+type Gate = (std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>);
+
 /// Echoes; the first session's first frame waits (blocking its arbiter, and with it the
 /// UDP server's demultiplexer) until the test says go, so datagrams pile up meanwhile.
 struct Gated {
-    gate: Arc<Mutex<Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>>>,
+    gate: Arc<Mutex<Option<Gate>>>,
 }
 
 impl EventListener for Gated {
