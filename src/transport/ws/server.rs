@@ -50,7 +50,7 @@ use crate::SessionConfig;
 ///
 /// ```no_run
 /// # async fn run() -> getty::Result<()> {
-/// use bytes::Bytes;
+/// use bytes::{Bytes, BytesMut};
 /// use getty::transport::ws::WsServer;
 /// use getty::{EventListener, LengthDelimited, SessionContext};
 ///
