@@ -10,11 +10,17 @@
 //! 1009), and the room sends each line to every other member as one text message,
 //! prefixed with the sender's id, with no framing inside: a browser's `onmessage` gets
 //! it as a string. Prints `listening on <address>`; exits 0 on SIGINT or SIGTERM.
+//!
+//! `--broker redis://HOST:PORT` joins the room to the rooms of the same `--room` name in
+//! other processes through Redis pub/sub, `chat` processes included (the room is the
+//! same actor); `--reuse-port true` lets several processes share one address. See the
+//! `chat` example and the README's "Scaling out".
 
 mod common;
 
 use actix::prelude::*;
 use actix_web::{web, HttpResponse};
+use common::broker::Broker;
 use common::room::Room;
 use common::Options;
 use getty::actor::ActorListener;
@@ -22,7 +28,8 @@ use getty::prelude::*;
 use getty::transport::ws::{TextMessages, WsServer};
 use getty::SessionConfig;
 
-const USAGE: &str = "usage: ws_chat --addr HOST:PORT";
+const USAGE: &str =
+    "usage: ws_chat --addr HOST:PORT [--reuse-port true] [--broker redis://HOST:PORT [--room NAME]]";
 const MAX_LINE: usize = 1024;
 
 const PAGE: &str = r#"<!doctype html>
@@ -44,18 +51,31 @@ document.getElementById('form').onsubmit = (ev) => {
 </script></body></html>"#;
 
 fn main() {
-    let opts = Options::parse(&["addr"], USAGE);
+    let opts = Options::parse(&["addr", "reuse-port", "broker", "room"], USAGE);
     let addr: String = opts.get("addr", "127.0.0.1:7300".to_owned());
+    let reuse_port: bool = opts.get("reuse-port", false);
+    // Checked before anything starts: a bad URL is the user's to fix (exit 2).
+    let broker = opts.opt::<String>("broker").map(|url| {
+        let room: String = opts.get("room", "chat".to_owned());
+        Broker::open(&url, &room).unwrap_or_else(|err| {
+            eprintln!("{err}\n{USAGE}");
+            std::process::exit(2);
+        })
+    });
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
     let result = actix::System::new().block_on(async move {
-        let room = Room::default().start();
+        let room = match broker {
+            Some(broker) => Room::start_with_broker(broker),
+            None => Room::default().start(),
+        };
         let server = WsServer::new(addr)
             .path("/ws")
             .workers(1)
             .session_config(SessionConfig::default().max_frame_length(MAX_LINE))
+            .reuse_port(reuse_port)
             .configure(|cfg| {
                 cfg.route(
                     "/",

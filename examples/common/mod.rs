@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each example uses a part
 
+pub mod broker;
 pub mod framing;
 pub mod metrics;
 pub mod pinger;
