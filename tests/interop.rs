@@ -1,12 +1,14 @@
 //! The interop suite: this crate's endpoints against real peers that are not Rust —
-//! headless Chromium, Python's `websockets` package and `socket` module, and
-//! `openssl s_client` — and against the kernel itself, whose loopback a keepalive test
-//! takes down in a network namespace of its own (as root, with `ip` and `nsenter`). They are programs a fresh machine does not have, so every test here
+//! headless Chromium, Python's `websockets` package and `socket` module,
+//! `openssl s_client`, and `redis-server` as the broker of a chat room spread over three
+//! processes (`interop/chat_broker.rs`) — and against the kernel itself, whose loopback a
+//! keepalive test takes down in a network namespace of its own (as root, with `ip` and
+//! `nsenter`). They are programs a fresh machine does not have, so every test here
 //! is `#[ignore]`d with the package it needs, and the default `cargo test` lists them as
 //! ignored. Run them with
 //!
 //! ```text
-//! apt-get install -y chromium python3-websockets openssl   # Debian; .ci/run does it
+//! apt-get install -y chromium python3-websockets openssl redis-server   # Debian; .ci/run does it
 //! cargo test --test interop -- --ignored
 //! ```
 //!
@@ -14,6 +16,8 @@
 //! a failure that names the package to install, never a skip. The example binaries they
 //! talk to are built on demand, so this target also runs on its own.
 
+#[path = "interop/chat_broker.rs"]
+mod chat_broker;
 mod common;
 
 use std::io::{Read, Write};
