@@ -121,13 +121,14 @@ fn readme_and_ci_run_the_interop_suite_after_the_default_one() {
 }
 
 /// The default suite passes on a machine with only the Rust toolchain: outside
-/// `tests/interop.rs`, a test may start only `kill`, `sh`, cargo and the crate's examples,
-/// and every test in `tests/interop.rs` is ignored with what it needs.
+/// `tests/interop.rs` (and its modules in `tests/interop/`), a test may start only
+/// `kill`, `sh`, cargo and the crate's examples, and every test of the interop suite is
+/// ignored with what it needs.
 #[test]
 fn only_the_ignored_interop_suite_runs_programs_from_outside_cargo() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests");
     let mut files = Vec::new();
-    for sub in ["", "/common"] {
+    for sub in ["", "/common", "/interop"] {
         for entry in std::fs::read_dir(format!("{dir}{sub}")).expect("tests dir") {
             let path = entry.expect("entry").path();
             if path.extension().is_some_and(|e| e == "rs") {
@@ -138,10 +139,14 @@ fn only_the_ignored_interop_suite_runs_programs_from_outside_cargo() {
     assert!(files.len() > 10, "found the test files: {files:?}");
     for path in files {
         let text = std::fs::read_to_string(&path).expect("read");
-        if path.ends_with("interop.rs") {
+        // tests/interop.rs and its modules in tests/interop/.
+        let interop = path.ends_with("interop.rs")
+            || path.parent().is_some_and(|p| p.ends_with("tests/interop"));
+        if interop {
             let lines: Vec<&str> = text.lines().map(str::trim).collect();
             for (i, line) in lines.iter().enumerate() {
-                if line.starts_with("#[") && line.ends_with("test]") {
+                let test_attr = line.ends_with("test]") || line.contains("::test(");
+                if line.starts_with("#[") && test_attr {
                     assert!(
                         lines[i + 1].starts_with("#[ignore = \"interop: needs "),
                         "interop.rs line {}: a test without #[ignore = \"interop: needs ...\"]",
