@@ -371,7 +371,8 @@ fn stop(chats: &mut [ChildGuard]) {
 /// for 2 s: the processes stay up, every member is told the room is partitioned, lines
 /// said meanwhile reach the members of their own process only and their senders are told
 /// how many did not reach the others; once the broker is back the room says it is whole,
-/// and 300 more lines reach everyone again.
+/// and 300 more lines reach everyone again. Last, a burst beyond the publish queue: every
+/// line crosses or is reported to its sender.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "interop: needs redis-server (Debian: apt-get install redis-server)"]
 async fn chat_room_spans_three_processes_through_redis_and_survives_its_restart() {
@@ -507,8 +508,164 @@ async fn chat_room_spans_three_processes_through_redis_and_survives_its_restart(
         }
     }
     println!("phase 3: 300 lines, each once and in order, after the restart");
+
+    burst_beyond_the_publish_queue(&mut members, &names).await;
+    for chat in chats.iter_mut() {
+        assert!(
+            chat.child().try_wait().expect("wait").is_none(),
+            "a chat process died"
+        );
+    }
     stop(&mut chats);
     drop(redis);
+}
+
+/// Lines each member says at once in the burst: 30,000 per process, far more than the
+/// publish queue holds.
+const BURST: u64 = 3000;
+
+/// The sum of N over `* N lines not delivered to other servers` in `lines`.
+fn not_delivered(lines: &[(Instant, String)]) -> u64 {
+    lines
+        .iter()
+        .filter_map(|(_, l)| l.strip_suffix(" lines not delivered to other servers"))
+        .filter_map(|n| n.strip_prefix("* ")?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Every member says BURST lines at once, faster than the broker may take them. What did
+/// not fit the publish queue is reported to its sender (after `* room partitioned: the
+/// broker is too slow`, once half the queue is free); everything else reaches every
+/// member of the other processes once and in order, the same lines at each; the members
+/// of the sender's process get all of them.
+async fn burst_beyond_the_publish_queue(members: &mut [Member], names: &HashMap<String, usize>) {
+    let n = members.len();
+    let marks: Vec<usize> = members.iter().map(|m| m.lines.len()).collect();
+    let writers = members
+        .iter_mut()
+        .enumerate()
+        .map(|(j, m)| {
+            let lines = (0..BURST)
+                .map(|k| format!("b-{j}-{k}\n"))
+                .collect::<String>();
+            let writer = &mut m.writer;
+            async move { writer.write_all(lines.as_bytes()).await }
+        })
+        .collect::<Vec<_>>();
+    for result in futures::future::join_all(writers).await {
+        result.expect("burst written");
+    }
+    // got[i][j]: member j's burst lines member i received, in arrival order; counted as
+    // they arrive (each member gets tens of thousands).
+    let mut got = vec![vec![Vec::<u64>::new(); n]; n];
+    let mut scanned = marks.clone();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for (i, m) in members.iter_mut().enumerate() {
+            m.take_ready();
+            for (_, line) in &m.lines[scanned[i]..] {
+                if let Some((j, k)) = parse(line, "b", names) {
+                    got[i][j].push(k);
+                }
+            }
+            scanned[i] = m.lines.len();
+        }
+        let unsent: Vec<u64> = (0..n)
+            .map(|j| not_delivered(&members[j].lines[marks[j]..]))
+            .collect();
+        // Every line is accounted for: received by every other member, or reported to
+        // its sender as not delivered to the other servers.
+        let accounted = (0..n).all(|i| {
+            (0..n).all(|j| {
+                let count = got[i][j].len() as u64;
+                match (i == j, members[i].process == members[j].process) {
+                    (true, _) => count == 0,
+                    (false, true) => count == BURST,
+                    (false, false) => count + unsent[j] == BURST,
+                }
+            })
+        });
+        if accounted {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the burst was not accounted for within 60 s: unsent {unsent:?}, notices {:?}",
+            members.iter().map(Member::notices).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await; // a copy would be here by now
+    let mut reported = 0;
+    for (i, m) in members.iter_mut().enumerate() {
+        m.take_ready();
+        for (_, line) in &m.lines[scanned[i]..] {
+            assert!(
+                parse(line, "b", names).is_none(),
+                "{}: a burst line after all were in: {line}",
+                m.name
+            );
+        }
+    }
+    for j in 0..n {
+        let unsent = not_delivered(&members[j].lines[marks[j]..]);
+        reported += unsent;
+        let mut crossed: Option<&Vec<u64>> = None;
+        for i in 0..n {
+            let lines = &got[i][j];
+            let name = &members[i].name;
+            assert!(
+                lines.windows(2).all(|w| w[0] < w[1]),
+                "{name}: burst of {j} out of order or twice"
+            );
+            if members[i].process != members[j].process {
+                // What crossed, crossed to every member of the other processes.
+                match crossed {
+                    None => crossed = Some(lines),
+                    Some(first) => {
+                        assert_eq!(first, lines, "{name}: the lines of {j} that crossed")
+                    }
+                }
+            }
+        }
+    }
+    let total = BURST * n as u64;
+    let partitioned = members
+        .iter()
+        .enumerate()
+        .filter(|(i, m)| {
+            m.lines[marks[*i]..]
+                .iter()
+                .any(|(_, l)| l.starts_with("* room partitioned: the broker is too slow"))
+        })
+        .count();
+    println!(
+        "burst: {total} lines at once, {} crossed, {reported} reported to their senders as not delivered to other servers; {partitioned} members told `* room partitioned: the broker is too slow`",
+        total - reported
+    );
+    for (i, m) in members.iter().enumerate() {
+        let after = &m.lines[marks[i]..];
+        let slow = after
+            .iter()
+            .filter(|(_, l)| l.starts_with("* room partitioned"))
+            .count();
+        let whole = after
+            .iter()
+            .filter(|(_, l)| l == "* room whole again")
+            .count();
+        assert_eq!(slow, whole, "{}: each partition ends whole", m.name);
+        for unexpected in [
+            "* you missed",
+            "may not have reached",
+            "did not reach this one",
+        ] {
+            assert!(
+                after.iter().all(|(_, l)| !l.contains(unexpected)),
+                "{}: {unexpected:?} after the burst",
+                m.name
+            );
+        }
+    }
 }
 
 // ---- figures -----------------------------------------------------------------------
