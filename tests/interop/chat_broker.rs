@@ -407,9 +407,9 @@ async fn chat_room_spans_three_processes_through_redis_and_survives_its_restart(
     let outage_said: Vec<u64> = (0..MEMBERS)
         .map(|j| if j < PROCESSES { 5 } else { 0 })
         .collect();
-    for j in 0..PROCESSES {
+    for (j, member) in members.iter_mut().take(PROCESSES).enumerate() {
         for k in 0..5 {
-            members[j].say(&format!("o-{j}-{k}")).await;
+            member.say(&format!("o-{j}-{k}")).await;
         }
     }
     // They reach the members of their own process, and only those.
