@@ -407,14 +407,15 @@ async fn waiting_writers_hear_closed_when_the_session_ends() {
     server.stop().await;
 }
 
-/// The `chat` and `ws_chat` examples' room, as they use it (without a broker here: the
-/// interop suite runs it with one), and its broker link, which it names.
-#[path = "../examples/common/room.rs"]
-#[allow(dead_code)]
-mod room;
+/// The room's broker link, which the room names (not started here: the interop suite
+/// runs the room with a broker).
 #[path = "../examples/common/broker.rs"]
 #[allow(dead_code)]
 mod broker;
+/// The `chat` and `ws_chat` examples' room, as they use it.
+#[path = "../examples/common/room.rs"]
+#[allow(dead_code)]
+mod room;
 
 /// Lines each chat sender sends, scaled by `GETTY_CHAT_LINES` (default 20,000).
 fn chat_lines() -> u64 {
