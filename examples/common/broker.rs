@@ -171,8 +171,13 @@ impl BrokerLink {
         &self.server
     }
 
-    /// Queues `line` for the other processes without waiting.
-    pub fn publish(&self, line: Outgoing) -> Result<(), Refused> {
+    /// Queues `line` for the other processes without waiting. A line break in it (a
+    /// WebSocket member's message may hold one) crosses as a space: a room elsewhere may
+    /// serve line-based members, to whom it would show a second, forged line.
+    pub fn publish(&self, mut line: Outgoing) -> Result<(), Refused> {
+        if line.line.contains(['\n', '\r']) {
+            line.line = line.line.replace(['\n', '\r'], " ");
+        }
         self.queue.try_send(line).map_err(|err| match err {
             mpsc::error::TrySendError::Full(_) => Refused::Full,
             mpsc::error::TrySendError::Closed(_) => Refused::Stopped,
