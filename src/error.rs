@@ -155,6 +155,20 @@ pub enum ErrorKind {
         /// What went wrong.
         reason: Arc<str>,
     },
+    /// A QUIC connection ended other than cleanly: the peer closed it with an application
+    /// error code other than 0 (a close with code 0 is a clean end, read as EOF), closed
+    /// it for a transport error, reset or stopped the session's stream, or the
+    /// connection was lost another way. A QUIC idle timeout is
+    /// [`ReadTimeout`](Self::ReadTimeout) and a failed handshake [`Tls`](Self::Tls).
+    #[error("QUIC: {reason}")]
+    #[non_exhaustive]
+    Quic {
+        /// The application error code the peer closed the connection (or reset or
+        /// stopped the stream) with, when it gave one.
+        code: Option<u64>,
+        /// What happened, with the peer's reason phrase when it gave one.
+        reason: Arc<str>,
+    },
     /// An endpoint was set up with an option its transport cannot honour, or with
     /// options that contradict each other; it did not start. Such an error concerns an
     /// endpoint: it has no session.
@@ -236,6 +250,15 @@ impl Error {
         }
     }
 
+    /// The application error code of an [`ErrorKind::Quic`] that carries one: what the
+    /// QUIC peer closed the connection (or reset or stopped the stream) with.
+    pub fn quic_code(&self) -> Option<u64> {
+        match &self.kind {
+            ErrorKind::Quic { code, .. } => *code,
+            _ => None,
+        }
+    }
+
     /// True for [`ErrorKind::QueueFull`], [`ErrorKind::HandoffFull`] and
     /// [`ErrorKind::MemoryBudget`]: a write refused for room, worth trying again once the
     /// session drained (nothing of it was queued).
@@ -256,6 +279,14 @@ impl Error {
     /// A TLS error with a reason and no session yet.
     pub(crate) fn tls(reason: impl Into<String>) -> Self {
         Error::new(ErrorKind::Tls {
+            reason: Arc::from(reason.into()),
+        })
+    }
+
+    /// A QUIC connection or stream that ended other than cleanly.
+    pub(crate) fn quic(code: Option<u64>, reason: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Quic {
+            code,
             reason: Arc::from(reason.into()),
         })
     }

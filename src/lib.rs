@@ -164,6 +164,11 @@
 //! sessions read datagrams (one frame each, with the peer address on the unconnected
 //! server) through the same reader, logic and supervisor actors, and the same listener.
 //!
+//! QUIC ([`QuicServer`], [`QuicClient`], see [`transport::quic`], on quinn) runs a
+//! session per QUIC connection over its first bidirectional stream, with the same TLS
+//! configs as TCP; a peer that migrates to a new address keeps its session. WebSocket
+//! ([`WsServer`], [`WsClient`], see [`transport::ws`]) carries one frame per message.
+//!
 //! ## Metrics
 //! Every endpoint records its sessions, closes by cause, traffic, refusals and (clients)
 //! dials and reconnects through the [`metrics`](::metrics) facade, labelled with
@@ -212,6 +217,7 @@ pub type TcpClientHandle = ClientHandle;
 pub use session::{AnySession, Session, SessionContext, SessionId, SessionSetup, SessionStats};
 pub use transport::tls::{TlsClientConfig, TlsServerConfig};
 pub use transport::udp::{Datagram, Datagrams, UdpClient, UdpServer, UdpSocketBuilder};
+pub use transport::quic::{QuicClient, QuicServer};
 pub use transport::ws::{WsClient, WsServer};
 
 /// The traits that give every builder its shared options, to import in one line:

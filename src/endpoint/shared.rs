@@ -370,9 +370,11 @@ pub(crate) fn open_session<L, T>(
             return;
         }
     };
-    if let Some((setup, listener, codec, slot)) =
+    let live_peer = io.live_peer();
+    if let Some((mut setup, listener, codec, slot)) =
         prepare_session(new_session, kind, local, peer, config, slot)
     {
+        setup.live_peer = live_peer;
         let (read_half, write_half) = io.into_split();
         let writer = SessionWriter {
             io: write_half,

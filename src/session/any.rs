@@ -75,9 +75,14 @@ impl AnySession {
         &self.shared().local_addr
     }
 
-    /// The peer's address.
+    /// The peer's address when the session started.
     pub fn peer_addr(&self) -> &Address {
         &self.shared().peer_addr
+    }
+
+    /// The peer's address now (see [`Session::remote_addr`]).
+    pub fn remote_addr(&self) -> Address {
+        self.shared().remote_addr()
     }
 
     /// Traffic counters so far.

@@ -123,9 +123,17 @@ impl<Out: Send + 'static> Session<Out> {
         &self.shared.local_addr
     }
 
-    /// The peer's address.
+    /// The peer's address when the session started (it is in the session's default
+    /// name too). See [`remote_addr`](Self::remote_addr) for where the peer is now.
     pub fn peer_addr(&self) -> &Address {
         &self.shared.peer_addr
+    }
+
+    /// The peer's address now. The same as [`peer_addr`](Self::peer_addr) on every
+    /// transport but QUIC, whose peer may migrate (rebind its UDP socket, change
+    /// network) and keep its session: this then reports the address it moved to.
+    pub fn remote_addr(&self) -> Address {
+        self.shared.remote_addr()
     }
 
     /// The limits and timers in force for this session.

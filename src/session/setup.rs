@@ -2,7 +2,7 @@
 
 use crate::config::SessionConfig;
 use crate::session::SessionId;
-use crate::transport::Address;
+use crate::transport::{Address, LivePeer};
 
 /// A session about to start, handed to an endpoint's `new_session` hook.
 ///
@@ -15,6 +15,8 @@ pub struct SessionSetup {
     pub(crate) peer_addr: Address,
     pub(crate) name: String,
     pub(crate) config: SessionConfig,
+    /// Where the peer's address is now, for a transport whose peer can move.
+    pub(crate) live_peer: Option<LivePeer>,
 }
 
 impl SessionSetup {
@@ -31,6 +33,7 @@ impl SessionSetup {
             name: format!("{kind}:{peer_addr}"),
             peer_addr,
             config,
+            live_peer: None,
         }
     }
 

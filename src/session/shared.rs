@@ -18,7 +18,7 @@ use crate::config::SessionConfig;
 use crate::endpoint::budget::{Budget, Charge};
 use crate::error::Error;
 use crate::session::SessionId;
-use crate::transport::Address;
+use crate::transport::{Address, LivePeer};
 
 /// Bytes a reader may hand over without reporting them to the memory budget itself
 /// (its logic actor reports once per batch), while the budget is far from spent.
@@ -32,8 +32,10 @@ pub(crate) struct SessionShared {
     pub(crate) name: Arc<str>,
     /// The local address of the connection.
     pub(crate) local_addr: Address,
-    /// The peer's address.
+    /// The peer's address when the session started.
     pub(crate) peer_addr: Address,
+    /// Where the peer's address is now, for a transport whose peer can move.
+    live_peer: Option<LivePeer>,
     /// The session's limits and timers, normalized.
     pub(crate) config: SessionConfig,
     /// Traffic counters.
@@ -98,6 +100,7 @@ impl SessionShared {
             name: Arc::from(setup.name),
             local_addr: setup.local_addr,
             peer_addr: setup.peer_addr,
+            live_peer: setup.live_peer,
             config: setup.config.normalized(),
             stats: Counters::default(),
             last_read_ms: AtomicU64::new(now),
@@ -122,6 +125,14 @@ impl SessionShared {
             closed: Notify::new(),
             attributes: Attributes::default(),
         })
+    }
+
+    /// The peer's address now: where a moving peer is (QUIC), else `peer_addr`.
+    pub(crate) fn remote_addr(&self) -> Address {
+        match &self.live_peer {
+            Some(live) => live.get(),
+            None => self.peer_addr.clone(),
+        }
     }
 
     /// The session's phase as last published by its logic actor.

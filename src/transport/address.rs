@@ -84,3 +84,31 @@ mod tests {
         assert_eq!(Address::other("pipe-1").to_string(), "pipe-1");
     }
 }
+
+/// The peer's address as it is now, for a transport whose peer can move while connected
+/// (a QUIC peer that migrates to a new address): a function the session calls each time
+/// [`Session::remote_addr`](crate::Session::remote_addr) is asked. Cheap to clone.
+///
+/// A transport hands one over through [`Transport::live_peer`](super::Transport::live_peer);
+/// transports whose peer cannot move have none, and their sessions report the address
+/// they started with.
+#[derive(Clone)]
+pub struct LivePeer(Arc<dyn Fn() -> Address + Send + Sync>);
+
+impl LivePeer {
+    /// A live address that `now` reports; it must be cheap and must not block.
+    pub fn new(now: impl Fn() -> Address + Send + Sync + 'static) -> Self {
+        LivePeer(Arc::new(now))
+    }
+
+    /// The peer's address now.
+    pub fn get(&self) -> Address {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for LivePeer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("LivePeer").field(&self.get()).finish()
+    }
+}

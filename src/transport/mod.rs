@@ -23,6 +23,9 @@
 //! - [`tls`]: the rustls configs and the TLS stream that TCP (and WebSocket) speak.
 //! - [`udp`]: datagram sockets, one session per peer or one shared by every peer; no
 //!   byte stream, so its sessions read datagrams through their own reader.
+//! - [`quic`] ([`QuicServer`](quic::QuicServer), [`QuicClient`](quic::QuicClient)): QUIC
+//!   with quinn, a session per connection over its first bidirectional stream; built on
+//!   this seam alone (its connections are [`Transport`]s, its handshakes [`Accepted`]).
 //! - [`ws`]: WebSocket over actix-web (server) and awc (client); one binary message per
 //!   frame.
 //!
@@ -95,13 +98,14 @@
 //! ```
 
 mod address;
+pub mod quic;
 pub(crate) mod tcp;
 pub mod tls;
 pub mod udp;
 mod unix;
 pub mod ws;
 
-pub use address::Address;
+pub use address::{Address, LivePeer};
 pub use tcp::{Keepalive, TcpClient, TcpServer, TcpSocketBuilder, TcpSocketOptions};
 pub use unix::{UnixClient, UnixServer};
 
@@ -130,6 +134,14 @@ pub trait Transport: Sized + 'static {
     fn peer_addr(&self) -> io::Result<Address>;
     /// Splits into independently owned read and write halves.
     fn into_split(self) -> (Self::Reader, Self::Writer);
+
+    /// For a connection whose peer can change address while it lasts (QUIC connection
+    /// migration): where the session asks for the peer's address now, which
+    /// [`Session::remote_addr`](crate::Session::remote_addr) reports. Default `None`:
+    /// the peer stays at [`peer_addr`](Self::peer_addr).
+    fn live_peer(&self) -> Option<LivePeer> {
+        None
+    }
 }
 
 /// A connection a server accepted, not yet tied to an arbiter.
