@@ -1,6 +1,7 @@
 //! The core's echo, close-cause and backpressure tests, written once and run over every
-//! stream transport: TCP, Unix domain sockets, and in-memory pipes that reach the server
-//! only through the public transport seam (`Server::serve` with `Connection`s).
+//! stream transport: TCP, Unix domain sockets, in-memory pipes that reach the server
+//! only through the public transport seam (`Server::serve` with `Connection`s), and QUIC
+//! (a `QuicServer` reached by raw quinn peers, one stream per connection).
 
 mod common;
 
@@ -20,6 +21,7 @@ macro_rules! over_every_transport {
         mod tcp { $( #[actix::test] async fn $body() { super::$body(super::Kind::Tcp).await } )* }
         mod unix { $( #[actix::test] async fn $body() { super::$body(super::Kind::Unix).await } )* }
         mod pipe { $( #[actix::test] async fn $body() { super::$body(super::Kind::Pipe).await } )* }
+        mod quic { $( #[actix::test] async fn $body() { super::$body(super::Kind::Quic).await } )* }
     };
 }
 
@@ -62,6 +64,7 @@ async fn echo_many_sessions_in_order(kind: Kind) {
         Kind::Tcp => "tcp:",
         Kind::Unix => "unix:",
         Kind::Pipe => "pipe:",
+        Kind::Quic => "quic:",
     };
     for session in &sessions {
         assert!(session.name().starts_with(prefix), "{}", session.name());

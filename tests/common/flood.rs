@@ -120,7 +120,10 @@ impl Flood {
                 let delivered_while_slow = b.delivered.load(Ordering::Relaxed);
                 // Let the listener go fast: the rest arrives, nothing lost.
                 b.slow.store(false, Ordering::Relaxed);
-                let sink = within(Duration::from_secs(60), flood).await.unwrap();
+                let mut sink = within(Duration::from_secs(60), flood).await.unwrap();
+                // A graceful end: the peer's last bytes must arrive, whatever the
+                // transport (a QUIC connection dropped at once loses those in flight).
+                within(Duration::from_secs(60), sink.close()).await.unwrap();
                 drop(sink);
                 let _ = tx.send((
                     held_back,

@@ -497,6 +497,7 @@ pub fn assert_closed_once(events: &[Event], error: Option<fn(&ErrorKind) -> bool
 
 pub mod flood;
 pub mod process;
+pub mod quic;
 pub mod rig;
 pub mod scrape;
 pub mod tls;

@@ -11,12 +11,15 @@ use futures::StreamExt;
 use getty::prelude::*;
 use getty::transport::{Address, Connection};
 use getty::{
-    EndpointStats, LengthDelimited, Server, ServerHandle, SessionConfig, TcpServer, UnixServer,
+    EndpointStats, LengthDelimited, QuicServer, Server, ServerHandle, SessionConfig, TcpServer,
+    UnixServer,
 };
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio_util::codec::Framed;
 
+use super::quic::{Certs, QuicPeer};
 use super::{within, Behaviour, Log, Probe, SECS5};
+use getty::transport::quic::quinn;
 
 /// The transports a shared test body runs over.
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +28,8 @@ pub enum Kind {
     Unix,
     /// tokio duplex pipes handed to [`Server::serve`] as [`Connection`]s.
     Pipe,
+    /// QUIC: a `QuicServer`, reached by raw quinn peers (one stream per connection).
+    Quic,
 }
 
 /// A peer's end of a connection, whatever the transport.
@@ -32,6 +37,7 @@ pub enum PeerStream {
     Tcp(tokio::net::TcpStream),
     Unix(tokio::net::UnixStream),
     Pipe(DuplexStream),
+    Quic(Box<QuicPeer>),
 }
 
 macro_rules! each_stream {
@@ -40,6 +46,7 @@ macro_rules! each_stream {
             PeerStream::Tcp($s) => $e,
             PeerStream::Unix($s) => $e,
             PeerStream::Pipe($s) => $e,
+            PeerStream::Quic($s) => $e,
         }
     };
 }
@@ -76,6 +83,7 @@ pub enum Connector {
     Tcp(std::net::SocketAddr),
     Unix(PathBuf),
     Pipe(mpsc::UnboundedSender<Connection<DuplexStream>>),
+    Quic(std::net::SocketAddr, quinn::ClientConfig),
 }
 
 /// Size of each in-memory pipe's buffer, per direction.
@@ -108,6 +116,9 @@ impl Connector {
                     .unbounded_send(conn)
                     .expect("the pipe server is running");
                 PeerStream::Pipe(ours)
+            }
+            Connector::Quic(addr, config) => {
+                PeerStream::Quic(Box::new(QuicPeer::connect(*addr, config.clone()).await))
             }
         }
     }
@@ -166,6 +177,17 @@ impl Rig {
                     .serve(rx.map(Ok), hook)
                     .expect("pipe server");
                 (h, Connector::Pipe(tx))
+            }
+            Kind::Quic => {
+                let certs = Certs::new();
+                let h = QuicServer::new("127.0.0.1:0", certs.server_tls())
+                    .workers(1)
+                    .session_config(config)
+                    .start(hook)
+                    .await
+                    .expect("quic server");
+                let addr = h.inet_addr().expect("an IP address");
+                (h, Connector::Quic(addr, certs.peer_config(b"getty")))
             }
         };
         Rig {
