@@ -78,3 +78,35 @@ pub(crate) fn write_error(err: WriteError, idle: Option<Duration>) -> io::Error 
 pub(crate) fn handshake_failed(err: impl std::fmt::Display) -> Error {
     Error::tls(format!("QUIC handshake failed: {err}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use quinn::{ConnectionError, VarInt};
+
+    use super::connection_lost;
+    use crate::error::ErrorKind;
+
+    fn app_close(code: u32) -> ConnectionError {
+        ConnectionError::ApplicationClosed(quinn::ApplicationClose {
+            error_code: VarInt::from_u32(code),
+            reason: bytes::Bytes::from_static(b"why"),
+        })
+    }
+
+    #[test]
+    fn code_zero_is_a_clean_end_and_others_carry_their_code() {
+        assert!(connection_lost(&app_close(0), None).is_none());
+        let err = connection_lost(&app_close(7), None).expect("an error");
+        assert_eq!(err.quic_code(), Some(7));
+        assert!(err.to_string().contains("why"), "{err}");
+    }
+
+    #[test]
+    fn the_idle_timeout_is_the_read_timeout() {
+        let after = Duration::from_secs(3);
+        let err = connection_lost(&ConnectionError::TimedOut, Some(after)).expect("an error");
+        assert!(matches!(err.kind(), ErrorKind::ReadTimeout { after: a } if *a == after));
+    }
+}
