@@ -1,8 +1,9 @@
-//! Echo client on getty's `TcpClient` (or `UnixClient`, `UdpClient`): keeps N sessions to an echo server, sends frames,
+//! Echo client on getty's `TcpClient` (or `UnixClient`, `UdpClient`, `WsClient`,
+//! `QuicClient`): keeps N sessions to an echo server, sends frames,
 //! checks every echo, and re-dials sessions it loses.
 //!
 //! ```text
-//! cargo run --release --example echo_client -- [--transport tcp|unix|udp|ws] \
+//! cargo run --release --example echo_client -- [--transport tcp|unix|udp|ws|quic] \
 //!     [--addr 127.0.0.1:7000 | --path /tmp/echo.sock] \
 //!     [--conns N] [--frames M] [--size S] [--depth D] [--timeout SECS] \
 //!     [--duration SECS] [--reconnect-interval MS] \
@@ -35,6 +36,12 @@
 //! permessage-deflate (RFC 7692), each message compressed on its own;
 //! `--deflate-context` with context takeover.
 //!
+//! `--transport quic` runs the same over QUIC (`QuicClient`: a connection per session,
+//! frames on the stream it opens), against `echo_server --transport quic`. It trusts
+//! the certificates of `--tls-ca`, or without it the self-signed certificate that
+//! `echo_server --transport quic` writes to `$TMPDIR/getty-echo-quic-cert.pem` when it
+//! is given none (both on one machine).
+//!
 //! `--transport udp` runs the same over connected UDP sockets (`UdpClient`), one frame
 //! per datagram, against `echo_server --transport udp`. UDP may lose datagrams: a lost
 //! one leaves its session waiting, and the run then fails rather than hide it.
@@ -50,10 +57,12 @@ use common::pinger::{Pinger, Tally, Texts};
 use common::Options;
 use getty::prelude::*;
 use getty::transport::ws::{TextMessages, WsClient};
-use getty::{ClientEvent, SessionConfig, TcpClient, TlsClientConfig, UdpClient, UnixClient};
+use getty::{
+    ClientEvent, QuicClient, SessionConfig, TcpClient, TlsClientConfig, UdpClient, UnixClient,
+};
 
 const USAGE: &str =
-    "usage: echo_client [--transport tcp|unix|udp|ws] [--addr HOST:PORT] [--path FILE|/URL-PATH] [--conns N] [--frames M] [--size S] [--depth D] \
+    "usage: echo_client [--transport tcp|unix|udp|ws|quic] [--addr HOST:PORT] [--path FILE|/URL-PATH] [--conns N] [--frames M] [--size S] [--depth D] \
 [--timeout SECS] [--duration SECS] [--reconnect-interval MS] [--compress deflate|deflate-fast|deflate-best|deflate-huffman|snappy] [--messages] [--deflate | --deflate-context] [--tls-ca CA.pem [--tls-server-name NAME]]";
 
 #[actix::main]
@@ -203,6 +212,19 @@ async fn main() {
                         }
                     }
                 }
+            }
+            "quic" => {
+                let tls = match tls {
+                    Some(tls) => tls,
+                    None => common::quic::trust_self_signed().unwrap_or_else(|err| {
+                        eprintln!("echo_client: {err}");
+                        std::process::exit(2);
+                    }),
+                };
+                start!(QuicClient::new(addr, tls)).unwrap_or_else(|err| {
+                    eprintln!("echo_client: {err}");
+                    std::process::exit(2);
+                })
             }
             "unix" | "udp" if tls.is_some() => {
                 eprintln!("TLS is for --transport tcp or ws\n{USAGE}");

@@ -10,7 +10,16 @@
 //! cargo run --release --example echo_server -- --transport ws --addr 127.0.0.1:7000 \
 //!     [--path /ws] [--messages] [--deflate | --deflate-context] \
 //!     [--tls-cert CERT.pem --tls-key KEY.pem]
+//! cargo run --release --example echo_server -- --transport quic --addr 127.0.0.1:7443 \
+//!     [--tls-cert CERT.pem --tls-key KEY.pem]
 //! ```
+//! `--transport quic` serves QUIC (a session per connection, over the stream the client
+//! opens; ALPN `getty`) with the certificate of `--tls-cert`/`--tls-key`, or without
+//! them a self-signed one for `localhost` and 127.0.0.1 made at start (with rcgen), whose
+//! certificate it writes to `$TMPDIR/getty-echo-quic-cert.pem`, the file `echo_client
+//! --transport quic` trusts when it is given no `--tls-ca`. `--read-timeout` is also the
+//! connections' QUIC idle timeout.
+//!
 //! `--transport` is `tcp` (the default), `unix` (listening at `--path`; a stale socket
 //! file there is removed, and the file is removed again on stop), or `udp` (one frame
 //! per datagram, a session per peer address; `--read-timeout` then expires idle peers,
@@ -60,11 +69,12 @@ use common::framing::Framing;
 use common::{Echo, MessageEcho, Options};
 use getty::defaults::DEFAULT_MAX_DATAGRAM_SIZE;
 use getty::prelude::*;
+use getty::QuicServer;
 use getty::transport::ws::{WsMessages, WsServer};
 use getty::{ServerHandle, SessionConfig, TcpServer, TlsServerConfig, UdpServer, UnixServer};
 
 const USAGE: &str =
-    "usage: echo_server [--transport tcp|unix|udp|ws] [--addr HOST:PORT] [--path FILE|/URL-PATH] \
+    "usage: echo_server [--transport tcp|unix|udp|ws|quic] [--addr HOST:PORT] [--path FILE|/URL-PATH] \
 [--max-frame BYTES] [--read-timeout SECS] [--threads N] [--memory-budget MIB] [--write-high-water KIB] \
 [--stats-every SECS] [--reuse-port true] [--drain-secs SECS] [--compress deflate|deflate-fast|deflate-best|deflate-huffman|snappy] [--messages] [--deflate | --deflate-context] [--tls-cert CERT.pem --tls-key KEY.pem] \
 [--metrics-addr HOST:PORT]";
@@ -167,6 +177,17 @@ fn main() {
                 } else {
                     server.start(hook).await?
                 }
+            }
+            "quic" => {
+                let tls = match tls {
+                    Some(tls) => tls,
+                    None => common::quic::self_signed()?,
+                };
+                with_shared(QuicServer::new(addr, tls), config, budget, reuse_port)
+                    .workers(threads)
+                    .on_establish_error(|err| eprintln!("handshake failed: {err}"))
+                    .start(hook)
+                    .await?
             }
             "unix" | "udp" if tls.is_some() => {
                 eprintln!("TLS is for --transport tcp or ws\n{USAGE}");

@@ -7,6 +7,7 @@ pub mod framing;
 pub mod metrics;
 pub mod pinger;
 pub mod pubsub;
+pub mod quic;
 pub mod room;
 
 use std::collections::HashMap;
