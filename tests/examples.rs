@@ -638,6 +638,27 @@ fn echo_client_checks_echo_server_over_tls_with_a_tls_cert_certificate() {
 }
 
 #[test]
+fn quic_echo_client_checks_quic_echo_server_with_given_and_self_signed_certificates() {
+    let dir = tls_cert_files("examples-quic");
+    let (cert, key, ca) = (
+        dir.path("cert.pem"),
+        dir.path("key.pem"),
+        dir.path("ca.pem"),
+    );
+    let quic = ["--transport", "quic"];
+    let mut args = vec!["--threads", "2", "--tls-cert", &cert, "--tls-key", &key];
+    args.extend(quic);
+    let (mut server, addr) = start_echo_server(&args);
+    expect_full_echo_load(&addr, &["--transport", "quic", "--tls-ca", &ca]);
+    server.signal_and_expect_clean_exit("-TERM");
+    // Without certificate options the server makes a self-signed one, which the client
+    // trusts through the file the server wrote.
+    let (mut server, addr) = start_echo_server(&quic);
+    expect_full_echo_load(&addr, &quic);
+    server.signal_and_expect_clean_exit("-TERM");
+}
+
+#[test]
 fn udp_echo_client_checks_udp_echo_server_and_sigterm_stops_it() {
     let (mut server, addr) = start_echo_server(&["--transport", "udp"]);
     expect_full_echo_load(&addr, &["--transport", "udp"]);
