@@ -40,6 +40,7 @@ for round in $(seq "$rounds"); do
   echo "round $round (${conns} connections x 16 in flight x ${size} B, ${frames} frames each)"
   run tcp --addr 127.0.0.1:0 --
   run tls --addr 127.0.0.1:0 "${tls_server[@]}" -- "${tls_client[@]}"
+  run quic --transport quic --addr 127.0.0.1:0 "${tls_server[@]}" -- --transport quic "${tls_client[@]}"
   run unix --transport unix --path "$work/echo.sock" -- --transport unix --path "$work/echo.sock"
   run ws --transport ws --addr 127.0.0.1:0 -- --transport ws
   run wss --transport ws --addr 127.0.0.1:0 "${tls_server[@]}" -- --transport ws "${tls_client[@]}"
