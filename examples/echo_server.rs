@@ -69,8 +69,8 @@ use common::framing::Framing;
 use common::{Echo, MessageEcho, Options};
 use getty::defaults::DEFAULT_MAX_DATAGRAM_SIZE;
 use getty::prelude::*;
-use getty::QuicServer;
 use getty::transport::ws::{WsMessages, WsServer};
+use getty::QuicServer;
 use getty::{ServerHandle, SessionConfig, TcpServer, TlsServerConfig, UdpServer, UnixServer};
 
 const USAGE: &str =

@@ -215,9 +215,9 @@ pub use transport::{Address, TcpClient, TcpServer, UnixClient, UnixServer};
 /// The handle of a running [`TcpClient`] (a [`ClientHandle`]).
 pub type TcpClientHandle = ClientHandle;
 pub use session::{AnySession, Session, SessionContext, SessionId, SessionSetup, SessionStats};
+pub use transport::quic::{QuicClient, QuicServer};
 pub use transport::tls::{TlsClientConfig, TlsServerConfig};
 pub use transport::udp::{Datagram, Datagrams, UdpClient, UdpServer, UdpSocketBuilder};
-pub use transport::quic::{QuicClient, QuicServer};
 pub use transport::ws::{WsClient, WsServer};
 
 /// The traits that give every builder its shared options, to import in one line:

@@ -56,7 +56,11 @@ async fn getty_client_and_server_echo_over_two_arbiters_each() {
     let sessions = client_log.sessions();
     assert_eq!(sessions.len(), SESSIONS);
     for (i, session) in sessions.iter().enumerate() {
-        assert!(session.name().starts_with("quic-client:"), "{}", session.name());
+        assert!(
+            session.name().starts_with("quic-client:"),
+            "{}",
+            session.name()
+        );
         let payload = Bytes::from(format!("hello {i}"));
         session.try_write(payload.clone()).unwrap();
         let want = Event::Message(payload);
@@ -142,7 +146,10 @@ async fn failed_handshakes_are_tls_errors_counted_by_the_server() {
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert!(seen.iter().all(Error::is_tls), "{seen:?}");
-    assert!(log.sessions().is_empty(), "no session for a failed handshake");
+    assert!(
+        log.sessions().is_empty(),
+        "no session for a failed handshake"
+    );
     within(SECS5, server.stop()).await;
 }
 

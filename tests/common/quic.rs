@@ -76,9 +76,8 @@ pub struct QuicPeer {
     finishing: Option<Finishing>,
 }
 
-type Finishing = Pin<
-    Box<dyn Future<Output = Result<Option<quinn::VarInt>, quinn::StoppedError>> + Send + Sync>,
->;
+type Finishing =
+    Pin<Box<dyn Future<Output = Result<Option<quinn::VarInt>, quinn::StoppedError>> + Send + Sync>>;
 
 impl QuicPeer {
     /// Connects to `server` from a fresh endpoint on 127.0.0.1 and opens a stream (the

@@ -50,7 +50,9 @@ pub(crate) fn server(
     // QUIC's 0-RTT is not offered (sessions start with the handshake's 1-RTT keys).
     rustls.max_early_data_size = 0;
     let crypto = QuicServerConfig::try_from(Arc::new(rustls)).map_err(|err| {
-        Error::config(format!("the TLS config cannot serve QUIC (it needs TLS 1.3): {err}"))
+        Error::config(format!(
+            "the TLS config cannot serve QUIC (it needs TLS 1.3): {err}"
+        ))
     })?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(transport(read_timeout)?);
@@ -70,7 +72,9 @@ pub(crate) fn client(
     rustls.alpn_protocols = alpn(alpn_set, &rustls.alpn_protocols);
     rustls.enable_early_data = false;
     let crypto = QuicClientConfig::try_from(Arc::new(rustls)).map_err(|err| {
-        Error::config(format!("the TLS config cannot dial QUIC (it needs TLS 1.3): {err}"))
+        Error::config(format!(
+            "the TLS config cannot dial QUIC (it needs TLS 1.3): {err}"
+        ))
     })?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config.transport_config(transport(read_timeout)?);

@@ -39,8 +39,7 @@ impl Accepted for QuicIncoming {
     fn establish(self) -> impl Future<Output = Result<QuicConnection>> + 'static {
         async move {
             let connecting = self.incoming.accept().map_err(handshake_failed)?;
-            let connection = match tokio::time::timeout(self.handshake_limit, connecting).await
-            {
+            let connection = match tokio::time::timeout(self.handshake_limit, connecting).await {
                 Ok(Ok(connection)) => connection,
                 Ok(Err(err)) => return Err(handshake_failed(err)),
                 Err(_) => {
@@ -218,7 +217,10 @@ impl QuicServer {
             async move {
                 // Every session is gone and closed its connection: let the close
                 // frames leave, then release the socket.
-                endpoint.close(quinn::VarInt::from_u32(super::CLOSE_DONE), b"server stopped");
+                endpoint.close(
+                    quinn::VarInt::from_u32(super::CLOSE_DONE),
+                    b"server stopped",
+                );
                 let _ = tokio::time::timeout(CLOSE_LINGER, endpoint.wait_idle()).await;
             }
             .boxed_local()

@@ -223,10 +223,7 @@ impl AsyncRead for QuicReader {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let idle = this.idle;
-        if !ready!(this
-            .state
-            .poll_open(cx, idle, |pair| take(&pair.recv)))?
-        {
+        if !ready!(this.state.poll_open(cx, idle, |pair| take(&pair.recv)))? {
             return Poll::Ready(Ok(())); // EOF
         }
         let Half::Open(recv) = &mut this.state else {
@@ -240,7 +237,8 @@ impl AsyncRead for QuicReader {
 }
 
 /// A wait for the peer to acknowledge everything sent, after the stream is finished.
-type Finishing = Pin<Box<dyn Future<Output = std::result::Result<Option<VarInt>, quinn::StoppedError>>>>;
+type Finishing =
+    Pin<Box<dyn Future<Output = std::result::Result<Option<VarInt>, quinn::StoppedError>>>>;
 
 /// The write half of a QUIC session: the session stream's sending side, and the
 /// connection's owner. A graceful shutdown finishes the stream and waits until the peer
@@ -265,10 +263,7 @@ impl AsyncWrite for QuicWriter {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let idle = this.idle;
-        if !ready!(this
-            .state
-            .poll_open(cx, idle, |pair| take(&pair.send)))?
-        {
+        if !ready!(this.state.poll_open(cx, idle, |pair| take(&pair.send)))? {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
         let Half::Open(send) = &mut this.state else {
