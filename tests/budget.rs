@@ -45,7 +45,7 @@ fn raise_fd_limit(need: u64) {
     }
     let now = getrlimit(Resource::Nofile).current;
     assert!(
-        now.map_or(true, |cur| cur >= need + 64),
+        now.is_none_or(|cur| cur >= need + 64),
         "the open-file limit {now:?} is below the {need} sockets this test opens; \
          raise the hard limit (ulimit -Hn) or set GETTY_BUDGET_CONNS lower"
     );

@@ -80,7 +80,7 @@ async fn read_in_order(client: &mut Client, expected: u64, limit: Duration) -> u
             };
             let seq = seq_of(&frame);
             assert!(
-                last.map_or(true, |l| seq > l),
+                last.is_none_or(|l| seq > l),
                 "out of order: {seq} after {last:?}"
             );
             last = Some(seq);

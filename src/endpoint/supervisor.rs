@@ -362,7 +362,7 @@ impl Handler<DialFailed> for Supervisor {
         };
         redial.failed_in_a_row = redial.failed_in_a_row.saturating_add(1);
         let limit = redial.max_failed_dials;
-        if redial.gave_up || !limit.is_some_and(|max| redial.failed_in_a_row >= max) {
+        if redial.gave_up || limit.is_none_or(|max| redial.failed_in_a_row < max) {
             return;
         }
         // Rule: a bounded client stops dialing for good once its limit is met, and says

@@ -1,6 +1,5 @@
 //! [`QuicServer`]: one UDP socket, one quinn endpoint, a session per QUIC connection.
 
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -36,21 +35,19 @@ struct QuicIncoming {
 impl Accepted for QuicIncoming {
     type Transport = QuicConnection;
 
-    fn establish(self) -> impl Future<Output = Result<QuicConnection>> + 'static {
-        async move {
-            let connecting = self.incoming.accept().map_err(handshake_failed)?;
-            let connection = match tokio::time::timeout(self.handshake_limit, connecting).await {
-                Ok(Ok(connection)) => connection,
-                Ok(Err(err)) => return Err(handshake_failed(err)),
-                Err(_) => {
-                    let limit = self.handshake_limit;
-                    return Err(Error::tls(format!(
-                        "QUIC handshake timed out after {limit:?}"
-                    )));
-                }
-            };
-            Ok(QuicConnection::accept(connection, self.local, self.idle))
-        }
+    async fn establish(self) -> Result<QuicConnection> {
+        let connecting = self.incoming.accept().map_err(handshake_failed)?;
+        let connection = match tokio::time::timeout(self.handshake_limit, connecting).await {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(err)) => return Err(handshake_failed(err)),
+            Err(_) => {
+                let limit = self.handshake_limit;
+                return Err(Error::tls(format!(
+                    "QUIC handshake timed out after {limit:?}"
+                )));
+            }
+        };
+        Ok(QuicConnection::accept(connection, self.local, self.idle))
     }
 }
 
