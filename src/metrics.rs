@@ -6,8 +6,9 @@
 //! Each endpoint registers its metric handles once, when it starts, with the label
 //! `endpoint` set to its [`metrics_label`](crate::ServerBuilder::metrics_label) (servers)
 //! or [`metrics_label`](crate::ClientBuilder::metrics_label) (clients). By default that
-//! is the transport kind: `tcp`, `tls`, `unix`, `udp` or `ws` for servers, `tcp-client`,
-//! `tls-client`, `unix-client`, `udp-client` or `ws-client` for clients, and the kind
+//! is the transport kind: `tcp`, `tls`, `unix`, `udp`, `ws` or `quic` for servers,
+//! `tcp-client`, `tls-client`, `unix-client`, `udp-client`, `ws-client` or `quic-client`
+//! for clients, and the kind
 //! given to [`Server::kind`](crate::Server::kind) or [`Client::kind`](crate::Client::kind)
 //! for a transport of your own. So install the recorder **before** starting endpoints:
 //! one started earlier keeps the no-op handles it got. Endpoints with the same label add
@@ -50,7 +51,7 @@
 //! | `peer_eof` | the peer closed its side (EOF, a WebSocket close) |
 //! | `stop` | this side closed it: `close()` from a callback or a handle, the endpoint's stop or drain |
 //! | `read_timeout`, `write_timeout` | nothing was read, or no queued byte could be written, for the session's timeout (a UDP peer's idle timeout is a `read_timeout`) |
-//! | `io`, `decode`, `encode`, `frame_too_long`, `websocket`, `tls`, `listener_panic` | an error of that [`ErrorKind`] |
+//! | `io`, `decode`, `encode`, `frame_too_long`, `websocket`, `tls`, `quic`, `listener_panic` | an error of that [`ErrorKind`] |
 //! | `other` | an error of another kind |
 //!
 //! Serving them to Prometheus with `metrics-exporter-prometheus` (built without its
@@ -163,13 +164,14 @@ pub(crate) enum CloseCause {
     FrameTooLong,
     WebSocket,
     Tls,
+    Quic,
     ListenerPanic,
     Other,
 }
 
 impl CloseCause {
     /// Every cause, in the order of their counters.
-    const ALL: [CloseCause; 12] = [
+    const ALL: [CloseCause; 13] = [
         CloseCause::PeerEof,
         CloseCause::Stop,
         CloseCause::ReadTimeout,
@@ -180,6 +182,7 @@ impl CloseCause {
         CloseCause::FrameTooLong,
         CloseCause::WebSocket,
         CloseCause::Tls,
+        CloseCause::Quic,
         CloseCause::ListenerPanic,
         CloseCause::Other,
     ];
@@ -195,6 +198,7 @@ impl CloseCause {
             ErrorKind::FrameTooLong { .. } => CloseCause::FrameTooLong,
             ErrorKind::WebSocket { .. } => CloseCause::WebSocket,
             ErrorKind::Tls { .. } => CloseCause::Tls,
+            ErrorKind::Quic { .. } => CloseCause::Quic,
             ErrorKind::ListenerPanic { .. } => CloseCause::ListenerPanic,
             _ => CloseCause::Other,
         }
@@ -213,6 +217,7 @@ impl CloseCause {
             CloseCause::FrameTooLong => "frame_too_long",
             CloseCause::WebSocket => "websocket",
             CloseCause::Tls => "tls",
+            CloseCause::Quic => "quic",
             CloseCause::ListenerPanic => "listener_panic",
             CloseCause::Other => "other",
         }
