@@ -64,7 +64,7 @@ fn books() -> &'static Registry<Key, AtomicStorage> {
 /// Whether `key` carries `endpoint` and, if given, `cause`.
 fn labelled(key: &Key, endpoint: &str, cause: Option<&str>) -> bool {
     let has = |name: &str, value: &str| key.labels().any(|l| l.key() == name && l.value() == value);
-    has(ENDPOINT, endpoint) && cause.map_or(true, |cause| has(CAUSE, cause))
+    has(ENDPOINT, endpoint) && cause.is_none_or(|cause| has(CAUSE, cause))
 }
 
 /// Counter `name` of `endpoint` (with `cause`, for the closes), `None` if not registered.
