@@ -8,7 +8,7 @@
 //! ignored. Run them with
 //!
 //! ```text
-//! apt-get install -y chromium python3-websockets openssl redis-server   # Debian; .ci/run does it
+//! apt-get install -y chromium python3-websockets python3-snappy openssl redis-server   # Debian; .ci/run does it
 //! cargo test --test interop -- --ignored
 //! ```
 //!
@@ -550,6 +550,54 @@ print("python zlib ok 20")
     );
     let text = stdout_of_success(&out, "python zlib peer");
     assert!(text.contains("python zlib ok 20"), "{text}");
+    server.signal_and_expect_clean_exit("-TERM");
+}
+
+// ---- Python's snappy (the reference library) against the compressed framing ------------
+
+/// Frames compressed by `Compressed` with snappy (its raw block format) uncompress with
+/// `python3-snappy`, a binding of Google's reference library, and blocks it compresses
+/// uncompress here: echo_server `--compress snappy` gets a frame the reference library
+/// compressed, and its echo, compressed by the server, is uncompressed by the library.
+#[test]
+#[ignore = "interop: needs python3-snappy (Debian: apt-get install python3-snappy)"]
+fn python_snappy_reads_and_writes_the_snappy_framing() {
+    let python = python_with("snappy", "apt-get install -y python3-snappy");
+    let (mut server, addr) = start_listening_example("echo_server", &["--compress", "snappy"]);
+    let (host, port) = addr.rsplit_once(':').expect("host:port");
+    let script = r#"
+import socket, struct, sys, snappy
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+def read_exactly(n):
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        assert chunk, "server closed"
+        data += chunk
+    return data
+compressed = 0
+for i in range(20):
+    text = (b'{"user":"py","n":%d,"text":"hello from snappy"}\n' % i) * 40
+    inner = struct.pack(">I", len(text)) + text
+    body = snappy.compress(inner)
+    s.sendall(b"\x02" + struct.pack(">I", len(body)) + body)
+    method, length = struct.unpack(">BI", read_exactly(5))
+    payload = read_exactly(length)
+    if method == 2:
+        compressed += 1
+        payload = snappy.uncompress(payload)
+    else:
+        assert method == 0, method
+    assert payload == inner, (i, payload[:40])
+assert compressed == 20, compressed
+print("python snappy ok 20")
+"#;
+    let out = output_within(
+        Command::new(python).args(["-c", script, host, port]),
+        Duration::from_secs(60),
+    );
+    let text = stdout_of_success(&out, "python snappy peer");
+    assert!(text.contains("python snappy ok 20"), "{text}");
     server.signal_and_expect_clean_exit("-TERM");
 }
 
