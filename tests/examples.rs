@@ -32,17 +32,34 @@ fn run_echo_client(args: &[&str]) -> String {
     stdout_of_success(&run_example("echo_client", args), "echo_client")
 }
 
+/// Runs echo_client with `args` and asserts that all `frames` came back, with no
+/// reconnection and no error.
+fn expect_every_echo(args: &[&str], frames: u64) {
+    let summary = run_echo_client(args);
+    let all = format!("sent={frames} received={frames} reconnects=0 errors=0");
+    assert!(summary.contains(&all), "{summary}");
+}
+
+/// Runs echo_client with `args` (3 frames of 70,000 B, over the server's max frame
+/// length) and asserts it fails: the session ends, and the client says so.
+fn expect_refused_over_the_max(args: &[&str]) {
+    let mut args = args.to_vec();
+    args.extend(["--frames", "3", "--size", "70000", "--timeout", "10"]);
+    let client = run_example("echo_client", &args);
+    assert_eq!(
+        client.status.code(),
+        Some(1),
+        "a refused frame is a failure"
+    );
+}
+
 /// Runs echo_client with 8 connections x 2000 frames of 1000 B against `addr` (plus
 /// `transport`'s options) and asserts that every frame came back, with no error.
 fn expect_full_echo_load(addr: &str, transport: &[&str]) {
     let mut args = vec!["--addr", addr, "--conns", "8", "--frames", "2000"];
     args.extend(["--size", "1000", "--timeout", "60"]);
     args.extend(transport);
-    let summary = run_echo_client(&args);
-    assert!(
-        summary.contains("sent=16000 received=16000 reconnects=0 errors=0"),
-        "{summary}"
-    );
+    expect_every_echo(&args, 16000);
 }
 
 #[test]
@@ -71,21 +88,11 @@ fn ws_echo_client_checks_ws_echo_server_over_a_custom_path() {
         "60",
     ];
     args.extend(ws);
-    let summary = run_echo_client(&args);
-    assert!(
-        summary.contains("sent=4000 received=4000 reconnects=0 errors=0"),
-        "{summary}"
-    );
+    expect_every_echo(&args, 4000);
     // Over the server's max frame length: the session ends, and the client says so.
-    let mut args = vec!["--addr", &addr, "--frames", "3", "--size", "70000"];
-    args.extend(["--timeout", "10"]);
+    let mut args = vec!["--addr", &addr];
     args.extend(ws);
-    let client = run_example("echo_client", &args);
-    assert_eq!(
-        client.status.code(),
-        Some(1),
-        "a refused frame is a failure"
-    );
+    expect_refused_over_the_max(&args);
     server.signal_and_expect_clean_exit("-TERM");
 }
 
@@ -109,50 +116,28 @@ fn ws_echo_client_checks_ws_echo_server_in_message_mode() {
     ];
     deflated.extend(["--size", "500", "--deflate"]);
     deflated.extend(ws);
-    let summary = run_echo_client(&deflated);
-    assert!(
-        summary.contains("sent=1200 received=1200 reconnects=0 errors=0"),
-        "{summary}"
-    );
+    expect_every_echo(&deflated, 1200);
     compressing.signal_and_expect_clean_exit("-TERM");
     // Text messages of 1,000 bytes, each echoed as one text message.
     let mut args = vec!["--addr", &addr, "--conns", "8", "--frames", "500"];
     args.extend(["--size", "1000", "--timeout", "60"]);
     args.extend(ws);
-    let summary = run_echo_client(&args);
-    assert!(
-        summary.contains("sent=4000 received=4000 reconnects=0 errors=0"),
-        "{summary}"
-    );
+    expect_every_echo(&args, 4000);
     // With permessage-deflate offered (with context takeover): the server does not
     // compress (started without the option), and the run goes on uncompressed.
     let mut args = vec!["--addr", &addr, "--conns", "2", "--frames", "100"];
     args.extend(["--size", "300", "--deflate-context"]);
     args.extend(ws);
-    let summary = run_echo_client(&args);
-    assert!(
-        summary.contains("sent=200 received=200 reconnects=0 errors=0"),
-        "{summary}"
-    );
+    expect_every_echo(&args, 200);
     // Binary messages are echoed as they came too: the codec-mode client's
     // length-delimited frames, one per message, come back whole.
     let args = ["--addr", &addr, "--transport", "ws", "--frames", "200"];
-    let summary = run_echo_client(&args);
-    assert!(
-        summary.contains("sent=200 received=200 reconnects=0 errors=0"),
-        "{summary}"
-    );
+    expect_every_echo(&args, 200);
     // A message over the server's max frame length ends its session (1009): the client
     // says so.
-    let mut args = vec!["--addr", &addr, "--frames", "3", "--size", "70000"];
-    args.extend(["--timeout", "10"]);
+    let mut args = vec!["--addr", &addr];
     args.extend(ws);
-    let client = run_example("echo_client", &args);
-    assert_eq!(
-        client.status.code(),
-        Some(1),
-        "a refused message is a failure"
-    );
+    expect_refused_over_the_max(&args);
     server.signal_and_expect_clean_exit("-TERM");
 }
 

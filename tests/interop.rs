@@ -506,19 +506,19 @@ print("python udp ok 100")
     server.signal_and_expect_clean_exit("-TERM");
 }
 
-// ---- Python's zlib against the compressed framing ---------------------------------------
+// ---- Python's zlib and Google's snappy against the compressed framing ------------------
 
-/// Frames compressed by `Compressed` (deflate, zlib format) inflate with Python's `zlib`,
-/// and frames Python deflates inflate here: echo_server `--compress deflate` gets a
-/// frame zlib compressed and its echo, compressed by the server, is inflated by zlib.
-#[test]
-#[ignore = "interop: needs python3 (Debian: apt-get install python3)"]
-fn python_zlib_reads_and_writes_the_deflate_framing() {
-    let python = python_with("zlib", "apt-get install -y python3");
-    let (mut server, addr) = start_listening_example("echo_server", &["--compress", "deflate"]);
-    let (host, port) = addr.rsplit_once(':').expect("host:port");
-    let script = r#"
-import socket, struct, sys, zlib
+/// Sends 20 frames compressed by a Python library, reads each echo (compressed by the
+/// server), and checks it. argv: host, port, then `zlib` (method byte 1, the zlib format)
+/// or `snappy` (method byte 2, snappy's raw block format).
+const PYTHON_COMPRESSED_PEER: &str = r#"
+import importlib, socket, struct, sys
+name = sys.argv[3]
+lib = importlib.import_module(name)
+if name == "zlib":
+    method_byte, pack, unpack = 1, lambda b: lib.compress(b, 6), lib.decompress
+else:
+    method_byte, pack, unpack = 2, lib.compress, lib.uncompress
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
 def read_exactly(n):
     data = b""
@@ -529,31 +529,45 @@ def read_exactly(n):
     return data
 compressed = 0
 for i in range(20):
-    text = (b'{"user":"py","n":%d,"text":"hello from zlib"}\n' % i) * 40
+    text = (b'{"user":"py","n":%d,"text":"hello from %s"}\n' % (i, name.encode())) * 40
     inner = struct.pack(">I", len(text)) + text
-    body = zlib.compress(inner, 6)
-    s.sendall(b"\x01" + struct.pack(">I", len(body)) + body)
+    body = pack(inner)
+    s.sendall(bytes([method_byte]) + struct.pack(">I", len(body)) + body)
     method, length = struct.unpack(">BI", read_exactly(5))
     payload = read_exactly(length)
-    if method == 1:
+    if method == method_byte:
         compressed += 1
-        payload = zlib.decompress(payload)
+        payload = unpack(payload)
     else:
         assert method == 0, method
     assert payload == inner, (i, payload[:40])
 assert compressed == 20, compressed
-print("python zlib ok 20")
+print("python %s ok 20" % name)
 "#;
+
+/// Runs [`PYTHON_COMPRESSED_PEER`] with the Python `module` against echo_server
+/// `--compress compress`.
+fn python_round_trips_compressed_frames(module: &str, install: &str, compress: &str) {
+    let python = python_with(module, install);
+    let (mut server, addr) = start_listening_example("echo_server", &["--compress", compress]);
+    let (host, port) = addr.rsplit_once(':').expect("host:port");
     let out = output_within(
-        Command::new(python).args(["-c", script, host, port]),
+        Command::new(python).args(["-c", PYTHON_COMPRESSED_PEER, host, port, module]),
         Duration::from_secs(60),
     );
-    let text = stdout_of_success(&out, "python zlib peer");
-    assert!(text.contains("python zlib ok 20"), "{text}");
+    let text = stdout_of_success(&out, &format!("python {module} peer"));
+    assert!(text.contains(&format!("python {module} ok 20")), "{text}");
     server.signal_and_expect_clean_exit("-TERM");
 }
 
-// ---- Python's snappy (the reference library) against the compressed framing ------------
+/// Frames compressed by `Compressed` (deflate, zlib format) inflate with Python's `zlib`,
+/// and frames Python deflates inflate here: echo_server `--compress deflate` gets a
+/// frame zlib compressed and its echo, compressed by the server, is inflated by zlib.
+#[test]
+#[ignore = "interop: needs python3 (Debian: apt-get install python3)"]
+fn python_zlib_reads_and_writes_the_deflate_framing() {
+    python_round_trips_compressed_frames("zlib", "apt-get install -y python3", "deflate");
+}
 
 /// Frames compressed by `Compressed` with snappy (its raw block format) uncompress with
 /// `python3-snappy`, a binding of Google's reference library, and blocks it compresses
@@ -562,43 +576,7 @@ print("python zlib ok 20")
 #[test]
 #[ignore = "interop: needs python3-snappy (Debian: apt-get install python3-snappy)"]
 fn python_snappy_reads_and_writes_the_snappy_framing() {
-    let python = python_with("snappy", "apt-get install -y python3-snappy");
-    let (mut server, addr) = start_listening_example("echo_server", &["--compress", "snappy"]);
-    let (host, port) = addr.rsplit_once(':').expect("host:port");
-    let script = r#"
-import socket, struct, sys, snappy
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
-def read_exactly(n):
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        assert chunk, "server closed"
-        data += chunk
-    return data
-compressed = 0
-for i in range(20):
-    text = (b'{"user":"py","n":%d,"text":"hello from snappy"}\n' % i) * 40
-    inner = struct.pack(">I", len(text)) + text
-    body = snappy.compress(inner)
-    s.sendall(b"\x02" + struct.pack(">I", len(body)) + body)
-    method, length = struct.unpack(">BI", read_exactly(5))
-    payload = read_exactly(length)
-    if method == 2:
-        compressed += 1
-        payload = snappy.uncompress(payload)
-    else:
-        assert method == 0, method
-    assert payload == inner, (i, payload[:40])
-assert compressed == 20, compressed
-print("python snappy ok 20")
-"#;
-    let out = output_within(
-        Command::new(python).args(["-c", script, host, port]),
-        Duration::from_secs(60),
-    );
-    let text = stdout_of_success(&out, "python snappy peer");
-    assert!(text.contains("python snappy ok 20"), "{text}");
-    server.signal_and_expect_clean_exit("-TERM");
+    python_round_trips_compressed_frames("snappy", "apt-get install -y python3-snappy", "snappy");
 }
 
 // ---- openssl s_client as the TLS client -------------------------------------------------
