@@ -7,10 +7,9 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::ws::{masked_frame, MessageSender};
+use common::ws::{echo_messages, masked_frame};
 use common::{within, within_for, SECS5};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use futures::{SinkExt, StreamExt};
@@ -294,8 +293,6 @@ async fn echo_through_proxy(
 ) -> (u64, u64) {
     let server = echo_server(server_deflate, 64 * 1024).await;
     let (proxy, counts) = counting_proxy(server.inet_addr().unwrap()).await;
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let (to_send, sink) = (messages.to_vec(), got.clone());
     let mut client = WsClient::new(format!("ws://{proxy}/ws"));
     if let Some(deflate) = client_deflate {
         client = client.per_message_deflate(deflate);
@@ -303,25 +300,8 @@ async fn echo_through_proxy(
     let config = SessionConfig::default().max_frame_length(64 * 1024);
     let client = client
         .reconnect_interval(Duration::from_secs(60))
-        .session_config(config)
-        .start_messages(move |_| {
-            let sender = MessageSender {
-                messages: to_send.clone(),
-                got: sink.clone(),
-            };
-            Ok((sender, WsMessages))
-        });
-    within_for(SECS5, "every echo", async {
-        while got.lock().unwrap().len() < messages.len() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    assert_eq!(
-        &*got.lock().unwrap(),
-        messages,
-        "each message whole, in order, of its kind"
-    );
+        .session_config(config);
+    let client = echo_messages(client, messages).await;
     within(SECS5, client.stop()).await;
     let counts = within(SECS5, counts)
         .await
@@ -376,23 +356,7 @@ async fn a_client_whose_offer_is_declined_goes_on_uncompressed() {
             }
         }
     });
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let (to_send, sink) = (messages.clone(), got.clone());
-    let client = WsClient::new(url)
-        .per_message_deflate(PerMessageDeflate::new())
-        .start_messages(move |_| {
-            let sender = MessageSender {
-                messages: to_send.clone(),
-                got: sink.clone(),
-            };
-            Ok((sender, WsMessages))
-        });
-    within_for(SECS5, "every echo from tungstenite", async {
-        while got.lock().unwrap().len() < messages.len() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    assert_eq!(*got.lock().unwrap(), messages);
+    let client = WsClient::new(url).per_message_deflate(PerMessageDeflate::new());
+    let client = echo_messages(client, &messages).await;
     within(SECS5, client.stop()).await;
 }

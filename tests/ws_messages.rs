@@ -7,12 +7,11 @@ mod common;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
-use common::ws::MessageSender;
-use common::{within, within_for, SECS5};
+use common::ws::echo_messages;
+use common::{within, SECS5};
 use futures::{SinkExt, StreamExt};
 use getty::actor::{ActorListener, EventKind, SessionEvent};
 use getty::prelude::*;
@@ -74,28 +73,9 @@ async fn messages_keep_their_bounds_and_kinds_between_client_and_server() {
         messages.push(WsMessage::text(format!("line {i}")));
         messages.push(WsMessage::binary(vec![i as u8; i]));
     }
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let (to_send, sink) = (messages.clone(), got.clone());
-    let client = WsClient::new(format!("ws://{}/m", server.inet_addr().unwrap()))
-        .session_config(config())
-        .start_messages(move |_| {
-            let sender = MessageSender {
-                messages: to_send.clone(),
-                got: sink.clone(),
-            };
-            Ok((sender, WsMessages))
-        });
-    within_for(SECS5, "every echo", async {
-        while got.lock().unwrap().len() < messages.len() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    assert_eq!(
-        *got.lock().unwrap(),
-        messages,
-        "each message whole, in order, of its kind"
-    );
+    let client =
+        WsClient::new(format!("ws://{}/m", server.inet_addr().unwrap())).session_config(config());
+    let client = echo_messages(client, &messages).await;
     within(SECS5, client.stop()).await;
     within(SECS5, server.stop()).await;
     let stats = server_stats

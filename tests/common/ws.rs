@@ -108,6 +108,36 @@ pub fn masked_frame(first: u8, payload: &[u8]) -> Vec<u8> {
     out.to_vec()
 }
 
+/// Starts `client` in message mode with a [`MessageSender`] of `messages`, waits (5 s
+/// at most) until as many came back, and asserts they are the messages sent: each whole,
+/// in order, of its kind. Returns the client, still running.
+pub async fn echo_messages(
+    client: WsClient,
+    messages: &[getty::transport::ws::WsMessage],
+) -> ClientHandle {
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (to_send, sink) = (messages.to_vec(), got.clone());
+    let client = client.start_messages(move |_| {
+        let sender = MessageSender {
+            messages: to_send.clone(),
+            got: sink.clone(),
+        };
+        Ok((sender, getty::transport::ws::WsMessages))
+    });
+    super::within_for(SECS5, "every echo", async {
+        while got.lock().unwrap().len() < messages.len() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        &*got.lock().unwrap(),
+        messages,
+        "each message whole, in order, of its kind"
+    );
+    client
+}
+
 /// A message-mode listener that sends `messages` on open and keeps what comes back.
 pub struct MessageSender {
     pub messages: Vec<getty::transport::ws::WsMessage>,
