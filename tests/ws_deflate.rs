@@ -9,14 +9,13 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::ws::{echo_messages, masked_frame};
-use common::{within, within_for, SECS5};
+use common::ws::{echo_messages, masked_frame, RawWsClient};
+use common::{within, SECS5};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use futures::{SinkExt, StreamExt};
 use getty::prelude::*;
 use getty::transport::ws::{PerMessageDeflate, WsClient, WsMessage, WsMessages, WsServer};
 use getty::{EventListener, ServerHandle, SessionConfig, SessionContext};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const TEXT: u8 = 0x1;
@@ -91,82 +90,24 @@ fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
     masked_frame(first, payload)
 }
 
-struct Raw {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
+/// The raw client of these tests: it offers `extensions` in its upgrade.
+struct Raw(RawWsClient);
 
 impl Raw {
     /// Upgrades, offering `extensions`; returns the client and the response head.
     async fn connect(addr: SocketAddr, extensions: &str) -> (Raw, String) {
-        let mut stream = within(SECS5, TcpStream::connect(addr)).await.unwrap();
-        let request = format!(
-            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-             Sec-WebSocket-Extensions: {extensions}\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut raw = Raw {
-            stream,
-            buf: Vec::new(),
-        };
-        within_for(SECS5, "the upgrade response", async {
-            while !raw.buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                assert!(raw.fill().await, "connection ended in the upgrade");
-            }
-        })
-        .await;
-        let end = raw.buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        let head = String::from_utf8_lossy(&raw.buf[..end]).into_owned();
-        raw.buf.drain(..end);
-        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-        (raw, head)
-    }
-
-    async fn fill(&mut self) -> bool {
-        let mut chunk = [0u8; 16 * 1024];
-        match self.stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => false,
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                true
-            }
-        }
+        let offer = format!("Sec-WebSocket-Extensions: {extensions}\r\n");
+        let (client, head) = RawWsClient::connect(addr, "/ws", &offer).await;
+        (Raw(client), head)
     }
 
     async fn send(&mut self, bytes: &[u8]) {
-        let _ = self.stream.write_all(bytes).await;
+        self.0.send(bytes).await;
     }
 
     /// The next server frame but pings: its first byte and payload. 5 s at most.
     async fn next(&mut self) -> (u8, Vec<u8>) {
-        within_for(SECS5, "the server's next frame", async {
-            loop {
-                let b = &self.buf;
-                if b.len() >= 2 {
-                    let (len, at) = match b[1] & 0x7f {
-                        126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
-                        127 if b.len() >= 10 => (
-                            u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize,
-                            10,
-                        ),
-                        126 | 127 => (usize::MAX, 0),
-                        n => (n as usize, 2),
-                    };
-                    if len != usize::MAX && b.len() >= at + len {
-                        let first = b[0];
-                        let payload = b[at..at + len].to_vec();
-                        self.buf.drain(..at + len);
-                        if first & 0x0f == 0x9 {
-                            continue; // the server's ping
-                        }
-                        return (first, payload);
-                    }
-                }
-                assert!(self.fill().await, "connection ended");
-            }
-        })
-        .await
+        self.0.next_frame().await.expect("connection ended")
     }
 
     /// Reads to the server's close frame; its code.

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use common::ws::{masked_frame, upgrade_request};
+use common::ws::{masked_frame, RawWsClient};
 use common::{within, within_for, SECS5};
 use futures::{SinkExt, StreamExt};
 use getty::config::FRAME_HEADER_ALLOWANCE;
@@ -27,7 +27,6 @@ use getty::{
     ClientHandle, Error, EventListener, RawBytes, ServerHandle, Session, SessionConfig,
     SessionContext,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode;
 use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
@@ -219,107 +218,13 @@ enum Got {
     Close(Option<u16>),
 }
 
-/// A raw client: the upgrade by hand, then frames by hand.
-struct RawClient {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
+/// The raw client of a server: frames built here, the server's read byte by byte.
+struct RawClient(RawWsClient);
 
 impl RawClient {
     async fn connect(server: &ServerHandle) -> RawClient {
-        let addr = server.inet_addr().unwrap();
-        let mut stream = within(SECS5, TcpStream::connect(addr)).await.unwrap();
-        let request = upgrade_request(PATH, &addr.to_string(), 13);
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut client = RawClient {
-            stream,
-            buf: Vec::new(),
-        };
-        let head = client.read_head().await;
-        assert!(head.starts_with("HTTP/1.1 101"), "upgraded: {head}");
-        client
-    }
-
-    async fn read_head(&mut self) -> String {
-        within_for(SECS5, "the upgrade response", async {
-            while !self.buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                assert!(self.fill().await, "connection ended during the upgrade");
-            }
-        })
-        .await;
-        let end = self.buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-        self.buf.drain(..end);
-        head
-    }
-
-    /// Reads more; false at EOF or on a reset.
-    async fn fill(&mut self) -> bool {
-        let mut chunk = [0u8; 16 * 1024];
-        match self.stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => false,
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                true
-            }
-        }
-    }
-
-    async fn send_raw(&mut self, raw: &Raw) {
-        // The server may have closed already (a fail-fast case): a failed write is fine,
-        // what it answered is what the case checks.
-        let _ = self.stream.write_all(&masked(raw)).await;
-    }
-
-    /// The next frame but the server's own pings; `None` at EOF. 5 s at most.
-    async fn next(&mut self) -> Option<Got> {
-        within_for(SECS5, "the server's next frame", async {
-            loop {
-                if let Some((fin, opcode, payload)) = self.parse() {
-                    assert!(fin, "the server sends whole messages");
-                    match opcode {
-                        PING => continue,
-                        PONG => return Some(Got::Pong(payload)),
-                        CLOSE => {
-                            let code = (payload.len() >= 2)
-                                .then(|| u16::from_be_bytes([payload[0], payload[1]]));
-                            return Some(Got::Close(code));
-                        }
-                        op => return Some(Got::Data(op, payload)),
-                    }
-                }
-                if !self.fill().await {
-                    return None;
-                }
-            }
-        })
-        .await
-    }
-
-    /// One unmasked server frame from the buffer, if it holds a whole one.
-    fn parse(&mut self) -> Option<(bool, u8, Vec<u8>)> {
-        let b = &self.buf;
-        if b.len() < 2 {
-            return None;
-        }
-        assert_eq!(b[0] & 0x70, 0, "no reserved bits from the server");
-        assert_eq!(b[1] & 0x80, 0, "server frames are not masked");
-        let (len, at) = match b[1] & 0x7f {
-            126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
-            127 if b.len() >= 10 => (
-                u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize,
-                10,
-            ),
-            126 | 127 => return None,
-            n => (n as usize, 2),
-        };
-        if b.len() < at + len {
-            return None;
-        }
-        let (fin, opcode) = (b[0] & 0x80 != 0, b[0] & 0x0f);
-        let payload = b[at..at + len].to_vec();
-        self.buf.drain(..at + len);
-        Some((fin, opcode, payload))
+        let (client, _) = RawWsClient::connect(server.inet_addr().unwrap(), PATH, "").await;
+        RawClient(client)
     }
 }
 
@@ -353,21 +258,27 @@ trait Peer {
 
 impl Peer for RawClient {
     async fn send(&mut self, raw: &Raw) {
-        self.send_raw(raw).await;
+        self.0.send(&masked(raw)).await;
     }
 
     async fn next(&mut self) -> Option<Got> {
-        RawClient::next(self).await
+        let (first, payload) = self.0.next_frame().await?;
+        assert!(first & 0x80 != 0, "the server sends whole messages");
+        assert_eq!(first & 0x70, 0, "no reserved bits from the server");
+        Some(match first & 0x0f {
+            PONG => Got::Pong(payload),
+            CLOSE => {
+                let code =
+                    (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+                Got::Close(code)
+            }
+            op => Got::Data(op, payload),
+        })
     }
 
     async fn answer_close(&mut self, code: Option<u16>, case: &str) {
-        self.send_raw(&close_frame(code.unwrap_or(1000), b"")).await;
-        within_for(SECS5, case, async {
-            while self.fill().await {
-                self.buf.clear();
-            }
-        })
-        .await;
+        self.send(&close_frame(code.unwrap_or(1000), b"")).await;
+        self.0.read_to_end(case).await;
     }
 }
 

@@ -163,3 +163,115 @@ impl getty::EventListener for MessageSender {
         self.got.lock().unwrap().push(msg);
     }
 }
+
+/// A WebSocket client that is no WebSocket library: the upgrade written by hand, frames
+/// built by the caller, the server's frames parsed byte by byte here.
+pub struct RawWsClient {
+    stream: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawWsClient {
+    /// Upgrades at `path` on `addr`, with `headers` (extra header lines, each ending in
+    /// `\r\n`) in the request; asserts the upgrade was accepted and returns the client
+    /// and the response head. 5 s at most for each step.
+    pub async fn connect(addr: std::net::SocketAddr, path: &str, headers: &str) -> (Self, String) {
+        use tokio::io::AsyncWriteExt;
+        let connecting = tokio::net::TcpStream::connect(addr);
+        let mut stream = super::within(SECS5, connecting).await.expect("connect");
+        let request = upgrade_request(path, &addr.to_string(), 13);
+        // The request's last line is blank: the extra headers go before it.
+        let request = format!("{}{headers}\r\n", &request[..request.len() - 2]);
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("send the upgrade");
+        let mut client = RawWsClient {
+            stream,
+            buf: Vec::new(),
+        };
+        let end_of_head = |buf: &[u8]| buf.windows(4).position(|w| w == b"\r\n\r\n");
+        super::within_for(SECS5, "the upgrade response", async {
+            while end_of_head(&client.buf).is_none() {
+                assert!(client.fill().await, "connection ended during the upgrade");
+            }
+        })
+        .await;
+        let end = end_of_head(&client.buf).map_or(0, |at| at + 4);
+        let head = String::from_utf8_lossy(&client.buf[..end]).into_owned();
+        client.buf.drain(..end);
+        assert!(head.starts_with("HTTP/1.1 101"), "upgraded: {head}");
+        (client, head)
+    }
+
+    /// Reads more; false at EOF or on a reset.
+    pub async fn fill(&mut self) -> bool {
+        use tokio::io::AsyncReadExt;
+        let mut chunk = [0u8; 16 * 1024];
+        match self.stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+        }
+    }
+
+    /// Sends `bytes`. The server may have closed already (a fail-fast case): a failed
+    /// write is no failure, what the server answered is what a test checks.
+    pub async fn send(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        let _ = self.stream.write_all(bytes).await;
+    }
+
+    /// The next frame from the server but its own pings: its first byte (FIN, reserved
+    /// bits, opcode) and payload; `None` at EOF. 5 s at most.
+    pub async fn next_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        super::within_for(SECS5, "the server's next frame", async {
+            loop {
+                match self.parse() {
+                    Some((first, _)) if first & 0x0f == 0x9 => continue,
+                    Some(frame) => return Some(frame),
+                    None if !self.fill().await => return None,
+                    None => {}
+                }
+            }
+        })
+        .await
+    }
+
+    /// Reads to the end of the connection (5 s at most), dropping what comes.
+    pub async fn read_to_end(&mut self, what: &str) {
+        super::within_for(SECS5, what, async {
+            while self.fill().await {
+                self.buf.clear();
+            }
+        })
+        .await;
+    }
+
+    /// One server frame from the buffer, if it holds a whole one.
+    fn parse(&mut self) -> Option<(u8, Vec<u8>)> {
+        let b = &self.buf;
+        if b.len() < 2 {
+            return None;
+        }
+        assert_eq!(b[1] & 0x80, 0, "server frames are not masked");
+        let (len, at) = match b[1] & 0x7f {
+            126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
+            127 if b.len() >= 10 => {
+                let mut len = [0u8; 8];
+                len.copy_from_slice(&b[2..10]);
+                (u64::from_be_bytes(len) as usize, 10)
+            }
+            126 | 127 => return None,
+            n => (n as usize, 2),
+        };
+        if b.len() < at + len {
+            return None;
+        }
+        let frame = (b[0], b[at..at + len].to_vec());
+        self.buf.drain(..at + len);
+        Some(frame)
+    }
+}
