@@ -242,15 +242,7 @@ impl WsClient {
                 let writer = PipeWriter::for_session(pipe.clone(), options);
                 let unsent = parts.write_buf;
                 let reader = ActorReader(|seat: ReaderSeat<L>| {
-                    let inflater = agreed.map(|a| a.inflater());
-                    let reader = WsReader::new(
-                        seat.codec,
-                        seat.shared,
-                        (seat.logic, seat.batches),
-                        pipe.clone(),
-                        options,
-                        inflater,
-                    );
+                    let reader = WsReader::new(seat, pipe.clone(), options, agreed);
                     let actor = WsReaderActor::start(reader, frames);
                     let stop = actor.clone().recipient();
                     actix_rt::spawn(pump(pipe, write, unsent, stop));

@@ -17,13 +17,16 @@ use bytes::Bytes;
 use futures::Stream;
 use tokio_util::codec::Decoder;
 
-use super::deflate::Inflater;
+use super::deflate::Agreed;
 use super::inflow::{protocol_error, Inflow, Step, WsIn};
 use super::options::WsOptions;
 use super::payload_frames::InFrame;
 use super::pipe::Pipe;
 use crate::error::{BoxError, Error};
-use crate::session::{forward, BatchPool, Inbound, InboxSender, SessionShared, StopReading};
+use crate::listener::EventListener;
+use crate::session::{
+    forward, BatchPool, Inbound, InboxSender, ReaderSeat, SessionShared, StopReading,
+};
 
 /// Frames or bytes past which a batch goes to the logic actor without waiting for the
 /// connection to run dry: bounds the memory and the delay a batch adds.
@@ -55,14 +58,21 @@ impl<D> WsReader<D>
 where
     D: Decoder<Item: Send + 'static, Error: Into<BoxError>> + 'static,
 {
-    pub(crate) fn new(
-        decoder: D,
-        shared: Arc<SessionShared>,
-        (logic, batches): (InboxSender<D::Item>, BatchPool<D::Item>),
+    /// The reader of the session `seat` belongs to, inflating with `agreed`'s
+    /// permessage-deflate where it was agreed.
+    pub(crate) fn new<L: EventListener<Codec = D>>(
+        seat: ReaderSeat<L>,
         pipe: Pipe,
         options: WsOptions,
-        inflater: Option<Inflater>,
+        agreed: Option<Agreed>,
     ) -> Self {
+        let ReaderSeat {
+            shared,
+            codec: decoder,
+            logic,
+            batches,
+        } = seat;
+        let inflater = agreed.map(|a| a.inflater());
         let ping_interval = options
             .ping_interval
             .unwrap_or(shared.config.cron_period)

@@ -374,15 +374,7 @@ async fn upgrade<L: EventListener>(
     let writer = PipeWriter::for_session(pipe.clone(), options);
     let mut started = false;
     let reader = ActorReader(|seat: ReaderSeat<L>| {
-        let inflater = agreed.map(|a| a.inflater());
-        let reader = WsReader::new(
-            seat.codec,
-            seat.shared,
-            (seat.logic, seat.batches),
-            pipe.clone(),
-            options,
-            inflater,
-        );
+        let reader = WsReader::new(seat, pipe.clone(), options, agreed);
         let bound = reader.bound();
         let mut frames = PayloadFrames::new(payload, Codec::new().max_size(bound), bound);
         if agreed.is_some() {
