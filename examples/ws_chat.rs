@@ -20,7 +20,6 @@ mod common;
 
 use actix::prelude::*;
 use actix_web::{web, HttpResponse};
-use common::broker::Broker;
 use common::room::Room;
 use common::Options;
 use getty::actor::ActorListener;
@@ -54,14 +53,7 @@ fn main() {
     let opts = Options::parse(&["addr", "reuse-port", "broker", "room"], USAGE);
     let addr: String = opts.get("addr", "127.0.0.1:7300".to_owned());
     let reuse_port: bool = opts.get("reuse-port", false);
-    // Checked before anything starts: a bad URL is the user's to fix (exit 2).
-    let broker = opts.opt::<String>("broker").map(|url| {
-        let room: String = opts.get("room", "chat".to_owned());
-        Broker::open(&url, &room).unwrap_or_else(|err| {
-            eprintln!("{err}\n{USAGE}");
-            std::process::exit(2);
-        })
-    });
+    let broker = common::broker_from_options(&opts, USAGE);
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)

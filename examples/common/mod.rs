@@ -98,6 +98,21 @@ impl EventListener for Echo {
     }
 }
 
+/// The broker `--broker URL` names, with the room `--room NAME` (default `chat`), if
+/// given. Checked before anything starts: a bad URL is the user's to fix, so it exits 2
+/// with `usage`.
+pub fn broker_from_options(opts: &Options, usage: &str) -> Option<broker::Broker> {
+    let url = opts.opt::<String>("broker")?;
+    let room: String = opts.get("room", "chat".to_owned());
+    match broker::Broker::open(&url, &room) {
+        Ok(broker) => Some(broker),
+        Err(err) => {
+            eprintln!("{err}\n{usage}");
+            exit(2);
+        }
+    }
+}
+
 /// permessage-deflate from `--deflate` (each message on its own) or `--deflate-context`
 /// (with context takeover), for `--transport ws` only; exits 2 otherwise.
 pub fn deflate_from_options(
