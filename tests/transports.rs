@@ -53,10 +53,14 @@ async fn echo_many_sessions_in_order(kind: Kind) {
                 let echo = within(SECS5, client.next()).await.expect("echo").unwrap();
                 assert_eq!(echo, format!("{s}:{i}").as_bytes(), "in order");
             }
+            client
         }));
     }
+    // The peers stay connected until the sessions are counted below: a peer that went
+    // would take its session with it (at once over QUIC, whose close is immediate).
+    let mut connected = Vec::new();
     for peer in peers {
-        within(Duration::from_secs(30), peer).await.unwrap();
+        connected.push(within(Duration::from_secs(30), peer).await.unwrap());
     }
     let sessions = rig.log.sessions();
     assert_eq!(sessions.len(), SESSIONS);
@@ -74,6 +78,7 @@ async fn echo_many_sessions_in_order(kind: Kind) {
         assert_eq!(stats.bytes_read, stats.bytes_written);
     }
     assert_eq!(rig.stats().open_sessions, SESSIONS);
+    drop(connected);
     rig.stop().await;
     assert_eq!(rig.stats().live_sessions, 0);
 }
